@@ -1,0 +1,133 @@
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "compiler/passes/passes.h"
+
+namespace lina::passes {
+
+namespace {
+
+double evaluate(rir::Op op, const std::vector<double>& x) {
+  switch (op) {
+    case rir::Op::Neg: return -x[0];
+    case rir::Op::Add: return x[0] + x[1];
+    case rir::Op::Sub: return x[0] - x[1];
+    case rir::Op::Mul: return x[0] * x[1];
+    case rir::Op::Div: return x[0] / x[1];
+    case rir::Op::Pow: return std::pow(x[0], x[1]);
+    case rir::Op::Exp: return std::exp(x[0]);
+    case rir::Op::Log: return std::log(x[0]);
+    default: return 0;  // not elementwise: never called
+  }
+}
+
+// For `x op c` / `c op x` identities: returns the operand that the whole op equals, if any.
+std::optional<std::string> identity(const rir::Inst& inst, const std::map<std::string, double>& constant,
+                                    const std::map<std::string, const rir::Inst*>& def,
+                                    const std::map<std::string, rir::Shape>& shape) {
+  auto isConst = [&](size_t i, double v) {
+    auto it = constant.find(inst.operands[i]);
+    return it != constant.end() && it->second == v;
+  };
+  // The replacement must have the result's shape (1 * x with a scalar 1 and a vector x is fine;
+  // x * 1 with a scalar x and a vector 1 is not).
+  auto same = [&](size_t i) -> std::optional<std::string> {
+    auto it = shape.find(inst.operands[i]);
+    if (it != shape.end() && it->second == inst.shape) return inst.operands[i];
+    return std::nullopt;
+  };
+  switch (inst.op) {
+    case rir::Op::Mul:
+      if (isConst(1, 1)) return same(0);
+      if (isConst(0, 1)) return same(1);
+      break;
+    case rir::Op::Add:
+      if (isConst(1, 0)) return same(0);
+      if (isConst(0, 0)) return same(1);
+      break;
+    case rir::Op::Sub:
+      if (isConst(1, 0)) return same(0);
+      break;
+    case rir::Op::Div:
+    case rir::Op::Pow:
+      if (isConst(1, 1)) return same(0);
+      break;
+    case rir::Op::Log:
+    case rir::Op::Neg: {
+      auto it = def.find(inst.operands[0]);
+      rir::Op inverse = inst.op == rir::Op::Log ? rir::Op::Exp : rir::Op::Neg;
+      if (it != def.end() && it->second->op == inverse) return it->second->operands[0];
+      break;
+    }
+    default:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool foldConstants(rir::Module& module, DiagnosticEngine&) {
+  for (rir::Recurrence& rec : module.recurrences) {
+    std::map<std::string, double> constant;       // scalar constants by name
+    std::map<std::string, std::string> alias;     // removed result -> the value that replaces it
+    std::map<std::string, const rir::Inst*> def;  // kept definitions, for log(exp(x)) and neg(neg(x))
+    std::map<std::string, rir::Shape> shape;
+    auto resolve = [&](std::string& name) {
+      auto it = alias.find(name);
+      if (it != alias.end()) name = it->second;
+    };
+    std::vector<rir::Inst> out;
+    out.reserve(rec.body.size());
+    for (rir::Inst inst : rec.body) {
+      for (std::string& o : inst.operands) resolve(o);
+      if (inst.rows.present()) resolve(inst.rows.value);
+      if (inst.cols.present()) resolve(inst.cols.value);
+      if (rir::isElementwise(inst.op)) {
+        std::vector<double> values;
+        for (const std::string& o : inst.operands) {
+          auto it = constant.find(o);
+          if (it == constant.end()) break;
+          values.push_back(it->second);
+        }
+        if (values.size() == inst.operands.size()) {
+          inst.number = evaluate(inst.op, values);
+          inst.op = rir::Op::Const;
+          inst.operands.clear();
+        } else if (auto replacement = identity(inst, constant, def, shape)) {
+          alias[inst.result] = *replacement;
+          continue;
+        }
+      }
+      if (inst.op == rir::Op::Const && inst.shape.empty()) constant[inst.result] = inst.number;
+      if (rir::hasResult(inst.op)) shape[inst.result] = inst.shape;
+      out.push_back(std::move(inst));
+    }
+    rec.body = std::move(out);
+    // `def` points into the final body only after it is built; identities that need it
+    // (log(exp x)) are found on a second sweep.
+    for (const rir::Inst& inst : rec.body)
+      if (rir::hasResult(inst.op)) def[inst.result] = &inst;
+    bool changed = false;
+    alias.clear();
+    std::vector<rir::Inst> second;
+    for (rir::Inst inst : rec.body) {
+      for (std::string& o : inst.operands) resolve(o);
+      if (inst.rows.present()) resolve(inst.rows.value);
+      if (inst.cols.present()) resolve(inst.cols.value);
+      if (inst.op == rir::Op::Log || inst.op == rir::Op::Neg) {
+        if (auto replacement = identity(inst, constant, def, shape)) {
+          alias[inst.result] = *replacement;
+          changed = true;
+          continue;
+        }
+      }
+      second.push_back(std::move(inst));
+    }
+    if (changed) rec.body = std::move(second);
+  }
+  return true;
+}
+
+}  // namespace lina::passes

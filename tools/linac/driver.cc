@@ -1,0 +1,296 @@
+#include "tools/linac/driver.h"
+
+#include <charconv>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "compiler/passes/passes.h"
+#include "compiler/pipeline.h"
+#include "compiler/reference/random_problem.h"
+#include "compiler/rir/parser.h"
+#include "compiler/rir/printer.h"
+#include "compiler/rir/verify.h"
+#include "dsl/parse.h"
+#include "dsl/sema.h"
+
+namespace lina::linac {
+
+namespace {
+
+const char* kUsage =
+    "usage: linac FILE [options]            compile a .lina (or .rir) file and print an IR\n"
+    "       linac run-reference FILE [options]  run the CPU reference interpreter on random inputs\n"
+    "       linac --list-passes\n"
+    "\n"
+    "compile options:\n"
+    "  --emit=ast|rir          what to print (default rir, after the whole pipeline)\n"
+    "  --print-after=PASS|all  print the RIR after a pass; \"(unchanged)\" when it changed nothing\n"
+    "  --pass=PASS             run only PASS (lower-ast-to-rir: lowering alone) and print the result\n"
+    "  --time-passes           print the time of each pass\n"
+    "  --input=lina|rir        the input language (default: from the file extension)\n"
+    "\n"
+    "run-reference options:\n"
+    "  --shape B,T,H           batch, length, heads (default 1,16,1)\n"
+    "  --dims K=64,V=64        dim sizes (default 16 each)\n"
+    "  --seed N                random seed (default 0)\n"
+    "  --varlen 0,5,5,12       cu_seqlens (packed sequences; B must be 1)\n"
+    "  --initial-state         random initial states\n"
+    "  --name NAME             which recurrence of the file (default: each)\n";
+
+struct Options {
+  std::string command;  // "" (compile) or "run-reference"
+  std::string file;
+  std::string emit = "rir";
+  std::string printAfter;
+  std::string pass;
+  std::string input;
+  bool timePasses = false;
+  reference::ProblemShape shape;
+  uint64_t seed = 0;
+  std::string name;
+};
+
+bool usageError(std::ostream& err, const std::string& message) {
+  err << "linac: error: " << message << "\n(run `linac --help` for usage)\n";
+  return false;
+}
+
+std::optional<std::vector<int64_t>> parseIntList(const std::string& text) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size()) return std::nullopt;
+    values.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return values;
+}
+
+bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream& err) {
+  size_t i = 0;
+  if (!args.empty() && args[0] == "run-reference") {
+    o.command = "run-reference";
+    o.shape.time = 16;
+    i = 1;
+  }
+  auto value = [&](const std::string& arg, const std::string& flag, std::string& out) -> int {
+    // Accepts --flag=value and --flag value. Returns 1 if matched, 0 if not, -1 on error.
+    if (arg.rfind(flag + "=", 0) == 0) {
+      out = arg.substr(flag.size() + 1);
+      return 1;
+    }
+    if (arg == flag) {
+      if (i + 1 >= args.size()) return usageError(err, flag + " needs a value") ? 0 : -1;
+      out = args[++i];
+      return 1;
+    }
+    return 0;
+  };
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string v;
+    int m;
+    if ((m = value(a, "--emit", o.emit))) {
+      if (m < 0) return false;
+      if (o.emit != "ast" && o.emit != "rir")
+        return usageError(err, "--emit expects ast or rir; got '" + o.emit + "' (cir and cuda come with the GPU backend)");
+    } else if ((m = value(a, "--print-after", o.printAfter))) {
+      if (m < 0) return false;
+    } else if ((m = value(a, "--pass", o.pass))) {
+      if (m < 0) return false;
+    } else if ((m = value(a, "--input", o.input))) {
+      if (m < 0) return false;
+      if (o.input != "lina" && o.input != "rir") return usageError(err, "--input expects lina or rir; got '" + o.input + "'");
+    } else if (a == "--time-passes") {
+      o.timePasses = true;
+    } else if ((m = value(a, "--shape", v))) {
+      if (m < 0) return false;
+      auto list = parseIntList(v);
+      if (!list || list->size() != 3 || (*list)[0] < 1 || (*list)[1] < 0 || (*list)[2] < 1)
+        return usageError(err, "--shape expects B,T,H with B >= 1, T >= 0, H >= 1; got '" + v + "'");
+      o.shape.batch = (*list)[0];
+      o.shape.time = (*list)[1];
+      o.shape.heads = (*list)[2];
+    } else if ((m = value(a, "--dims", v))) {
+      if (m < 0) return false;
+      std::stringstream ss(v);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        size_t eq = item.find('=');
+        auto n = eq == std::string::npos ? std::nullopt : parseIntList(item.substr(eq + 1));
+        if (!n || n->size() != 1 || (*n)[0] < 1 || (*n)[0] > 4096)
+          return usageError(err, "--dims expects NAME=SIZE pairs with 1 <= SIZE <= 4096, e.g. K=64,V=64; got '" + item + "'");
+        o.shape.dims[item.substr(0, eq)] = (*n)[0];
+      }
+    } else if ((m = value(a, "--seed", v))) {
+      if (m < 0) return false;
+      auto n = parseIntList(v);
+      if (!n || n->size() != 1 || (*n)[0] < 0) return usageError(err, "--seed expects a non-negative integer; got '" + v + "'");
+      o.seed = static_cast<uint64_t>((*n)[0]);
+    } else if ((m = value(a, "--varlen", v))) {
+      if (m < 0) return false;
+      auto n = parseIntList(v);
+      if (!n || n->size() < 2) return usageError(err, "--varlen expects cu_seqlens such as 0,5,5,12; got '" + v + "'");
+      o.shape.cuSeqlens = *n;
+    } else if (a == "--initial-state") {
+      o.shape.initialStates = true;
+    } else if ((m = value(a, "--name", o.name))) {
+      if (m < 0) return false;
+    } else if (!a.empty() && a[0] == '-' && a != "-") {
+      return usageError(err, "unknown option '" + a + "'");
+    } else if (o.file.empty()) {
+      o.file = a;
+    } else {
+      return usageError(err, "more than one input file ('" + o.file + "' and '" + a + "')");
+    }
+  }
+  if (o.file.empty()) return usageError(err, "no input file");
+  if (!o.pass.empty() && o.pass != "lower-ast-to-rir" && !passes::findPass(o.pass)) {
+    std::string known = "lower-ast-to-rir";
+    for (const passes::PassInfo& p : passes::catalog()) known += std::string(", ") + p.name;
+    return usageError(err, "--pass: unknown pass '" + o.pass + "'; the passes are " + known);
+  }
+  if (!o.printAfter.empty() && o.printAfter != "all" && o.printAfter != "lower-ast-to-rir" &&
+      !passes::findPass(o.printAfter))
+    return usageError(err, "--print-after: unknown pass '" + o.printAfter + "'; use a name from --list-passes or all");
+  if (!o.shape.cuSeqlens.empty()) {
+    if (o.shape.batch != 1) return usageError(err, "--varlen needs B = 1 in --shape (sequences are packed)");
+    o.shape.time = o.shape.cuSeqlens.back();
+  }
+  return true;
+}
+
+// Compiles (or parses) the input into RIR according to the options.
+std::optional<rir::Module> buildModule(const Options& o, const SourceManager& sources, uint32_t file,
+                                       DiagnosticEngine& diags, std::ostream& out) {
+  bool isRir = o.input.empty() ? (o.file.size() > 4 && o.file.substr(o.file.size() - 4) == ".rir") : o.input == "rir";
+  PipelineOptions pipeline;
+  pipeline.printAfter = o.printAfter;
+  pipeline.printStream = &out;
+  pipeline.timePasses = o.timePasses;
+  if (isRir) {
+    std::optional<rir::Module> m = rir::parse(sources, file, diags);
+    if (!m) return std::nullopt;
+    if (!o.pass.empty()) {
+      if (o.pass == "lower-ast-to-rir") {
+        diags.error(SourceRange(), "--pass=lower-ast-to-rir needs a .lina input, not RIR");
+        return std::nullopt;
+      }
+      if (!runSinglePass(*m, o.pass, diags)) return std::nullopt;
+      return m;
+    }
+    if (!runRirPipeline(*m, diags, pipeline)) return std::nullopt;
+    return m;
+  }
+  if (!o.pass.empty()) {
+    std::optional<rir::Module> m = lowerToRir(sources, file, diags);
+    if (!m) return std::nullopt;
+    if (o.pass == "lower-ast-to-rir") return rir::verify(*m, diags) ? m : std::nullopt;
+    if (!runSinglePass(*m, o.pass, diags)) return std::nullopt;
+    return m;
+  }
+  return compileToRir(sources, file, diags, pipeline);
+}
+
+int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  DiagnosticEngine diags(sources);
+  int code = 0;
+  if (o.emit == "ast") {
+    std::optional<ast::File> parsed = dsl::parse(sources, file, diags);
+    if (parsed && !sema::analyze(*parsed, diags).empty()) ast::print(out, *parsed);
+    else code = 1;
+  } else {
+    std::optional<rir::Module> m = buildModule(o, sources, file, diags, out);
+    if (m && o.printAfter.empty()) rir::print(out, *m);
+    if (!m) code = 1;
+  }
+  diags.print(err);
+  return diags.hasErrors() ? 1 : code;
+}
+
+int runReference(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  DiagnosticEngine diags(sources);
+  std::optional<rir::Module> m = buildModule(o, sources, file, diags, out);
+  diags.print(err);
+  if (!m) return 1;
+  bool any = false;
+  for (const rir::Recurrence& rec : m->recurrences) {
+    if (!o.name.empty() && rec.name != o.name) continue;
+    any = true;
+    reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
+    std::string error;
+    std::optional<reference::Result> result = reference::run(rec, problem, error);
+    if (!result) {
+      err << "linac: error: @" << rec.name << ": " << error << '\n';
+      return 2;
+    }
+    out << "@" << rec.name << " B=" << problem.batch << " T=" << problem.time << " H=" << problem.heads;
+    for (const auto& [d, n] : problem.dims) out << ' ' << d << '=' << n;
+    if (!problem.cuSeqlens.empty()) out << " varlen N=" << reference::sequenceCount(problem);
+    out << " seed=" << o.seed << '\n';
+    reference::printStatistics(out, *result);
+  }
+  if (!any) {
+    err << "linac: error: --name: no recurrence named '" << o.name << "' in " << o.file << '\n';
+    return 2;
+  }
+  return 0;
+}
+
+int dispatch(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  if (o.command == "run-reference") return runReference(o, sources, file, out, err);
+  return compile(o, sources, file, out, err);
+}
+
+bool handleInfo(const std::vector<std::string>& args, std::ostream& out) {
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") {
+      out << kUsage;
+      return true;
+    }
+    if (a == "--list-passes") {
+      out << "lower-ast-to-rir     checked AST -> RIR\n";
+      for (const std::string& name : rirPipelineOrder()) {
+        const passes::PassInfo* p = passes::findPass(name);
+        out << name << std::string(name.size() < 21 ? 21 - name.size() : 1, ' ') << p->summary << '\n';
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (handleInfo(args, out)) return 0;
+  Options o;
+  if (!parseOptions(args, o, err)) return 2;
+  SourceManager sources;
+  std::string error;
+  uint32_t file = sources.addFile(o.file, error);
+  if (!file) {
+    err << "linac: error: " << error << '\n';
+    return 2;
+  }
+  return dispatch(o, sources, file, out, err);
+}
+
+int runOnSource(const std::string& name, const std::string& source, const std::vector<std::string>& args,
+                std::ostream& out, std::ostream& err) {
+  std::vector<std::string> withFile = args;
+  withFile.push_back(name);
+  Options o;
+  if (!parseOptions(withFile, o, err)) return 2;
+  SourceManager sources;
+  uint32_t file = sources.addBuffer(name, source);
+  return dispatch(o, sources, file, out, err);
+}
+
+}  // namespace lina::linac

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what lina needs to build and test, only what is missing (idempotent):
+# a C++20 compiler, CMake, Ninja, Bison, Flex, GoogleTest, LLVM 14's lit and FileCheck.
+set -euo pipefail
+
+packages=(g++ cmake ninja-build bison flex libgtest-dev llvm-14-tools python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    $sudo apt-get update -q >/dev/null
+    $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+  }
+fi

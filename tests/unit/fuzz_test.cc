@@ -1,0 +1,123 @@
+// Fuzz-style robustness: thousands of mutated DSL and RIR inputs through linac in-process. Each
+// must end in success or a diagnostic (exit code 0 or 1 with "error:"), never a crash; under the
+// ASan/UBSan build this also catches memory and UB errors.
+#include <random>
+#include <sstream>
+
+#include "compiler/rir/printer.h"
+#include "test_support.h"
+#include "tools/linac/driver.h"
+
+namespace lina {
+namespace {
+
+const char* const kFragments[] = {
+    "S", "K", "V", "M", "q", "k", "v", "g", "head", "exp(", "log(", "softmax(", "sum(", "dot(", "outer(",
+    "@", "*", "+", "-", "/", "**", "(", ")", "[", "]", "{", "}", ",", ":", ";", "=", "gate", "state", "in",
+    "out", "param", "const", "dims", "chunk", "tune(", "16", "0", "-1", "1e309", ".5", "\n", " ", "#", "\t",
+    "recurrence", "%0", "%q", "read.after", "update", "output", "none", "log(%g)", "?", "\x01", "\xff"};
+
+std::string mutate(std::string text, std::mt19937_64& rng) {
+  int edits = 1 + static_cast<int>(rng() % 4);
+  for (int e = 0; e < edits; ++e) {
+    size_t n = text.size();
+    size_t at = n ? rng() % (n + 1) : 0;
+    switch (rng() % 6) {
+      case 0:  // delete a span
+        if (n) text.erase(at % n, 1 + rng() % 8);
+        break;
+      case 1:  // insert a fragment
+        text.insert(at, kFragments[rng() % std::size(kFragments)]);
+        break;
+      case 2:  // replace a span with a fragment
+        if (n) text.replace(at % n, 1 + rng() % 4, kFragments[rng() % std::size(kFragments)]);
+        break;
+      case 3: {  // duplicate a line
+        size_t start = text.rfind('\n', at ? at - 1 : 0);
+        start = start == std::string::npos ? 0 : start + 1;
+        size_t end = text.find('\n', at);
+        std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start + 1);
+        text.insert(start, line);
+        break;
+      }
+      case 4:  // truncate
+        text.resize(at);
+        break;
+      default:  // flip one byte
+        if (n) text[at % n] = static_cast<char>(rng() % 128);
+    }
+  }
+  return text;
+}
+
+std::vector<std::string> seeds() {
+  std::vector<std::string> out;
+  for (const library::Program& p : library::programs()) out.push_back(p.source);
+  for (const char* name : {"linear_attention", "gla_gv", "hgrn2", "rwkv6"}) {
+    std::ifstream in(std::string(LINA_SOURCE_DIR) + "/tests/programs/" + name + ".lina");
+    std::stringstream text;
+    text << in.rdbuf();
+    out.push_back(text.str());
+  }
+  return out;
+}
+
+void expectGracefulEnd(const std::string& input, const std::vector<std::string>& args, int& successes) {
+  std::ostringstream out, err;
+  int code = linac::runOnSource("fuzz.lina", input, args, out, err);
+  ASSERT_TRUE(code == 0 || code == 1) << "exit " << code << " for input:\n" << input << "\nstderr:\n" << err.str();
+  if (code == 1) {
+    ASSERT_NE(err.str().find("error:"), std::string::npos) << "exit 1 without a diagnostic for:\n" << input;
+  } else {
+    ++successes;
+  }
+}
+
+TEST(Fuzz, MutatedDslNeverCrashes) {
+  std::mt19937_64 rng(20261125);
+  std::vector<std::string> corpus = seeds();
+  int successes = 0;
+  const int kIterations = 20000;
+  for (int i = 0; i < kIterations; ++i) {
+    std::string input = mutate(corpus[i % corpus.size()], rng);
+    expectGracefulEnd(input, {}, successes);
+    if (HasFatalFailure()) return;
+  }
+  // Some mutations (in comments, whitespace) keep the program valid; most do not.
+  EXPECT_GT(successes, 0);
+  EXPECT_LT(successes, kIterations);
+}
+
+TEST(Fuzz, MutatedValidProgramsRunOnTheReference) {
+  // Programs that still compile after mutation also run on the interpreter without crashing.
+  std::mt19937_64 rng(7);
+  std::vector<std::string> corpus = seeds();
+  int successes = 0;
+  for (int i = 0; i < 5000; ++i) {
+    std::string input = mutate(corpus[i % corpus.size()], rng);
+    std::ostringstream out, err;
+    if (linac::runOnSource("fuzz.lina", input, {}, out, err) != 0) continue;
+    std::ostringstream out2, err2;
+    int code = linac::runOnSource("fuzz.lina", input, {"run-reference", "--shape", "1,3,2", "--dims", "K=3,V=2,M=2"},
+                                  out2, err2);
+    ASSERT_EQ(code, 0) << input << "\n" << err2.str();
+    ++successes;
+  }
+  EXPECT_GT(successes, 0);
+}
+
+TEST(Fuzz, MutatedRirNeverCrashes) {
+  std::mt19937_64 rng(99);
+  std::vector<std::string> corpus;
+  for (const library::Program& p : library::programs()) corpus.push_back(rir::toString(rir::Module{{testing::compileLibrary(p.name)}}));
+  int successes = 0;
+  for (int i = 0; i < 10000; ++i) {
+    std::string input = mutate(corpus[i % corpus.size()], rng);
+    expectGracefulEnd(input, {"--input=rir"}, successes);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(successes, 0);
+}
+
+}  // namespace
+}  // namespace lina

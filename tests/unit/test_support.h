@@ -1,0 +1,63 @@
+// Shared helpers for the unit tests: compiling a program through the whole RIR pipeline.
+#pragma once
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "compiler/pipeline.h"
+#include "compiler/reference/interpreter.h"
+#include "compiler/reference/random_problem.h"
+#include "library/library.h"
+
+namespace lina::testing {
+
+// Compiles `source` (named `name` in diagnostics); fails the test with the diagnostics on error.
+inline rir::Recurrence compileSource(const std::string& name, const std::string& source) {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  uint32_t file = sources.addBuffer(name, source);
+  std::optional<rir::Module> module = compileToRir(sources, file, diags);
+  std::ostringstream messages;
+  diags.print(messages);
+  EXPECT_TRUE(module.has_value()) << messages.str();
+  if (!module) return {};
+  EXPECT_EQ(module->recurrences.size(), 1u);
+  return module->recurrences.front();
+}
+
+inline rir::Recurrence compileLibrary(const std::string& name) {
+  const library::Program* p = library::find(name);
+  EXPECT_NE(p, nullptr) << "no library program " << name;
+  return p ? compileSource(p->path, p->source) : rir::Recurrence{};
+}
+
+// Programs under tests/programs (the DSL-generality variants).
+inline rir::Recurrence compileTestProgram(const std::string& name) {
+  std::string path = std::string(LINA_SOURCE_DIR) + "/tests/programs/" + name + ".lina";
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot read " << path;
+  std::stringstream text;
+  text << in.rdbuf();
+  return compileSource(path, text.str());
+}
+
+inline reference::Result runOrFail(const rir::Recurrence& rec, const reference::Problem& problem) {
+  std::string error;
+  std::optional<reference::Result> r = reference::run(rec, problem, error);
+  EXPECT_TRUE(r.has_value()) << error;
+  return r ? *r : reference::Result{};
+}
+
+// Max |a - b| / max(1, |b|) over the buffers; sizes must match.
+inline double maxRelativeError(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
+  return worst;
+}
+
+}  // namespace lina::testing

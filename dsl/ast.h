@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@ struct Expr {
   std::vector<std::string> shape;     // dim names; states have 2, values at most 1
   bool isUniform = false;             // the same at every step (may still vary per head)
   RefKind ref = RefKind::Unresolved;  // Name only
+  std::set<std::string> reads;        // states whose reads the value depends on
 };
 
 using ExprPtr = std::unique_ptr<Expr>;

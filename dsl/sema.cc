@@ -41,12 +41,19 @@ const char* kindName(RefKind kind) {
   return "name";
 }
 
+std::string withArticle(RefKind kind) {
+  std::string k = kindName(kind);
+  return (k[0] == 'i' || k[0] == 'o' ? "an " : "a ") + k;
+}
+
 struct Symbol {
   RefKind kind = RefKind::Unresolved;
   Shape shape;
   bool shapeKnown = true;
   bool isGate = false;
-  bool defined = true;  // consts, locals and outputs become defined at their assignment
+  bool defined = true;  // params, consts, locals and outputs become defined in order
+  bool isUniform = false;
+  std::set<std::string> reads;  // states whose reads this value depends on (locals, outputs)
   SourceRange declRange;
 };
 
@@ -75,6 +82,7 @@ class RecurrenceChecker {
   // Type-checks an expression. `updating` names the state whose update is being checked (its
   // reads are non-linear and rejected). A bare state name is only legal as an operand of `@`.
   bool check(Expr& e, const std::string& updating = "");
+  bool checkNode(Expr& e, const std::string& updating);
   bool checkName(Expr& e);
   bool checkContract(Expr& e, const std::string& updating);
   bool checkCall(Expr& e, const std::string& updating);
@@ -87,6 +95,7 @@ class RecurrenceChecker {
   std::set<std::string> dims_;
   std::set<std::string> updatedStates_;
   bool sawChunk_ = false;
+  bool hasState_ = false;
   bool inParamDefault_ = false;
 };
 
@@ -97,7 +106,7 @@ bool RecurrenceChecker::declare(const ast::Ident& id, Symbol symbol) {
     return error(id.range, "'" + id.name + "' is a builtin function and cannot be declared; pick another name");
   auto [it, inserted] = symbols_.emplace(id.name, symbol);
   if (!inserted) {
-    error(id.range, "'" + id.name + "' is already declared as a " + kindName(it->second.kind) +
+    error(id.range, "'" + id.name + "' is already declared as " + withArticle(it->second.kind) +
                         "; every name in a recurrence is declared once");
     diags_.note(it->second.declRange, "previous declaration is here");
     return false;
@@ -173,6 +182,8 @@ bool RecurrenceChecker::collectDeclarations() {
           } else {
             s.kind = RefKind::Param;
             s.shapeKnown = true;
+            s.defined = false;  // a default may only use params declared before it
+            s.isUniform = true;
             if (!checkShapeDims(decl, 1, "param")) { ok = false; continue; }
             if (!s.shape.empty() && item.value) {
               ok = error(item.value->range, "vector param '" + decl.id.name +
@@ -207,6 +218,9 @@ bool RecurrenceChecker::checkChunk(const Item& item) {
       os << "chunk size " << c << " is not supported; expected a power of two from 16 to 256";
       return error(item.chunkRanges[i], os.str());
     }
+    for (int64_t earlier : info_.chunkSizes)
+      if (earlier == static_cast<int64_t>(c))
+        return error(item.chunkRanges[i], "chunk size " + std::to_string(earlier) + " is listed twice in tune(...)");
     info_.chunkSizes.push_back(static_cast<int64_t>(c));
   }
   return true;
@@ -228,8 +242,16 @@ bool RecurrenceChecker::run() {
   bool ok = collectDeclarations();
   if (!ok) return false;
   for (const Item& item : rec_.items) {
-    if (item.kind == Item::Kind::Param) ok = checkParamDefault(item) && ok;
+    if (item.kind != Item::Kind::Param) continue;
+    ok = checkParamDefault(item) && ok;
+    auto it = symbols_.find(item.decls[0].id.name);
+    if (it != symbols_.end() && it->second.kind == RefKind::Param) it->second.defined = true;
   }
+  for (const Item& item : rec_.items)
+    if (item.kind == Item::Kind::States) hasState_ = true;
+  if (!hasState_) ok = error(rec_.name.range, "recurrence '" + rec_.name.name + "' has no state; declare one with "
+                                                  "`state S[K, V]` and update it with `S = ... + outer(u, w)`");
+  if (!ok) return false;
   for (const Item& item : rec_.items) {
     if (item.kind == Item::Kind::Const || item.kind == Item::Kind::Assign) {
       if (!checkStatement(item)) return false;  // later statements would cascade
@@ -256,6 +278,7 @@ bool RecurrenceChecker::checkStatement(const Item& item) {
                                           "numbers, dims, params, other consts and `head` only");
     Symbol s;
     s.kind = RefKind::Const;
+    s.isUniform = true;
     s.shape = item.value->shape;
     s.declRange = item.target.range;
     return declare(item.target, s);
@@ -264,6 +287,8 @@ bool RecurrenceChecker::checkStatement(const Item& item) {
     if (!check(*item.value)) return false;
     Symbol s;
     s.kind = RefKind::Local;
+    s.isUniform = item.value->isUniform;
+    s.reads = item.value->reads;
     s.shape = item.value->shape;
     s.declRange = item.target.range;
     return declare(item.target, s);
@@ -282,6 +307,7 @@ bool RecurrenceChecker::checkStatement(const Item& item) {
       symbol.shape = item.value->shape;
       symbol.shapeKnown = true;
       symbol.defined = true;
+      symbol.reads = item.value->reads;
       return true;
     }
     case RefKind::Local:
@@ -348,6 +374,13 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
   Expr& u = *outerTerm->operands[0];
   Expr& w = *outerTerm->operands[1];
   if (!check(u, stateName) || !check(w, stateName)) return false;
+  auto readsItself = [&](const Expr& x) {
+    if (!x.reads.count(stateName)) return true;
+    return error(x.range, "'" + exprText(x) + "' depends on a read of '" + stateName + "' earlier in this step, so "
+                              "the update of '" + stateName + "' would not be a linear recurrence; compute it from "
+                              "inputs and other states only");
+  };
+  if (!readsItself(u) || !readsItself(w)) return false;
   if (u.shape.size() != 1 || w.shape.size() != 1)
     return error(outerTerm->range, "outer(u, w) needs two vectors; found shapes " + shapeText(u.shape) + " and " +
                                        shapeText(w.shape));
@@ -372,10 +405,9 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
   StateUpdate update;
   update.u = &u;
   update.w = &w;
-  std::vector<Expr*> scalars;
+  std::vector<std::pair<Expr*, bool>> scalars;  // (factor, written left of the state)
   for (Expr* d : decays) {
-    if (!check(*d, stateName)) return false;
-    if (d->shape.size() > 1) return error(d->range, "a decay factor must be a scalar or a vector");
+    if (!check(*d, stateName) || !readsItself(*d)) return false;
     if (!d->isUniform) {
       bool isExp = d->kind == Expr::Kind::Call && d->text == "exp" && d->operands.size() == 1;
       if (!isExp)
@@ -383,12 +415,16 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
                                "`: gate` (a log-space decay <= 0); found " + exprText(*d));
       const Expr& arg = *d->operands[0];
       bool gateArg = arg.kind == Expr::Kind::Name && arg.ref == RefKind::Input && symbols_[arg.text].isGate;
+      std::string gateShape = d->shape.empty() ? "" : "[" + d->shape[0] + "]";
       if (!gateArg)
         return error(arg.range, "the decay exp(" + exprText(arg) + ") needs its argument to be an input "
-                                "declared `: gate` (e.g. `in g[" + state.shape[0] + "] : gate`)");
+                                "declared `: gate` (e.g. `in g" + gateShape + " : gate`)");
     }
     if (d->shape.empty()) {
-      scalars.push_back(d);
+      const SourceLoc& a = d->range.begin;
+      const SourceLoc& b = stateRef->range.begin;
+      bool left = a.line < b.line || (a.line == b.line && a.col < b.col);
+      scalars.emplace_back(d, left);
       continue;
     }
     const Expr** side = d->shape[0] == state.shape[0]   ? &update.rowDecay
@@ -402,9 +438,13 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
                                  " (" + d->shape[0] + ") of '" + stateName + "'; combine them into one gate");
     *side = d;
   }
-  for (Expr* s : scalars) {
-    if (!update.rowDecay) update.rowDecay = s;
-    else if (!update.colDecay) update.colDecay = s;
+  // A scalar factor written left of the state scales the rows (a * S), right of it the columns
+  // (S * b); either side takes it when the other is taken by a vector gate.
+  for (auto [s, left] : scalars) {
+    const Expr** preferred = left ? &update.rowDecay : &update.colDecay;
+    const Expr** other = left ? &update.colDecay : &update.rowDecay;
+    if (!*preferred) *preferred = s;
+    else if (!*other) *other = s;
     else
       return error(s->range, "too many decay factors for '" + stateName + "': at most one on the rows and one "
                                  "on the columns");
@@ -415,6 +455,12 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
 }
 
 bool RecurrenceChecker::check(Expr& e, const std::string& updating) {
+  if (!checkNode(e, updating)) return false;
+  for (const auto& operand : e.operands) e.reads.insert(operand->reads.begin(), operand->reads.end());
+  return true;
+}
+
+bool RecurrenceChecker::checkNode(Expr& e, const std::string& updating) {
   switch (e.kind) {
     case Expr::Kind::Number:
       e.shape.clear();
@@ -460,12 +506,16 @@ bool RecurrenceChecker::checkName(Expr& e) {
   if (inParamDefault_ && s.kind != RefKind::Dim && s.kind != RefKind::Param)
     return error(e.range, "a param default may use numbers, dims and other params only; '" + e.text + "' is a " +
                               kindName(s.kind));
+  if (!s.defined && s.kind == RefKind::Param)
+    return error(e.range, "param '" + e.text + "' is used before its declaration; a param default may use params "
+                                              "declared above it only");
   if (!s.defined)
     return error(e.range, "'" + e.text + "' is used before it is assigned; statements run in order, so move the "
                                           "assignment above this use");
   e.ref = s.kind;
   e.shape = s.shape;
-  e.isUniform = s.kind == RefKind::Dim || s.kind == RefKind::Param || s.kind == RefKind::Const;
+  e.isUniform = s.kind == RefKind::Dim || s.isUniform;
+  e.reads = s.reads;
   if (s.kind == RefKind::Dim) e.shape.clear();
   return true;
 }
@@ -515,6 +565,7 @@ bool RecurrenceChecker::checkContract(Expr& e, const std::string& updating) {
                               state.shape[1]);
   e.shape = {d == state.shape[0] ? state.shape[1] : state.shape[0]};
   e.isUniform = false;
+  e.reads.insert(stateName);
   return true;
 }
 

@@ -15,9 +15,7 @@ std::string formatNumber(double value) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, value);
     if (std::strtod(buf, nullptr) == value) break;
   }
-  std::string s = buf;
-  // Keep numbers visibly numeric and distinct from dims: `2` stays `2`, `1e-05` stays as is.
-  return s;
+  return buf;
 }
 
 namespace {

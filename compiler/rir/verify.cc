@@ -146,7 +146,7 @@ class Verifier {
         if (inst.afterUpdate != (updated_.count(inst.symbol) > 0))
           fail(inst.loc, std::string("read.") + (inst.afterUpdate ? "after" : "before") + " of '" + inst.symbol +
                              "' is placed " + (updated_.count(inst.symbol) ? "after" : "before") + " its update");
-        if (s->shapeKnown) {
+        if (s->shapeKnown && s->shape.size() == 2) {  // a malformed shape was reported with the decl
           if (inst.dim != s->shape[0] && inst.dim != s->shape[1])
             return fail(inst.loc, "read over " + inst.dim + " is not a dim of '" + s->name + "' " + shapeText(s->shape));
           expect = {inst.dim == s->shape[0] ? s->shape[1] : s->shape[0]};
@@ -162,12 +162,13 @@ class Verifier {
         if (!updated_.insert(inst.symbol).second) fail(inst.loc, "state '" + inst.symbol + "' is updated twice");
         if (in[0]->size() != 1 || in[1]->size() != 1) return fail(inst.loc, "outer() needs two vectors");
         Shape written = {(*in[0])[0], (*in[1])[0]};
-        if (s->shapeKnown && written != s->shape)
+        bool matrix = s->shapeKnown && s->shape.size() == 2;
+        if (matrix && written != s->shape)
           fail(inst.loc, "outer() writes " + shapeText(written) + " into '" + s->name + "' " + shapeText(s->shape));
         std::set<std::string> reading = valuesReading(rec_, inst.symbol);
         for (const std::string& o : inst.operands)
           if (reading.count(o)) fail(inst.loc, "the write term of '" + s->name + "' depends on a read of '" + s->name + "' (not linear)");
-        Shape dims = s->shapeKnown ? s->shape : written;
+        Shape dims = matrix ? s->shape : written;
         for (int side = 0; side < 2; ++side) {
           const Gate& g = side == 0 ? inst.rows : inst.cols;
           if (!g.present()) continue;

@@ -1,6 +1,7 @@
 // Fuzz-style robustness: thousands of mutated DSL and RIR inputs through linac in-process. Each
 // must end in success or a diagnostic (exit code 0 or 1 with "error:"), never a crash; under the
 // ASan/UBSan build this also catches memory and UB errors.
+#include <cstdlib>
 #include <random>
 #include <sstream>
 
@@ -16,6 +17,17 @@ const char* const kFragments[] = {
     "@", "*", "+", "-", "/", "**", "(", ")", "[", "]", "{", "}", ",", ":", ";", "=", "gate", "state", "in",
     "out", "param", "const", "dims", "chunk", "tune(", "16", "0", "-1", "1e309", ".5", "\n", " ", "#", "\t",
     "recurrence", "%0", "%q", "read.after", "update", "output", "none", "log(%g)", "?", "\x01", "\xff"};
+
+// LINA_FUZZ_SEED and LINA_FUZZ_SCALE (a multiplier on the iteration counts) allow longer runs
+// with other inputs; CI uses the fixed defaults.
+uint64_t seedOr(uint64_t fallback) {
+  const char* s = std::getenv("LINA_FUZZ_SEED");
+  return s ? std::strtoull(s, nullptr, 10) * 1000003 + fallback : fallback;
+}
+int scaled(int iterations) {
+  const char* s = std::getenv("LINA_FUZZ_SCALE");
+  return s ? iterations * std::max(1, std::atoi(s)) : iterations;
+}
 
 std::string mutate(std::string text, std::mt19937_64& rng) {
   int edits = 1 + static_cast<int>(rng() % 4);
@@ -74,10 +86,10 @@ void expectGracefulEnd(const std::string& input, const std::vector<std::string>&
 }
 
 TEST(Fuzz, MutatedDslNeverCrashes) {
-  std::mt19937_64 rng(20261125);
+  std::mt19937_64 rng(seedOr(20261125));
   std::vector<std::string> corpus = seeds();
   int successes = 0;
-  const int kIterations = 20000;
+  const int kIterations = scaled(20000);
   for (int i = 0; i < kIterations; ++i) {
     std::string input = mutate(corpus[i % corpus.size()], rng);
     expectGracefulEnd(input, {}, successes);
@@ -90,28 +102,30 @@ TEST(Fuzz, MutatedDslNeverCrashes) {
 
 TEST(Fuzz, MutatedValidProgramsRunOnTheReference) {
   // Programs that still compile after mutation also run on the interpreter without crashing.
-  std::mt19937_64 rng(7);
+  std::mt19937_64 rng(seedOr(7));
   std::vector<std::string> corpus = seeds();
   int successes = 0;
-  for (int i = 0; i < 5000; ++i) {
+  for (int i = 0; i < scaled(5000); ++i) {
     std::string input = mutate(corpus[i % corpus.size()], rng);
     std::ostringstream out, err;
     if (linac::runOnSource("fuzz.lina", input, {}, out, err) != 0) continue;
     std::ostringstream out2, err2;
     int code = linac::runOnSource("fuzz.lina", input, {"run-reference", "--shape", "1,3,2", "--dims", "K=3,V=2,M=2"},
                                   out2, err2);
-    ASSERT_EQ(code, 0) << input << "\n" << err2.str();
-    ++successes;
+    // 2: the random problem cannot run this program (e.g. a required scalar param lost its
+    // default); linac must say so, not crash.
+    ASSERT_TRUE(code == 0 || (code == 2 && err2.str().rfind("linac: error: ", 0) == 0)) << input << "\n" << err2.str();
+    if (code == 0) ++successes;
   }
   EXPECT_GT(successes, 0);
 }
 
 TEST(Fuzz, MutatedRirNeverCrashes) {
-  std::mt19937_64 rng(99);
+  std::mt19937_64 rng(seedOr(99));
   std::vector<std::string> corpus;
   for (const library::Program& p : library::programs()) corpus.push_back(rir::toString(rir::Module{{testing::compileLibrary(p.name)}}));
   int successes = 0;
-  for (int i = 0; i < 10000; ++i) {
+  for (int i = 0; i < scaled(10000); ++i) {
     std::string input = mutate(corpus[i % corpus.size()], rng);
     expectGracefulEnd(input, {"--input=rir"}, successes);
     if (HasFatalFailure()) return;

@@ -1,6 +1,7 @@
 #include "tools/linac/driver.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -36,6 +37,7 @@ const char* kUsage =
     "  --seed N                random seed (default 0)\n"
     "  --varlen 0,5,5,12       cu_seqlens (packed sequences; B must be 1)\n"
     "  --initial-state         random initial states\n"
+    "  --param NAME=NUMBER     set a scalar param (repeatable)\n"
     "  --name NAME             which recurrence of the file (default: each)\n";
 
 struct Options {
@@ -49,6 +51,7 @@ struct Options {
   reference::ProblemShape shape;
   uint64_t seed = 0;
   std::string name;
+  std::map<std::string, double> params;  // scalar param overrides for run-reference
 };
 
 bool usageError(std::ostream& err, const std::string& message) {
@@ -138,6 +141,14 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       auto n = parseIntList(v);
       if (!n || n->size() < 2) return usageError(err, "--varlen expects cu_seqlens such as 0,5,5,12; got '" + v + "'");
       o.shape.cuSeqlens = *n;
+    } else if ((m = value(a, "--param", v))) {
+      if (m < 0) return false;
+      size_t eq = v.find('=');
+      char* end = nullptr;
+      double x = eq == std::string::npos ? 0 : std::strtod(v.c_str() + eq + 1, &end);
+      if (eq == std::string::npos || eq == 0 || end == v.c_str() + eq + 1 || *end != '\0')
+        return usageError(err, "--param expects NAME=NUMBER, e.g. scale=0.125; got '" + v + "'");
+      o.params[v.substr(0, eq)] = x;
     } else if (a == "--initial-state") {
       o.shape.initialStates = true;
     } else if ((m = value(a, "--name", o.name))) {
@@ -224,6 +235,7 @@ int runReference(const Options& o, SourceManager& sources, uint32_t file, std::o
     if (!o.name.empty() && rec.name != o.name) continue;
     any = true;
     reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
+    problem.scalarParams = o.params;
     std::string error;
     std::optional<reference::Result> result = reference::run(rec, problem, error);
     if (!result) {

@@ -29,7 +29,7 @@ void DiagnosticEngine::render(std::ostream& os, const Diagnostic& diag) const {
                       : diag.severity == Severity::Warning ? "warning"
                                                            : "note";
   if (!diag.range.isValid()) {
-    os << "lina: " << label << ": " << diag.message << '\n';
+    os << toolName_ << ": " << label << ": " << diag.message << '\n';
     return;
   }
   const SourceLoc& b = diag.range.begin;

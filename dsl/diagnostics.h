@@ -35,8 +35,11 @@ class DiagnosticEngine {
   // Renders one diagnostic (exposed for tests).
   void render(std::ostream& os, const Diagnostic& diag) const;
   void clear();
+  // Diagnostics without a location are prefixed with this name (default "lina").
+  void setToolName(std::string name) { toolName_ = std::move(name); }
 
  private:
+  std::string toolName_ = "lina";
   const SourceManager& sources_;
   std::vector<Diagnostic> diagnostics_;
   size_t errorCount_ = 0;

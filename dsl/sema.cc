@@ -1,6 +1,7 @@
 #include "dsl/sema.h"
 
 #include <cmath>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -20,10 +21,55 @@ std::string shapeText(const Shape& shape) {
   return s + "]";
 }
 
+// The expression as the user would write it: fully parenthesized inside, without outer parentheses.
 std::string exprText(const Expr& e) {
   std::ostringstream os;
   ast::print(os, e);
-  return os.str();
+  std::string text = os.str();
+  if (text.size() >= 2 && text.front() == '(' && text.back() == ')') {
+    int depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      depth += text[i] == '(' ? 1 : text[i] == ')' ? -1 : 0;
+      if (depth == 0 && i + 1 < text.size()) return text;  // the first '(' closes early: keep all
+    }
+    return text.substr(1, text.size() - 2);
+  }
+  return text;
+}
+
+// The value of an expression made of numbers only (nullopt otherwise), to reject constant decays
+// that are not positive before they become log gates.
+std::optional<double> literalValue(const Expr& e) {
+  switch (e.kind) {
+    case Expr::Kind::Number: return e.number;
+    case Expr::Kind::Neg: {
+      auto a = literalValue(*e.operands[0]);
+      return a ? std::optional<double>(-*a) : std::nullopt;
+    }
+    case Expr::Kind::Binary: {
+      auto a = literalValue(*e.operands[0]);
+      auto b = literalValue(*e.operands[1]);
+      if (!a || !b) return std::nullopt;
+      switch (e.op) {
+        case ast::BinaryOp::Add: return *a + *b;
+        case ast::BinaryOp::Sub: return *a - *b;
+        case ast::BinaryOp::Mul: return *a * *b;
+        case ast::BinaryOp::Div: return *a / *b;
+        case ast::BinaryOp::Pow: return std::pow(*a, *b);
+        default: return std::nullopt;
+      }
+    }
+    case Expr::Kind::Call: {
+      if (e.operands.size() != 1) return std::nullopt;
+      auto a = literalValue(*e.operands[0]);
+      if (!a) return std::nullopt;
+      if (e.text == "exp") return std::exp(*a);
+      if (e.text == "log") return std::log(*a);
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
 }
 
 const char* kindName(RefKind kind) {
@@ -97,6 +143,7 @@ class RecurrenceChecker {
   bool sawChunk_ = false;
   bool hasState_ = false;
   bool inParamDefault_ = false;
+  std::string currentParam_;
 };
 
 bool RecurrenceChecker::declare(const ast::Ident& id, Symbol symbol) {
@@ -123,7 +170,9 @@ bool RecurrenceChecker::checkShapeDims(const ast::Decl& decl, size_t maxDims, co
   if (decl.shape.size() > maxDims)
     return error(decl.id.range, std::string(what) + " '" + decl.id.name + "' has " +
                                     std::to_string(decl.shape.size()) + " dims; expected at most " +
-                                    std::to_string(maxDims) + " (per step, values are scalars or vectors)");
+                                    std::to_string(maxDims) +
+                                    (maxDims == 2 ? " (a state is a matrix [rows, cols])"
+                                                  : " (per step and per head, values are scalars or vectors)"));
   if (decl.shape.size() == 2 && decl.shape[0].name == decl.shape[1].name)
     return error(decl.id.range, "state '" + decl.id.name + "' has the dim '" + decl.shape[0].name +
                                     "' twice; rows and columns need distinct dims, e.g. [K, V]");
@@ -137,6 +186,7 @@ bool RecurrenceChecker::collectDeclarations() {
     for (const ast::Ident& dim : item.dims) {
       if (!dims_.insert(dim.name).second) {
         ok = error(dim.range, "dim '" + dim.name + "' is declared twice");
+        diags_.note(symbols_[dim.name].declRange, "previous declaration is here");
         continue;
       }
       Symbol s;
@@ -229,8 +279,10 @@ bool RecurrenceChecker::checkChunk(const Item& item) {
 bool RecurrenceChecker::checkParamDefault(const Item& item) {
   if (!item.value) return true;
   inParamDefault_ = true;
+  currentParam_ = item.decls[0].id.name;
   bool ok = check(*item.value);
   inParamDefault_ = false;
+  currentParam_.clear();
   if (!ok) return false;
   if (!item.value->shape.empty())
     return error(item.value->range, "param default has shape " + shapeText(item.value->shape) +
@@ -311,7 +363,9 @@ bool RecurrenceChecker::checkStatement(const Item& item) {
       return true;
     }
     case RefKind::Local:
-      return error(item.target.range, "'" + name + "' is assigned twice; each name is assigned once per step");
+      error(item.target.range, "'" + name + "' is assigned twice; each name is assigned once per step");
+      diags_.note(symbol.declRange, "first assigned here");
+      return false;
     default:
       return error(item.target.range, std::string("cannot assign to ") + kindName(symbol.kind) + " '" + name +
                                           "'; only states, outputs and new local names can be assigned");
@@ -420,6 +474,12 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
         return error(arg.range, "the decay exp(" + exprText(arg) + ") needs its argument to be an input "
                                 "declared `: gate` (e.g. `in g" + gateShape + " : gate`)");
     }
+    if (auto value = literalValue(*d); value && !(*value > 0 && std::isfinite(*value))) {
+      std::ostringstream os;
+      os << "the decay factor " << exprText(*d) << " of '" << stateName << "' is " << *value
+         << "; a decay multiplies the state and must be positive (typically in (0, 1])";
+      return error(d->range, os.str());
+    }
     if (d->shape.empty()) {
       const SourceLoc& a = d->range.begin;
       const SourceLoc& b = stateRef->range.begin;
@@ -504,8 +564,11 @@ bool RecurrenceChecker::checkName(Expr& e) {
   }
   const Symbol& s = it->second;
   if (inParamDefault_ && s.kind != RefKind::Dim && s.kind != RefKind::Param)
-    return error(e.range, "a param default may use numbers, dims and other params only; '" + e.text + "' is a " +
-                              kindName(s.kind));
+    return error(e.range, "a param default may use numbers, dims and earlier params only; '" + e.text + "' is " +
+                              withArticle(s.kind));
+  if (!s.defined && s.kind == RefKind::Param && e.text == currentParam_)
+    return error(e.range, "param '" + e.text + "' is used in its own default; a default may use params declared "
+                                              "above it only");
   if (!s.defined && s.kind == RefKind::Param)
     return error(e.range, "param '" + e.text + "' is used before its declaration; a param default may use params "
                                               "declared above it only");

@@ -24,7 +24,7 @@ double evaluate(rir::Op op, const std::vector<double>& x) {
 
 // For `x op c` / `c op x` identities: returns the operand that the whole op equals, if any.
 std::optional<std::string> identity(const rir::Inst& inst, const std::map<std::string, double>& constant,
-                                    const std::map<std::string, const rir::Inst*>& def,
+                                    const std::map<std::string, rir::Inst>& def,
                                     const std::map<std::string, rir::Shape>& shape) {
   auto isConst = [&](size_t i, double v) {
     auto it = constant.find(inst.operands[i]);
@@ -57,7 +57,7 @@ std::optional<std::string> identity(const rir::Inst& inst, const std::map<std::s
     case rir::Op::Neg: {
       auto it = def.find(inst.operands[0]);
       rir::Op inverse = inst.op == rir::Op::Log ? rir::Op::Exp : rir::Op::Neg;
-      if (it != def.end() && it->second->op == inverse) return it->second->operands[0];
+      if (it != def.end() && it->second.op == inverse) return it->second.operands[0];
       break;
     }
     default:
@@ -72,7 +72,8 @@ bool foldConstants(rir::Module& module, DiagnosticEngine&) {
   for (rir::Recurrence& rec : module.recurrences) {
     std::map<std::string, double> constant;       // scalar constants by name
     std::map<std::string, std::string> alias;     // removed result -> the value that replaces it
-    std::map<std::string, const rir::Inst*> def;  // kept definitions, for log(exp(x)) and neg(neg(x))
+    // Kept definitions with their operands already resolved, for log(exp(x)) and neg(neg(x)).
+    std::map<std::string, rir::Inst> def;
     std::map<std::string, rir::Shape> shape;
     auto resolve = [&](std::string& name) {
       auto it = alias.find(name);
@@ -101,31 +102,13 @@ bool foldConstants(rir::Module& module, DiagnosticEngine&) {
         }
       }
       if (inst.op == rir::Op::Const && inst.shape.empty()) constant[inst.result] = inst.number;
-      if (rir::hasResult(inst.op)) shape[inst.result] = inst.shape;
+      if (rir::hasResult(inst.op)) {
+        shape[inst.result] = inst.shape;
+        def[inst.result] = inst;
+      }
       out.push_back(std::move(inst));
     }
     rec.body = std::move(out);
-    // `def` points into the final body only after it is built; identities that need it
-    // (log(exp x)) are found on a second sweep.
-    for (const rir::Inst& inst : rec.body)
-      if (rir::hasResult(inst.op)) def[inst.result] = &inst;
-    bool changed = false;
-    alias.clear();
-    std::vector<rir::Inst> second;
-    for (rir::Inst inst : rec.body) {
-      for (std::string& o : inst.operands) resolve(o);
-      if (inst.rows.present()) resolve(inst.rows.value);
-      if (inst.cols.present()) resolve(inst.cols.value);
-      if (inst.op == rir::Op::Log || inst.op == rir::Op::Neg) {
-        if (auto replacement = identity(inst, constant, def, shape)) {
-          alias[inst.result] = *replacement;
-          changed = true;
-          continue;
-        }
-      }
-      second.push_back(std::move(inst));
-    }
-    if (changed) rec.body = std::move(second);
   }
   return true;
 }

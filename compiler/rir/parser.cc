@@ -191,7 +191,6 @@ class Parser {
     rec.name = tok_.text;
     bump();
     if (!expectPunct('{')) return false;
-    bool sawChunk = false;
     while (!isWord("step")) {
       if (isWord("dims")) {
         bump();
@@ -214,7 +213,6 @@ class Parser {
         list.push_back(std::move(d));
       } else if (isWord("chunk")) {
         bump();
-        sawChunk = true;
         rec.chunkSizes.clear();
         rec.chunkTuned = isWord("tune");
         if (rec.chunkTuned) {
@@ -223,7 +221,12 @@ class Parser {
         }
         do {
           double c;
+          Token at = tok_;
           if (!number(c)) return false;
+          if (c != static_cast<double>(static_cast<int64_t>(c))) {
+            tok_ = at;  // report at the number, not at what follows it
+            return fail("a chunk size must be an integer");
+          }
           rec.chunkSizes.push_back(static_cast<int64_t>(c));
         } while (isPunct(',') && (bump(), true));
         if (rec.chunkTuned && !expectPunct(')')) return false;
@@ -231,7 +234,6 @@ class Parser {
         return fail("expected a declaration (dims, in, state, out, param, chunk) or `step {`");
       }
     }
-    (void)sawChunk;
     bump();
     if (!expectPunct('{')) return false;
     while (!isPunct('}')) {
@@ -315,9 +317,9 @@ class Parser {
       }
     }
     bool known = true;
-    if (!expectPunct(':') || !shape(inst.shape, known)) return false;
-    if (!known) return fail("an SSA value needs a known shape");
-    return true;
+    if (!expectPunct(':')) return false;
+    if (isPunct('?')) return fail("an SSA value needs a known shape such as [] or [K]");
+    return shape(inst.shape, known);
   }
 
   Lexer lexer_;

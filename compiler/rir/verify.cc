@@ -82,6 +82,21 @@ class Verifier {
 
   void checkInst(const Inst& inst) {
     std::string what = std::string("'") + opName(inst.op) + "'";
+    // Record what the instruction declares before checking it, so that one bad instruction does
+    // not make every later use of its result look undefined.
+    if (hasResult(inst.op)) {
+      if (inst.result.empty()) return fail(inst.loc, what + " needs a result name");
+      if (shapes_.count(inst.result)) return fail(inst.loc, "%" + inst.result + " is defined twice");
+    }
+    struct Record {
+      Verifier& v;
+      const Inst& inst;
+      ~Record() {
+        if (hasResult(inst.op)) v.shapes_.emplace(inst.result, inst.shape);
+        if (inst.op == Op::Update) v.updated_.insert(inst.symbol);
+        if (inst.op == Op::Output) v.written_.insert(inst.symbol);
+      }
+    } record{*this, inst};
     std::vector<const Shape*> in;
     for (const std::string& o : inst.operands) {
       const Shape* s = operandShape(inst, o);
@@ -159,7 +174,7 @@ class Verifier {
         if (!arity(2)) return;
         const Decl* s = rec_.state(inst.symbol);
         if (!s) return fail(inst.loc, "state '" + inst.symbol + "' is not declared");
-        if (!updated_.insert(inst.symbol).second) fail(inst.loc, "state '" + inst.symbol + "' is updated twice");
+        if (updated_.count(inst.symbol)) fail(inst.loc, "state '" + inst.symbol + "' is updated twice");
         if (in[0]->size() != 1 || in[1]->size() != 1) return fail(inst.loc, "outer() needs two vectors");
         Shape written = {(*in[0])[0], (*in[1])[0]};
         bool matrix = s->shapeKnown && s->shape.size() == 2;
@@ -187,7 +202,7 @@ class Verifier {
         if (!arity(1)) return;
         const Decl* o = rec_.output(inst.symbol);
         if (!o) return fail(inst.loc, "output '" + inst.symbol + "' is not declared");
-        if (!written_.insert(inst.symbol).second) fail(inst.loc, "output '" + inst.symbol + "' is written twice");
+        if (written_.count(inst.symbol)) fail(inst.loc, "output '" + inst.symbol + "' is written twice");
         if (*in[0] != o->shape)
           fail(inst.loc, "output '" + o->name + "' " + shapeText(o->shape) + " is given a value of shape " + shapeText(*in[0]));
         return;
@@ -196,8 +211,6 @@ class Verifier {
     if (inst.shape != expect)
       fail(inst.loc, "%" + inst.result + " has type " + shapeText(inst.shape) + " but " + what + " gives " + shapeText(expect));
     checkShape(inst.shape, 1, inst.loc, "%" + inst.result);
-    if (inst.result.empty()) return fail(inst.loc, what + " needs a result name");
-    if (!shapes_.emplace(inst.result, inst.shape).second) fail(inst.loc, "%" + inst.result + " is defined twice");
   }
 
   const Recurrence& rec_;

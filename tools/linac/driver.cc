@@ -1,5 +1,6 @@
 #include "tools/linac/driver.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -190,6 +191,7 @@ std::optional<rir::Module> buildModule(const Options& o, const SourceManager& so
     if (!m) return std::nullopt;
     if (!o.pass.empty()) {
       if (o.pass == "lower-ast-to-rir") {
+        out.flush();
         diags.error(SourceRange(), "--pass=lower-ast-to-rir needs a .lina input, not RIR");
         return std::nullopt;
       }
@@ -211,6 +213,7 @@ std::optional<rir::Module> buildModule(const Options& o, const SourceManager& so
 
 int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   DiagnosticEngine diags(sources);
+  diags.setToolName("linac");
   int code = 0;
   if (o.emit == "ast") {
     std::optional<ast::File> parsed = dsl::parse(sources, file, diags);
@@ -227,6 +230,7 @@ int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostrea
 
 int runReference(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   DiagnosticEngine diags(sources);
+  diags.setToolName("linac");
   std::optional<rir::Module> m = buildModule(o, sources, file, diags, out);
   diags.print(err);
   if (!m) return 1;
@@ -234,12 +238,28 @@ int runReference(const Options& o, SourceManager& sources, uint32_t file, std::o
   for (const rir::Recurrence& rec : m->recurrences) {
     if (!o.name.empty() && rec.name != o.name) continue;
     any = true;
+    for (const auto& [dim, size] : o.shape.dims) {
+      (void)size;
+      if (std::find(rec.dims.begin(), rec.dims.end(), dim) != rec.dims.end() || !o.name.empty()) continue;
+      bool elsewhere = false;
+      for (const rir::Recurrence& other : m->recurrences)
+        elsewhere = elsewhere || std::find(other.dims.begin(), other.dims.end(), dim) != other.dims.end();
+      if (!elsewhere) {
+        std::string known;
+        for (const std::string& d : rec.dims) known += (known.empty() ? "" : ", ") + d;
+        err << "linac: error: --dims: '" << dim << "' is not a dim of @" << rec.name << " (its dims are " << known
+            << ")\n";
+        return 2;
+      }
+    }
     reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
     problem.scalarParams = o.params;
     std::string error;
     std::optional<reference::Result> result = reference::run(rec, problem, error);
     if (!result) {
-      err << "linac: error: @" << rec.name << ": " << error << '\n';
+      err << "linac: error: @" << rec.name << ": " << error;
+      if (error.find("has no default and is missing") != std::string::npos) err << " (run-reference: --param NAME=NUMBER)";
+      err << '\n';
       return 2;
     }
     out << "@" << rec.name << " B=" << problem.batch << " T=" << problem.time << " H=" << problem.heads;

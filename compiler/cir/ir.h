@@ -1,0 +1,85 @@
+// CIR, the chunk IR: one kernel's work on one chunk of C time steps of one (sequence, head,
+// tile), with the schedule attributes the tuner varies. Lowered from canonical RIR by
+// lower_rir_to_cir.cc; printed by printer.cc; emitted as CUDA by codegen/cuda.
+//
+// Per-step SSA values become chunk buffers: [C] (scalar per step), [C, d] (vector per step),
+// or per-head uniform values ([] or [d]) computed once per CTA. Reads of a state become
+// `attend` (inter-chunk through the carried state + intra-chunk gated attention) and each
+// update becomes `gate_cumsum`s plus one `carry` after the state's last read in the chunk.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/rir/ir.h"
+
+namespace lina::cir {
+
+enum class Strategy {
+  Fused,      // one CTA per (sequence, head, tile) walks the chunks with the states on chip
+  Recurrent,  // the same walk one step at a time (C = 1): decode and short sequences
+};
+const char* strategyName(Strategy s);
+
+enum class GateKind { None, Scalar, Vector };
+const char* gateKindName(GateKind k);
+
+// A gate operand of attend/carry: the chunk-local cumulative log2 decay.
+struct GateRef {
+  GateKind kind = GateKind::None;
+  std::string inclusive;  // buffer of inclusive cumsums
+  std::string exclusive;  // buffer of exclusive cumsums (reads before the update); may be empty
+  std::string dim;        // Vector: the dim it runs over
+};
+
+enum class OpKind {
+  Uniform,     // a per-head value: any RIR op over uniform operands (rop, operands as in RIR)
+  Load,        // per-step input `symbol` into a chunk buffer
+  Elementwise, // rop over chunk buffers and uniforms, broadcasting scalars
+  Reduce,      // rop = Sum | Softmax | Dot over `dim`, per step
+  GateCumsum,  // chunk-local cumsum * log2(e) of operand 0 (inclusive; `exclusive` also made)
+  Attend,      // read of `symbol` contracting operand x over `dim` (see AttendOp)
+  Carry,       // state `symbol` advances by one chunk
+  Store,       // output `symbol` = operand 0
+};
+const char* opKindName(OpKind k);
+
+struct Op {
+  OpKind kind;
+  std::string result;                 // empty for Carry and Store
+  std::vector<std::string> operands;
+  rir::Op rop = rir::Op::Const;       // Uniform, Elementwise, Reduce
+  std::string symbol;                 // Load input, Attend/Carry state, Store output, Uniform param/dim
+  std::string dim;                    // Reduce, Attend (contracted dim)
+  double number = 0;                  // Uniform const
+  bool afterUpdate = true;            // Attend
+  std::string exclusive;              // GateCumsum: the exclusive buffer's name (empty: none)
+  GateRef rows, cols;                 // Attend, Carry: gates of the state's rows and columns
+  std::string u, w;                   // Attend, Carry: the update's outer(u, w) buffers
+  rir::Shape shape;                   // result shape (without the chunk axis)
+  bool uniform = false;               // result is per head, not per step
+  SourceRange loc;
+};
+
+struct Kernel {
+  std::string name;          // e.g. gla_fwd_fused_c64
+  std::string program;       // the recurrence
+  Strategy strategy = Strategy::Fused;
+  int chunk = 64;            // C (1 for Recurrent)
+  std::string tiledDim;      // empty: no tiling; else blocks split this dim
+  int warps = 4;
+  std::vector<Op> ops;
+  // Copied from the recurrence for the emitter.
+  std::vector<std::string> dims;
+  std::vector<rir::Decl> inputs, states, outputs, params;
+};
+
+// Everything the emitter needs to specialize a kernel: dim sizes, dtype, tile size.
+struct Specialization {
+  std::map<std::string, int64_t> dims;
+  std::string dtype = "bf16";  // element type of per-step inputs and outputs: bf16 | fp16 | fp32
+  int tile = 0;                // size of the tiled dim per CTA (0: the whole dim)
+};
+
+}  // namespace lina::cir

@@ -2,12 +2,22 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
 #include <sstream>
 
+#include "codegen/cuda/emit_cuda.h"
+#include "compiler/cir/lower.h"
+#include "compiler/cir/printer.h"
 #include "compiler/passes/passes.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/error.h"
+#include "runtime/forward_check.h"
+#include "runtime/kernel_cache.h"
+#include "runtime/nvrtc_compiler.h"
+#include "runtime/program.h"
 #include "compiler/pipeline.h"
 #include "compiler/reference/random_problem.h"
 #include "compiler/rir/parser.h"
@@ -23,10 +33,14 @@ namespace {
 const char* kUsage =
     "usage: linac FILE [options]            compile a .lina (or .rir) file and print an IR\n"
     "       linac run-reference FILE [options]  run the CPU reference interpreter on random inputs\n"
+    "       linac compile FILE --arch sm_90a    NVRTC-compile every kernel the tuner may pick (no GPU needed)\n"
+    "       linac check FILE [options]          run the kernels on the GPU against the reference\n"
     "       linac --list-passes\n"
     "\n"
     "compile options:\n"
-    "  --emit=ast|rir          what to print (default rir, after the whole pipeline)\n"
+    "  --emit=ast|rir|cir|cuda what to print (default rir, after the whole pipeline)\n"
+    "  --strategy=fused|recurrent, --chunk=N, --tile=N, --dtype=bf16|fp16|fp32\n"
+    "                          the kernel to show with --emit=cir|cuda (dims from --dims, default 64)\n"
     "  --print-after=PASS|all  print the RIR after a pass; \"(unchanged)\" when it changed nothing\n"
     "  --pass=PASS             run only PASS (lower-ast-to-rir: lowering alone) and print the result\n"
     "  --time-passes           print the time of each pass\n"
@@ -39,7 +53,10 @@ const char* kUsage =
     "  --varlen 0,5,5,12       cu_seqlens (packed sequences; B must be 1)\n"
     "  --initial-state         random initial states\n"
     "  --param NAME=NUMBER     set a scalar param (repeatable)\n"
-    "  --name NAME             which recurrence of the file (default: each)\n";
+    "  --name NAME             which recurrence of the file (default: each)\n"
+    "\n"
+    "compile options: --arch sm_80|sm_90a|... (default: the GPU's, else sm_90a), --dims, --dtype\n"
+    "check options: --shape, --dims, --dtype, --varlen, --initial-state, --seed, --strategy, --chunk, --tile\n";
 
 struct Options {
   std::string command;  // "" (compile) or "run-reference"
@@ -53,6 +70,11 @@ struct Options {
   uint64_t seed = 0;
   std::string name;
   std::map<std::string, double> params;  // scalar param overrides for run-reference
+  std::string dtype = "bf16";
+  std::string strategy = "auto";
+  int chunk = 0;
+  int tile = 0;
+  std::string arch;
 };
 
 bool usageError(std::ostream& err, const std::string& message) {
@@ -78,8 +100,8 @@ std::optional<std::vector<int64_t>> parseIntList(const std::string& text) {
 
 bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream& err) {
   size_t i = 0;
-  if (!args.empty() && args[0] == "run-reference") {
-    o.command = "run-reference";
+  if (!args.empty() && (args[0] == "run-reference" || args[0] == "compile" || args[0] == "check")) {
+    o.command = args[0];
     o.shape.time = 16;
     i = 1;
   }
@@ -102,8 +124,25 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
     int m;
     if ((m = value(a, "--emit", o.emit))) {
       if (m < 0) return false;
-      if (o.emit != "ast" && o.emit != "rir")
-        return usageError(err, "--emit expects ast or rir; got '" + o.emit + "' (cir and cuda come with the GPU backend)");
+      if (o.emit != "ast" && o.emit != "rir" && o.emit != "cir" && o.emit != "cuda")
+        return usageError(err, "--emit expects ast, rir, cir or cuda; got '" + o.emit + "'");
+    } else if ((m = value(a, "--dtype", o.dtype))) {
+      if (m < 0) return false;
+      if (o.dtype != "bf16" && o.dtype != "fp16" && o.dtype != "fp32")
+        return usageError(err, "--dtype expects bf16, fp16 or fp32; got '" + o.dtype + "'");
+    } else if ((m = value(a, "--strategy", o.strategy))) {
+      if (m < 0) return false;
+      if (o.strategy != "auto" && o.strategy != "fused" && o.strategy != "recurrent")
+        return usageError(err, "--strategy expects auto, fused or recurrent; got '" + o.strategy + "'");
+    } else if ((m = value(a, "--arch", o.arch))) {
+      if (m < 0) return false;
+    } else if ((m = value(a, "--chunk", v)) || (m = value(a, "--tile", v))) {
+      if (m < 0) return false;
+      bool isChunk = a.rfind("--chunk", 0) == 0;
+      auto n = parseIntList(v);
+      if (!n || n->size() != 1 || (*n)[0] < 0 || (*n)[0] > 4096)
+        return usageError(err, std::string(isChunk ? "--chunk" : "--tile") + " expects a non-negative integer; got '" + v + "'");
+      (isChunk ? o.chunk : o.tile) = static_cast<int>((*n)[0]);
     } else if ((m = value(a, "--print-after", o.printAfter))) {
       if (m < 0) return false;
     } else if ((m = value(a, "--pass", o.pass))) {
@@ -211,6 +250,35 @@ std::optional<rir::Module> buildModule(const Options& o, const SourceManager& so
   return compileToRir(sources, file, diags, pipeline);
 }
 
+std::map<std::string, int64_t> dimsFor(const rir::Recurrence& rec, const Options& o, int64_t fallback) {
+  std::map<std::string, int64_t> dims;
+  for (const std::string& d : rec.dims) dims[d] = o.shape.dims.count(d) ? o.shape.dims.at(d) : fallback;
+  return dims;
+}
+
+// --emit=cir|cuda: the kernel of the chosen strategy and chunk for each recurrence.
+int emitKernels(const Options& o, const rir::Module& m, DiagnosticEngine& diags, std::ostream& out, std::ostream& err) {
+  for (const rir::Recurrence& rec : m.recurrences) {
+    if (!o.name.empty() && rec.name != o.name) continue;
+    cir::Strategy strategy = o.strategy == "recurrent" ? cir::Strategy::Recurrent : cir::Strategy::Fused;
+    int chunk = o.chunk ? o.chunk : static_cast<int>(rec.chunkSizes.front());
+    std::optional<cir::Kernel> k = cir::lowerRirToCir(rec, strategy, chunk, diags);
+    if (!k) return 1;
+    if (o.emit == "cir") {
+      cir::print(out, *k);
+      continue;
+    }
+    try {
+      cir::Specialization spec{dimsFor(rec, o, 64), o.dtype, o.tile};
+      out << codegen::emitCuda(*k, spec, o.file).source;
+    } catch (const Error& e) {
+      err << "linac: error: " << e.what() << '\n';
+      return 2;
+    }
+  }
+  return 0;
+}
+
 int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   DiagnosticEngine diags(sources);
   diags.setToolName("linac");
@@ -221,7 +289,10 @@ int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostrea
     else code = 1;
   } else {
     std::optional<rir::Module> m = buildModule(o, sources, file, diags, out);
-    if (m && o.printAfter.empty()) rir::print(out, *m);
+    if (m && o.printAfter.empty()) {
+      if (o.emit == "rir") rir::print(out, *m);
+      else code = emitKernels(o, *m, diags, out, err);
+    }
     if (!m) code = 1;
   }
   diags.print(err);
@@ -275,8 +346,83 @@ int runReference(const Options& o, SourceManager& sources, uint32_t file, std::o
   return 0;
 }
 
+// The opt-in shared memory per block of each architecture family (bytes).
+int64_t sharedMemoryLimit(const std::string& arch) {
+  if (arch.rfind("sm_90", 0) == 0 || arch.rfind("sm_10", 0) == 0 || arch.rfind("sm_12", 0) == 0) return 232448;
+  if (arch == "sm_80" || arch == "sm_87") return 166912;
+  return 101376;  // sm_86, sm_89
+}
+
+// linac compile: NVRTC-compiles every kernel the tuner may pick for these dims and dtype.
+int compileKernels(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  std::string arch = o.arch;
+  if (arch.empty()) arch = cuda::available() ? cuda::deviceInfo(0).arch : "sm_90a";
+  for (const rir::Recurrence& rec : [&] {
+         DiagnosticEngine diags(sources);
+         diags.setToolName("linac");
+         std::optional<rir::Module> m = compileToRir(sources, file, diags);
+         diags.print(err);
+         return m ? m->recurrences : std::vector<rir::Recurrence>{};
+       }()) {
+    try {
+      Program program = Program::fromSource(o.file, std::string(sources.text(file)));
+      std::map<std::string, int64_t> dims = dimsFor(rec, o, 64);
+      std::vector<KernelConfig> configs = program.candidateConfigs(dims, o.dtype, sharedMemoryLimit(arch));
+      if (configs.empty()) {
+        err << "linac: error: @" << rec.name << ": no kernel fits " << sharedMemoryLimit(arch) << " bytes of shared memory on "
+            << arch << '\n';
+        return 1;
+      }
+      runtime::KernelCache cache("-");
+      for (const KernelConfig& c : configs) {
+        codegen::EmittedKernel k = program.emit(c, dims, o.dtype);
+        runtime::CompileResult r = runtime::compileToCubin(k.source, k.name + ".cu", arch);
+        char line[256];
+        std::snprintf(line, sizeof line, "%-28s %-6s %s tile=%-3d smem=%6lld B  cubin=%7zu B  nvrtc %.0f ms\n",
+                      k.name.c_str(), arch.c_str(), o.dtype.c_str(), k.tile, static_cast<long long>(k.smem.totalBytes),
+                      r.cubin.size(), r.milliseconds);
+        out << line;
+      }
+    } catch (const Error& e) {
+      err << "linac: error: " << e.what() << '\n';
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// linac check: GPU kernels against the reference interpreter, per output and final state.
+int checkKernels(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  try {
+    Program program = Program::fromSource(o.file, std::string(sources.text(file)));
+    CheckOptions c;
+    c.shape = o.shape;
+    c.dtype = o.dtype;
+    c.strategy = o.strategy;
+    c.chunk = o.chunk;
+    c.tile = o.tile;
+    c.seed = o.seed;
+    CheckReport report = checkForward(program, c);
+    out << "@" << program.recurrence().name << " kernel " << report.kernel << " dtype " << o.dtype << " B="
+        << o.shape.batch << " T=" << o.shape.time << " H=" << o.shape.heads << '\n';
+    for (const CheckEntry& e : report.entries) {
+      char line[200];
+      std::snprintf(line, sizeof line, "  %-10s rms-error-ratio %.3e  max-abs %.3e%s\n", e.name.c_str(), e.ratio,
+                    e.maxAbs, e.finite ? "" : "  NON-FINITE");
+      out << line;
+    }
+    out << (report.passed() ? "PASS" : "FAIL") << " (tolerance " << report.tolerance << ")\n";
+    return report.passed() ? 0 : 1;
+  } catch (const Error& e) {
+    err << "linac: error: " << e.what() << '\n';
+    return 2;
+  }
+}
+
 int dispatch(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   if (o.command == "run-reference") return runReference(o, sources, file, out, err);
+  if (o.command == "compile") return compileKernels(o, sources, file, out, err);
+  if (o.command == "check") return checkKernels(o, sources, file, out, err);
   return compile(o, sources, file, out, err);
 }
 

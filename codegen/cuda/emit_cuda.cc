@@ -1,0 +1,452 @@
+#include "codegen/cuda/emit_cuda.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace lina::codegen {
+
+namespace {
+
+using cir::GateKind;
+using cir::Op;
+using cir::OpKind;
+
+// Sizes of one specialization: full dim sizes, per-CTA extents (the tiled dim is cut to `tile`).
+struct Extents {
+  const cir::Kernel& k;
+  const cir::Specialization& spec;
+  int tile = 0;
+
+  int64_t full(const std::string& d) const {
+    auto it = spec.dims.find(d);
+    if (it == spec.dims.end() || it->second < 1)
+      throw Error("kernel " + k.name + ": dim '" + d + "' has no size; pass it, e.g. " + d + "=64");
+    return it->second;
+  }
+  int64_t extent(const std::string& d) const { return d == k.tiledDim && tile ? tile : full(d); }
+  int64_t extent(const rir::Shape& s) const { return s.empty() ? 1 : extent(s[0]); }
+};
+
+std::string ident(const std::string& name) {
+  std::string s = "v_";
+  for (char c : name) s += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+  return s;
+}
+
+std::string floatLiteral(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9gf", x);
+  std::string s = buf;
+  if (s.find_first_of(".en") == std::string::npos) s.insert(s.size() - 1, ".0");
+  if (s == "inff") return "__int_as_float(0x7f800000)";
+  if (s == "-inff") return "__int_as_float(0xff800000)";
+  if (s == "nanf") return "__int_as_float(0x7fc00000)";
+  return s;
+}
+
+const char* kindConstant(GateKind k) {
+  return k == GateKind::None ? "lina::kNoGate" : k == GateKind::Scalar ? "lina::kScalarGate" : "lina::kVectorGate";
+}
+
+int indexOf(const std::vector<rir::Decl>& decls, const std::string& name) {
+  for (size_t i = 0; i < decls.size(); ++i)
+    if (decls[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+// Shared-memory buffers: name -> size in floats, with the op range in which each is alive.
+struct BufferUse {
+  int64_t floats = 0;
+  int first = 0, last = 0;  // op indices; persistent buffers span the whole kernel
+  bool persistent = false;
+};
+
+std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Extents& e) {
+  std::map<std::string, BufferUse> buffers;
+  const int64_t C = k.chunk;
+  const int end = static_cast<int>(k.ops.size());
+  for (const rir::Decl& s : k.states) buffers["S." + s.name] = {e.extent(s.shape[0]) * e.extent(s.shape[1]), 0, end, true};
+  auto use = [&](const std::string& name, int i) {
+    auto it = buffers.find(name);
+    if (it != buffers.end() && !it->second.persistent) it->second.last = std::max(it->second.last, i);
+  };
+  for (int i = 0; i < end; ++i) {
+    const Op& op = k.ops[i];
+    for (const std::string& o : op.operands) use(o, i);
+    if (op.kind == OpKind::Attend || op.kind == OpKind::Carry) {
+      use(op.u, i);
+      use(op.w, i);
+      for (const cir::GateRef* g : {&op.rows, &op.cols}) {
+        if (g->kind == GateKind::None) continue;
+        use(g->inclusive, i);
+        if (!g->exclusive.empty()) use(g->exclusive, i);
+      }
+    }
+    if (op.result.empty()) continue;
+    int64_t perStep = e.extent(op.shape);
+    if (op.kind == OpKind::Uniform) {
+      buffers[op.result] = {perStep, 0, end, true};
+    } else {
+      buffers[op.result] = {C * perStep, i, i, false};
+      if (!op.exclusive.empty()) buffers[op.exclusive] = {C * perStep, i, i, false};
+    }
+    // Scratch of attend (P [C][C], gated queries [C][R]) and carry (u~ [C][rows], w~ [C][cols]).
+    auto stateDims = [&](const std::string& state) {
+      for (const rir::Decl& s : k.states)
+        if (s.name == state) return s.shape;
+      return rir::Shape{};
+    };
+    if (op.kind == OpKind::Attend)
+      buffers["scratch." + std::to_string(i)] = {C * C + C * e.extent(op.dim), i, i, false};
+    (void)stateDims;
+  }
+  // A store of a per-head value broadcasts it into a chunk-shaped temporary first.
+  for (int i = 0; i < end; ++i) {
+    const Op& op = k.ops[i];
+    if (op.kind != OpKind::Store) continue;
+    for (const Op& d : k.ops)
+      if (d.result == op.operands[0] && d.kind == OpKind::Uniform)
+        buffers["store." + std::to_string(i)] = {C * e.extent(d.shape), i, i, false};
+  }
+  for (int i = 0; i < end; ++i) {
+    const Op& op = k.ops[i];
+    if (op.kind != OpKind::Carry) continue;
+    for (const rir::Decl& s : k.states)
+      if (s.name == op.symbol)
+        buffers["scratch." + std::to_string(i)] = {C * (e.extent(s.shape[0]) + e.extent(s.shape[1])), i, i, false};
+  }
+  return buffers;
+}
+
+SharedMemoryPlan plan(const cir::Kernel& k, const Extents& e) {
+  std::map<std::string, BufferUse> buffers = collectBuffers(k, e);
+  SharedMemoryPlan p;
+  // Persistent buffers first, then chunk buffers by first-fit over their live ranges.
+  int64_t persistentEnd = 0;
+  for (auto& [name, b] : buffers) {
+    if (!b.persistent) continue;
+    p.offset[name] = persistentEnd;
+    p.size[name] = b.floats;
+    persistentEnd += (b.floats + 3) / 4 * 4;  // 16-byte aligned
+  }
+  struct Placed {
+    int64_t offset, floats;
+    int first, last;
+  };
+  std::vector<Placed> placed;
+  std::vector<std::pair<std::string, BufferUse>> order;
+  for (auto& [name, b] : buffers)
+    if (!b.persistent) order.emplace_back(name, b);
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+  int64_t high = persistentEnd;
+  for (auto& [name, b] : order) {
+    int64_t size = (b.floats + 3) / 4 * 4;
+    // Candidate offsets: the start of the region and the end of every live overlapping buffer.
+    std::vector<int64_t> candidates = {persistentEnd};
+    for (const Placed& q : placed)
+      if (!(q.last < b.first || b.last < q.first)) candidates.push_back(q.offset + q.floats);
+    std::sort(candidates.begin(), candidates.end());
+    for (int64_t at : candidates) {
+      bool clash = false;
+      for (const Placed& q : placed)
+        if (!(q.last < b.first || b.last < q.first) && at < q.offset + q.floats && q.offset < at + size) clash = true;
+      if (clash) continue;
+      placed.push_back({at, size, b.first, b.last});
+      p.offset[name] = at;
+      p.size[name] = b.floats;
+      high = std::max(high, at + size);
+      break;
+    }
+  }
+  p.totalBytes = high * 4;
+  return p;
+}
+
+class Emitter {
+ public:
+  Emitter(const cir::Kernel& k, const cir::Specialization& spec, const Extents& e, const SharedMemoryPlan& smem,
+          const std::string& sourceName)
+      : k_(k), spec_(spec), e_(e), smem_(smem), sourceName_(sourceName) {}
+
+  std::string run() {
+    std::string type = spec_.dtype == "fp32" ? "float" : spec_.dtype == "fp16" ? "lina::f16" : "lina::bf16";
+    os_ << "// Generated by lina from @" << k_.program << ": " << k_.name << ", dtype " << spec_.dtype;
+    for (const std::string& d : k_.dims) os_ << ", " << d << "=" << e_.full(d);
+    if (!k_.tiledDim.empty()) os_ << ", " << k_.tiledDim << " tiled by " << e_.extent(k_.tiledDim);
+    os_ << "\n// Shared memory: " << smem_.totalBytes << " bytes.\n";
+    os_ << "#include \"lina/device/chunk.cuh\"\n\n";
+    os_ << "extern \"C\" __global__ void __launch_bounds__(" << k_.warps * 32 << ") " << k_.name
+        << "(const lina::KernelParams p) {\n";
+    os_ << "  using T = " << type << ";\n";
+    os_ << "  constexpr int C = " << k_.chunk << ";\n";
+    for (const std::string& d : k_.dims)
+      os_ << "  constexpr int D_" << d << " = " << e_.full(d) << ", E_" << d << " = " << e_.extent(d) << ";\n";
+    os_ << "  extern __shared__ float4 smem4[];\n  float* smem = reinterpret_cast<float*>(smem4);\n";
+    for (const auto& [name, offset] : smem_.offset)
+      os_ << "  float* const " << ident(name) << " = smem + " << offset << ";  // " << smem_.size.at(name)
+          << " floats\n";
+    os_ << "  const int tile = blockIdx.x, h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
+    for (const std::string& d : k_.dims)
+      os_ << "  const int O_" << d << " = " << (d == k_.tiledDim ? "tile * E_" + d : std::string("0")) << ";\n";
+    os_ << "  (void)tile;\n";
+    os_ << "  long long bos, len;\n  lina::sequence_bounds(p, n, bos, len);\n";
+    for (size_t i = 0; i < k_.states.size(); ++i) {
+      const rir::Decl& s = k_.states[i];
+      os_ << "  lina::load_state<E_" << s.shape[0] << ", E_" << s.shape[1] << ">(" << ident("S." + s.name)
+          << ", p.initialStates[" << i << "], n, h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0]
+          << ", O_" << s.shape[1] << ");\n";
+    }
+    for (size_t i = 0; i < k_.ops.size(); ++i)
+      if (k_.ops[i].kind == OpKind::Uniform) emitUniform(k_.ops[i]);
+    os_ << "  __syncthreads();\n";
+    os_ << "  for (long long c0 = 0; c0 < len; c0 += C) {\n";
+    os_ << "    const int L = static_cast<int>(len - c0 < C ? len - c0 : C);\n";
+    os_ << "    const long long tok0 = bos + c0;\n";
+    for (size_t i = 0; i < k_.ops.size(); ++i)
+      if (k_.ops[i].kind != OpKind::Uniform) emitChunkOp(k_.ops[i], static_cast<int>(i));
+    os_ << "  }\n";
+    for (size_t i = 0; i < k_.states.size(); ++i) {
+      const rir::Decl& s = k_.states[i];
+      os_ << "  lina::store_state<E_" << s.shape[0] << ", E_" << s.shape[1] << ">(p.finalStates[" << i << "], "
+          << ident("S." + s.name) << ", n, h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0]
+          << ", O_" << s.shape[1] << ");\n";
+    }
+    os_ << "}\n";
+    return os_.str();
+  }
+
+ private:
+  void line(const Op& op) {
+    if (!sourceName_.empty() && op.loc.isValid()) os_ << "#line " << op.loc.begin.line << " \"" << sourceName_ << "\"\n";
+  }
+  std::string ext(const rir::Shape& s) const { return s.empty() ? "1" : "E_" + s[0]; }
+  const Op* def(const std::string& name) const {
+    for (const Op& op : k_.ops)
+      if (op.result == name) return &op;
+    return nullptr;
+  }
+  // How an elementwise loop at (t, e, i = t * E + e) reads `name`.
+  std::string access(const std::string& name) const {
+    const Op* d = def(name);
+    std::string v = ident(name);
+    if (d->kind == OpKind::Uniform) return d->shape.empty() ? v + "[0]" : v + "[e]";
+    return d->shape.empty() ? v + "[t]" : v + "[i]";
+  }
+  static std::string expression(rir::Op op, const std::vector<std::string>& a) {
+    switch (op) {
+      case rir::Op::Neg: return "-" + a[0];
+      case rir::Op::Add: return a[0] + " + " + a[1];
+      case rir::Op::Sub: return a[0] + " - " + a[1];
+      case rir::Op::Mul: return a[0] + " * " + a[1];
+      case rir::Op::Div: return a[0] + " / " + a[1];
+      case rir::Op::Pow: return "powf(" + a[0] + ", " + a[1] + ")";
+      case rir::Op::Exp: return "expf(" + a[0] + ")";
+      case rir::Op::Log: return "logf(" + a[0] + ")";
+      default: return "0.f";
+    }
+  }
+
+  void emitUniform(const Op& op) {
+    line(op);
+    std::string out = ident(op.result);
+    std::string E = ext(op.shape);
+    switch (op.rop) {
+      case rir::Op::Const:
+        os_ << "  if (threadIdx.x == 0) " << out << "[0] = " << floatLiteral(op.number) << ";\n";
+        return;
+      case rir::Op::Dim:
+        os_ << "  if (threadIdx.x == 0) " << out << "[0] = static_cast<float>(D_" << op.symbol << ");\n";
+        return;
+      case rir::Op::Head:
+        os_ << "  if (threadIdx.x == 0) " << out << "[0] = static_cast<float>(h);\n";
+        return;
+      case rir::Op::Param: {
+        int scalarIndex = 0, vectorIndex = 0;
+        for (const rir::Decl& d : k_.params) {
+          if (d.name == op.symbol) break;
+          (d.shape.empty() ? scalarIndex : vectorIndex)++;
+        }
+        if (!op.shape.empty()) {
+          os_ << "  lina::load_head_vector<" << E << ">(" << out << ", p.vectorParams[" << vectorIndex << "], h, D_"
+              << op.shape[0] << ", O_" << op.shape[0] << ");\n";
+        } else {
+          os_ << "  __syncthreads();\n  if (threadIdx.x == 0) " << out << "[0] = p.scalarParamSet[" << scalarIndex
+              << "] ? p.scalarParams[" << scalarIndex << "] : "
+              << (op.operands.empty() ? std::string("0.f") : ident(op.operands[0]) + "[0]") << ";\n";
+        }
+        return;
+      }
+      case rir::Op::Sum:
+      case rir::Op::Dot:
+        os_ << "  __syncthreads();\n  lina::row_sum<1, E_" << op.dim << ">(" << out << ", " << ident(op.operands[0])
+            << ", 0, " << (op.rop == rir::Op::Dot ? ident(op.operands[1]) : std::string("nullptr")) << ", 0);\n";
+        return;
+      case rir::Op::Softmax:
+        os_ << "  __syncthreads();\n  lina::row_softmax<1, E_" << op.dim << ">(" << out << ", "
+            << ident(op.operands[0]) << ");\n";
+        return;
+      default: {
+        std::vector<std::string> args;
+        for (const std::string& o : op.operands) {
+          const Op* d = def(o);
+          args.push_back(ident(o) + (d->shape.empty() ? "[0]" : "[e]"));
+        }
+        os_ << "  __syncthreads();\n  for (int e = threadIdx.x; e < " << E << "; e += blockDim.x) " << out
+            << "[e] = " << expression(op.rop, args) << ";\n";
+      }
+    }
+  }
+
+  void emitChunkOp(const Op& op, int index) {
+    line(op);
+    std::string out = op.result.empty() ? "" : ident(op.result);
+    std::string E = ext(op.shape);
+    switch (op.kind) {
+      case OpKind::Load: {
+        int i = indexOf(k_.inputs, op.symbol);
+        std::string D = op.shape.empty() ? "1" : "D_" + op.shape[0];
+        std::string O = op.shape.empty() ? "0" : "O_" + op.shape[0];
+        os_ << "    lina::load_rows<C, " << E << ">(" << out << ", static_cast<const T*>(p.inputs[" << i
+            << "]), tok0, L, h, H, " << D << ", " << O << ");\n";
+        break;
+      }
+      case OpKind::Store: {
+        int i = indexOf(k_.outputs, op.symbol);
+        const Op* d = def(op.operands[0]);
+        const rir::Shape& shape = d->shape;
+        std::string D = shape.empty() ? "1" : "D_" + shape[0];
+        std::string O = shape.empty() ? "0" : "O_" + shape[0];
+        std::string Es = ext(shape);
+        if (d->kind == OpKind::Uniform) {
+          // A per-head value stored at every step: broadcast it into a chunk-shaped temporary.
+          os_ << "    for (int i = threadIdx.x; i < C * " << Es << "; i += blockDim.x) { int e = i % " << Es
+              << "; (void)e; " << ident("store." + std::to_string(index)) << "[i] = " << access(op.operands[0])
+              << "; }\n    __syncthreads();\n";
+          os_ << "    lina::store_rows<C, " << Es << ">(static_cast<T*>(p.outputs[" << i << "]), "
+              << ident("store." + std::to_string(index)) << ", tok0, L, h, H, " << D << ", " << O << ");\n";
+        } else {
+          os_ << "    lina::store_rows<C, " << Es << ">(static_cast<T*>(p.outputs[" << i << "]), "
+              << ident(op.operands[0]) << ", tok0, L, h, H, " << D << ", " << O << ");\n";
+        }
+        break;
+      }
+      case OpKind::Elementwise: {
+        std::vector<std::string> args;
+        for (const std::string& o : op.operands) args.push_back(access(o));
+        os_ << "    for (int i = threadIdx.x; i < C * " << E << "; i += blockDim.x) {\n      const int t = i / " << E
+            << ", e = i - t * " << E << ";\n      (void)t; (void)e;\n      " << out << "[i] = "
+            << expression(op.rop, args) << ";\n    }\n";
+        break;
+      }
+      case OpKind::Reduce: {
+        std::string D = "E_" + op.dim;
+        if (op.rop == rir::Op::Softmax) {
+          os_ << "    lina::row_softmax<C, " << D << ">(" << out << ", " << ident(op.operands[0]) << ");\n";
+        } else {
+          // A per-head vector operand has no step axis: its row stride is 0.
+          auto stride = [&](const std::string& name) { return def(name)->kind == OpKind::Uniform ? "0" : D; };
+          os_ << "    lina::row_sum<C, " << D << ">(" << out << ", " << ident(op.operands[0]) << ", "
+              << stride(op.operands[0]) << ", "
+              << (op.rop == rir::Op::Dot ? ident(op.operands[1]) + ", " + stride(op.operands[1]) : std::string("nullptr, 0"))
+              << ");\n";
+        }
+        break;
+      }
+      case OpKind::GateCumsum: {
+        std::string exc = op.exclusive.empty() ? "nullptr" : ident(op.exclusive);
+        os_ << "    lina::gate_cumsum" << (op.uniform ? "_uniform" : "") << "<C, " << E << ">(" << out << ", " << exc
+            << ", " << ident(op.operands[0]) << ", L);\n";
+        break;
+      }
+      case OpKind::Attend: {
+        const rir::Decl* s = state(op.symbol);
+        bool overRows = op.dim == s->shape[0];
+        const cir::GateRef& rg = overRows ? op.rows : op.cols;  // contracted side
+        const cir::GateRef& ng = overRows ? op.cols : op.rows;  // output side
+        std::string key = ident(overRows ? op.u : op.w), val = ident(overRows ? op.w : op.u);
+        auto q = [&](const cir::GateRef& g) {
+          if (g.kind == GateKind::None) return std::string("nullptr");
+          return ident(op.afterUpdate ? g.inclusive : g.exclusive);
+        };
+        auto kk = [&](const cir::GateRef& g) { return g.kind == GateKind::None ? std::string("nullptr") : ident(g.inclusive); };
+        std::string R = "E_" + op.dim, N = "E_" + (overRows ? s->shape[1] : s->shape[0]);
+        std::string scratch = ident("scratch." + std::to_string(index));
+        os_ << "    lina::attend<C, " << R << ", " << N << ", " << kindConstant(rg.kind) << ", " << kindConstant(ng.kind)
+            << ", " << (op.afterUpdate ? "true" : "false") << ", " << (overRows ? "false" : "true") << ">(" << out
+            << ", " << ident(op.operands[0]) << ", " << key << ", " << val << ", " << kk(rg) << ", " << q(rg) << ", "
+            << kk(ng) << ", " << q(ng) << ", " << ident("S." + op.symbol) << ", " << scratch << ", " << scratch
+            << " + C * C, L);\n";
+        break;
+      }
+      case OpKind::Carry: {
+        const rir::Decl* s = state(op.symbol);
+        auto g = [&](const cir::GateRef& r) { return r.kind == GateKind::None ? std::string("nullptr") : ident(r.inclusive); };
+        std::string scratch = ident("scratch." + std::to_string(index));
+        os_ << "    lina::carry<C, E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << kindConstant(op.rows.kind)
+            << ", " << kindConstant(op.cols.kind) << ">(" << ident("S." + op.symbol) << ", " << ident(op.u) << ", "
+            << ident(op.w) << ", " << g(op.rows) << ", " << g(op.cols) << ", " << scratch << ", " << scratch
+            << " + C * E_" << s->shape[0] << ", L);\n";
+        break;
+      }
+      case OpKind::Uniform:
+        break;
+    }
+    os_ << "    __syncthreads();\n";
+  }
+
+  const rir::Decl* state(const std::string& name) const {
+    for (const rir::Decl& s : k_.states)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+
+  const cir::Kernel& k_;
+  const cir::Specialization& spec_;
+  const Extents& e_;
+  const SharedMemoryPlan& smem_;
+  std::string sourceName_;
+  std::ostringstream os_;
+};
+
+Extents extentsFor(const cir::Kernel& kernel, const cir::Specialization& spec) {
+  Extents e{kernel, spec, 0};
+  if (!kernel.tiledDim.empty()) {
+    int64_t full = e.full(kernel.tiledDim);
+    int tile = spec.tile > 0 ? spec.tile : static_cast<int>(full);
+    if (tile > full || full % tile != 0)
+      throw Error("kernel " + kernel.name + ": tile " + std::to_string(tile) + " does not divide " + kernel.tiledDim +
+                  " = " + std::to_string(full) + "; pick a tile that divides it");
+    e.tile = tile;
+  }
+  for (const std::string& d : kernel.dims) e.full(d);  // every dim must have a size
+  return e;
+}
+
+}  // namespace
+
+SharedMemoryPlan planSharedMemory(const cir::Kernel& kernel, const cir::Specialization& spec) {
+  return plan(kernel, extentsFor(kernel, spec));
+}
+
+EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spec, const std::string& sourceName) {
+  if (spec.dtype != "bf16" && spec.dtype != "fp16" && spec.dtype != "fp32")
+    throw Error("dtype: expected bf16, fp16 or fp32; got '" + spec.dtype + "'");
+  Extents e = extentsFor(kernel, spec);
+  const cir::Kernel& k = kernel;
+  SharedMemoryPlan smem = plan(k, e);
+  EmittedKernel out;
+  out.name = k.name;
+  out.smem = smem;
+  out.threads = k.warps * 32;
+  out.tiledDim = k.tiledDim;
+  out.tile = e.tile;
+  out.tiles = k.tiledDim.empty() ? 1 : static_cast<int>(e.full(k.tiledDim) / e.tile);
+  out.source = Emitter(k, spec, e, smem, sourceName).run();
+  return out;
+}
+
+}  // namespace lina::codegen

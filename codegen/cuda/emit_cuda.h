@@ -1,0 +1,38 @@
+// CIR -> CUDA C++ that calls the device library (codegen/device). The output is readable
+// (`linac --emit=cuda`), carries #line directives back to the .lina file, and compiles with
+// NVRTC without any include path.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "compiler/cir/ir.h"
+
+namespace lina::codegen {
+
+// Where each buffer lives in dynamic shared memory (floats), and how much the kernel needs.
+struct SharedMemoryPlan {
+  std::map<std::string, int64_t> offset;  // buffer name -> offset in floats
+  std::map<std::string, int64_t> size;    // buffer name -> size in floats
+  int64_t totalBytes = 0;
+};
+
+struct EmittedKernel {
+  std::string name;
+  std::string source;
+  SharedMemoryPlan smem;
+  int threads = 128;
+  int tiles = 1;        // grid.x: CTAs per (sequence, head)
+  std::string tiledDim;
+  int tile = 0;
+};
+
+// Plans shared memory and emits the kernel for one specialization. `sourceName` is the .lina
+// file named in #line directives (empty: none). Throws lina::Error for a specialization that
+// does not fit the kernel (dims missing, tile not dividing the dim).
+EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spec, const std::string& sourceName = "");
+
+// The shared memory plan alone (for choosing a chunk and tile that fit the device).
+SharedMemoryPlan planSharedMemory(const cir::Kernel& kernel, const cir::Specialization& spec);
+
+}  // namespace lina::codegen

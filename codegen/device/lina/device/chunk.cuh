@@ -1,0 +1,203 @@
+// Chunk-level building blocks of the fused forward: loads and stores of [C, D] tiles, per-step
+// reductions, chunk-local gate cumsums, and the two halves of a state pass (attend: the reads of
+// a chunk; carry: the state after the chunk). Buffers are fp32 in shared memory, row-major
+// [C][D]; every function is called by the whole block and ends with no barrier (the caller
+// places __syncthreads between dependent steps).
+//
+// This is the exact (fp32, SIMT) path: it is the reference implementation on the GPU, used for
+// fp32 inputs and as the fallback for every configuration.
+#pragma once
+
+#include "lina/device/common.cuh"
+
+namespace lina {
+
+enum GateKind { kNoGate = 0, kScalarGate = 1, kVectorGate = 2 };
+
+// The cumulative log2 gate at step t along index i (0 when there is no gate).
+template <int KIND, int D>
+__device__ __forceinline__ float gate_at(const float* g, int t, int i) {
+  if constexpr (KIND == kVectorGate) return g[t * D + i];
+  else if constexpr (KIND == kScalarGate) return g[t];
+  else return 0.f;
+}
+
+// dst[t][d] = src[token (tok0 + t), head h, column off + d] for t < L, 0 beyond.
+template <int C, int D, typename T>
+__device__ void load_rows(float* dst, const T* src, long long tok0, int L, int h, int H, int Dfull, int off) {
+  for (int i = threadIdx.x; i < C * D; i += blockDim.x) {
+    int t = i / D, d = i - t * D;
+    dst[i] = t < L ? to_float(src[((tok0 + t) * H + h) * static_cast<long long>(Dfull) + off + d]) : 0.f;
+  }
+}
+
+template <int C, int D, typename T>
+__device__ void store_rows(T* dst, const float* src, long long tok0, int L, int h, int H, int Dfull, int off) {
+  for (int i = threadIdx.x; i < C * D; i += blockDim.x) {
+    int t = i / D, d = i - t * D;
+    if (t < L) dst[((tok0 + t) * H + h) * static_cast<long long>(Dfull) + off + d] = from_float<T>(src[i]);
+  }
+}
+
+// A per-head vector parameter [H, Dfull], columns [off, off + D).
+template <int D>
+__device__ void load_head_vector(float* dst, const float* src, int h, int Dfull, int off) {
+  for (int d = threadIdx.x; d < D; d += blockDim.x) dst[d] = src[static_cast<long long>(h) * Dfull + off + d];
+}
+
+// The [R, N] block of state (n, h) at rows [rOff, rOff + R) and columns [nOff, nOff + N).
+template <int R, int N>
+__device__ void load_state(float* S, const float* src, int n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
+  for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
+    int r = i / N, c = i - r * N;
+    S[i] = src ? src[((static_cast<long long>(n) * H + h) * Rfull + rOff + r) * Nfull + nOff + c] : 0.f;
+  }
+}
+
+template <int R, int N>
+__device__ void store_state(float* dst, const float* S, int n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
+  if (!dst) return;
+  for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
+    int r = i / N, c = i - r * N;
+    dst[((static_cast<long long>(n) * H + h) * Rfull + rOff + r) * Nfull + nOff + c] = S[i];
+  }
+}
+
+// out[t] = sum_d a[t][d] (* b[t][d] when b is given): one warp per step. A row stride of 0
+// reads a per-head vector at every step.
+template <int C, int D>
+__device__ void row_sum(float* out, const float* a, int aStride, const float* b, int bStride) {
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int t = warp; t < C; t += warps) {
+    float s = 0.f;
+    for (int d = lane; d < D; d += 32) s += b ? a[t * aStride + d] * b[t * bStride + d] : a[t * aStride + d];
+    s = warp_sum(s);
+    if (lane == 0) out[t] = s;
+  }
+}
+
+// out[t][:] = softmax(a[t][:]) over D, in fp32: one warp per step.
+template <int C, int D>
+__device__ void row_softmax(float* out, const float* a) {
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int t = warp; t < C; t += warps) {
+    float m = -3.402823466e38f;
+    for (int d = lane; d < D; d += 32) m = fmaxf(m, a[t * D + d]);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int d = lane; d < D; d += 32) s += exp2f((a[t * D + d] - m) * kLog2e);
+    s = warp_sum(s);
+    float inv = 1.f / s;
+    for (int d = lane; d < D; d += 32) out[t * D + d] = exp2f((a[t * D + d] - m) * kLog2e) * inv;
+  }
+}
+
+// Chunk-local cumulative sums of a natural-log gate, in log2 units: inc[t] = log2(e) * sum_{s<=t} g[s],
+// exc[t] = inc[t] - log2(e) g[t] (the decay up to the step before). Steps t >= L add nothing.
+// g is [C][D] (D = 1 for a scalar gate); exc may be null.
+template <int C, int D>
+__device__ void gate_cumsum(float* inc, float* exc, const float* g, int L) {
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float running = 0.f;
+    for (int t = 0; t < C; ++t) {
+      float step = t < L ? g[t * D + d] * kLog2e : 0.f;
+      if (exc) exc[t * D + d] = running;
+      running += step;
+      inc[t * D + d] = running;
+    }
+  }
+}
+
+// The same for a per-head constant log gate (scalar or [D] vector `value`).
+template <int C, int D>
+__device__ void gate_cumsum_uniform(float* inc, float* exc, const float* value, int L) {
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float step = value[d] * kLog2e;
+    for (int t = 0; t < C; ++t) {
+      float before = step * static_cast<float>(t < L ? t : L);
+      if (exc) exc[t * D + d] = before;
+      inc[t * D + d] = t < L ? before + step : before;
+    }
+  }
+}
+
+// The reads of one chunk: for each step t < L,
+//   out[t][n] = e(qN[t][n]) * sum_r x[t][r] e(qR[t][r]) S(r, n)                      (inter)
+//             + sum_{s in chunk, s <= t (AFTER) or s < t} P[t][s] val[s][n] e(qN[t][n] - kN[s][n])  (intra)
+//   P[t][s]   = sum_r x[t][r] key[s][r] e(qR[t][r] - kR[s][r])
+// where e(x) = 2^x, k* are inclusive cumsums and q* the inclusive (AFTER) or exclusive ones.
+// R is the contracted dim (key side), N the output dim (value side). The state is stored
+// [R][N] (TRANSPOSED = 0) or [N][R] (TRANSPOSED = 1). Scratch: P [C][C], xt [C][R].
+template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED>
+__device__ void attend(float* out, const float* x, const float* key, const float* val, const float* kR,
+                       const float* qR, const float* kN, const float* qN, const float* S, float* P, float* xt, int L) {
+  // Gated queries for the inter part: xt[t][r] = x[t][r] * e(qR[t][r]).
+  for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
+    int t = i / R, r = i - t * R;
+    xt[i] = x[i] * (RK == kNoGate ? 1.f : exp2f(gate_at<RK, R>(qR, t, r)));
+  }
+  // Intra-chunk scores. Exponents qR[t] - kR[s] are <= 0 for s <= t when gates are <= 0.
+  for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
+    int t = i / C, s = i - t * C;
+    bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
+    float acc = 0.f;
+    if (visible) {
+      if constexpr (RK == kVectorGate) {
+        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r] * exp2f(qR[t * R + r] - kR[s * R + r]);
+      } else {
+        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r];
+        if constexpr (RK == kScalarGate) acc *= exp2f(qR[t] - kR[s]);
+      }
+      if constexpr (NK == kScalarGate) acc *= exp2f(qN[t] - kN[s]);
+    }
+    P[i] = acc;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
+    int t = i / N, n = i - t * N;
+    if (t >= L) {
+      out[i] = 0.f;
+      continue;
+    }
+    float inter = 0.f;
+    for (int r = 0; r < R; ++r) inter += xt[t * R + r] * (TRANSPOSED ? S[n * R + r] : S[r * N + n]);
+    if constexpr (NK != kNoGate) inter *= exp2f(gate_at<NK, N>(qN, t, n));
+    float intra = 0.f;
+    int last = AFTER ? t : t - 1;
+    for (int s = 0; s <= last; ++s) {
+      float v = P[t * C + s] * val[s * N + n];
+      if constexpr (NK == kVectorGate) v *= exp2f(qN[t * N + n] - kN[s * N + n]);
+      intra += v;
+    }
+    out[i] = inter + intra;
+  }
+}
+
+// The state after the chunk: S[r][c] = e(A_L[r] + B_L[c]) S[r][c] + sum_{s<L} u~[s][r] w~[s][c],
+// u~ = u e(A_L - A_s), w~ = w e(B_L - B_s) (all exponents <= 0), L-1 the last valid step.
+// Scratch: ut [C][R], wt [C][N].
+template <int C, int R, int N, int RG, int CG>
+__device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
+                      int L) {
+  const int last = L - 1;
+  for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
+    int s = i / R, r = i - s * R;
+    ut[i] = s < L ? u[i] * (RG == kNoGate ? 1.f : exp2f(gate_at<RG, R>(A, last, r) - gate_at<RG, R>(A, s, r))) : 0.f;
+  }
+  for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
+    int s = i / N, c = i - s * N;
+    wt[i] = s < L ? w[i] * (CG == kNoGate ? 1.f : exp2f(gate_at<CG, N>(B, last, c) - gate_at<CG, N>(B, s, c))) : 0.f;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
+    int r = i / N, c = i - r * N;
+    float decay = 1.f;
+    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r));
+    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c));
+    float acc = decay * S[i];
+    for (int s = 0; s < L; ++s) acc += ut[s * R + r] * wt[s * N + c];
+    S[i] = acc;
+  }
+}
+
+}  // namespace lina

@@ -1,0 +1,28 @@
+// The kernel parameter block shared by the host runtime and the generated kernels. Plain,
+// fixed-size fields only, so the layout is identical on both sides.
+#pragma once
+
+namespace lina {
+
+constexpr int kMaxInputs = 12;
+constexpr int kMaxOutputs = 8;
+constexpr int kMaxStates = 4;
+constexpr int kMaxParams = 8;
+
+struct KernelParams {
+  const void* inputs[kMaxInputs];    // [B, T, H] or [B, T, H, d], element type of the kernel
+  void* outputs[kMaxOutputs];        // like inputs
+  const float* initialStates[kMaxStates];  // [N, H, rows, cols] fp32, or null (zeros)
+  float* finalStates[kMaxStates];          // [N, H, rows, cols] fp32, or null (not written)
+  const float* vectorParams[kMaxParams];   // [H, d] fp32
+  float scalarParams[kMaxParams];
+  int scalarParamSet[kMaxParams];          // 0: use the program's default
+  const void* cuSeqlens;                   // [N + 1] int32 or int64, or null (fixed length)
+  int cuSeqlens64;                         // 1: int64 entries
+  int numSequences;                        // N
+  long long time;                          // T (fixed length) or total tokens (varlen)
+  int heads;                               // H
+  int pad_;
+};
+
+}  // namespace lina

@@ -1,0 +1,290 @@
+#include "runtime/program.h"
+
+#include <algorithm>
+#include <mutex>
+#include <sstream>
+
+#include "codegen/device/lina/device/params.h"
+#include "compiler/cir/lower.h"
+#include "compiler/pipeline.h"
+#include "library/library.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/error.h"
+#include "runtime/kernel_cache.h"
+
+namespace lina {
+
+namespace {
+
+// Loaded modules, per (device, kernel source): lazily, once, under a lock.
+struct LoadedKernel {
+  CUmodule module = nullptr;
+  CUfunction function = nullptr;
+};
+
+LoadedKernel loadKernel(int device, const codegen::EmittedKernel& kernel, const std::string& arch) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, std::string>, LoadedKernel> loaded;
+  std::string key = runtime::KernelCache::global().key(kernel.source, arch);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = loaded.find({device, key});
+  if (it != loaded.end()) return it->second;
+  std::vector<char> cubin = runtime::KernelCache::global().cubin(kernel.source, kernel.name + ".cu", arch);
+  const cuda::Driver* d = cuda::driver();
+  LoadedKernel k;
+  cuda::check(d->cuModuleLoadData(&k.module, cubin.data()), "cuModuleLoadData", "kernel " + kernel.name);
+  cuda::check(d->cuModuleGetFunction(&k.function, k.module, kernel.name.c_str()), "cuModuleGetFunction", kernel.name);
+  if (kernel.smem.totalBytes > 48 * 1024)
+    cuda::check(d->cuFuncSetAttribute(k.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                      static_cast<int>(kernel.smem.totalBytes)),
+                "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", kernel.name);
+  loaded[{device, key}] = k;
+  return k;
+}
+
+std::string shapeText(const std::vector<int64_t>& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+}  // namespace
+
+Program Program::fromSource(const std::string& name, const std::string& source) {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  uint32_t file = sources.addBuffer(name, source);
+  std::optional<rir::Module> module = compileToRir(sources, file, diags);
+  if (!module) {
+    std::ostringstream os;
+    diags.print(os);
+    throw Error(os.str());
+  }
+  if (module->recurrences.size() != 1)
+    throw Error(name + ": expected exactly one recurrence, found " + std::to_string(module->recurrences.size()));
+  Program p;
+  p.name_ = module->recurrences[0].name;
+  p.sourceName_ = name;
+  p.rir_ = std::make_shared<rir::Recurrence>(module->recurrences[0]);
+  p.emitted_ = std::make_shared<EmittedCache>();
+  return p;
+}
+
+Program Program::fromFile(const std::string& path) {
+  SourceManager sources;
+  std::string error;
+  uint32_t file = sources.addFile(path, error);
+  if (!file) throw Error(error);
+  return fromSource(path, std::string(sources.text(file)));
+}
+
+Program Program::fromLibrary(const std::string& name) {
+  const library::Program* p = library::find(name);
+  if (!p) {
+    std::string known;
+    for (const library::Program& q : library::programs()) known += (known.empty() ? "" : ", ") + std::string(q.name);
+    throw Error("no library program '" + name + "'; the library has " + known);
+  }
+  return fromSource(p->path, p->source);
+}
+
+cir::Kernel Program::kernel(cir::Strategy strategy, int chunk) const {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  std::optional<cir::Kernel> k = cir::lowerRirToCir(*rir_, strategy, chunk, diags);
+  if (!k) {
+    std::ostringstream os;
+    diags.print(os);
+    throw Error(os.str());
+  }
+  return *k;
+}
+
+codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                                     const std::string& dtype) const {
+  cir::Specialization spec;
+  spec.dims = dims;
+  spec.dtype = dtype;
+  spec.tile = config.tile;
+  return codegen::emitCuda(kernel(config.strategy, config.chunk), spec, sourceName_);
+}
+
+std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
+                                                    int64_t sharedMemoryBytes) const {
+  std::vector<KernelConfig> out;
+  std::string tiled = cir::tileableDim(*rir_);
+  std::vector<int> tiles = {0};
+  if (!tiled.empty()) {
+    tiles.clear();
+    int64_t full = dims.count(tiled) ? dims.at(tiled) : 0;
+    for (int t : {64, 32, 16})
+      if (full % t == 0 && t <= full) tiles.push_back(t);
+    if (tiles.empty()) tiles.push_back(0);
+  }
+  std::vector<std::pair<cir::Strategy, int>> shapes = {{cir::Strategy::Recurrent, 1}};
+  for (int64_t c : rir_->chunkSizes)
+    if (c <= 64) shapes.push_back({cir::Strategy::Fused, static_cast<int>(c)});  // the SIMT path caps chunks at 64
+  for (auto [strategy, chunk] : shapes) {
+    for (int tile : tiles) {
+      KernelConfig config{strategy, chunk, tile};
+      cir::Specialization spec{dims, dtype, tile};
+      if (codegen::planSharedMemory(kernel(strategy, chunk), spec).totalBytes <= sharedMemoryBytes) {
+        out.push_back(config);
+        break;  // the largest tile that fits
+      }
+    }
+  }
+  return out;
+}
+
+KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const {
+  std::vector<KernelConfig> candidates = candidateConfigs(args.dims, args.dtype, sharedMemoryBytes);
+  auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {
+    for (const KernelConfig& c : candidates)
+      if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (args.tile == 0 || c.tile == args.tile)) return &c;
+    return nullptr;
+  };
+  const KernelConfig* chosen = nullptr;
+  if (args.strategy == "recurrent") {
+    chosen = pick(cir::Strategy::Recurrent, 0);
+  } else if (args.strategy == "fused") {
+    chosen = pick(cir::Strategy::Fused, args.chunk);
+  } else if (args.strategy == "auto") {
+    // Short sequences (decode) step through time; longer ones use the largest chunk that fits.
+    bool shortSequences = args.time <= 16 * std::max<int64_t>(1, args.cuSeqlens ? args.numSequences : 1);
+    if (shortSequences) chosen = pick(cir::Strategy::Recurrent, 0);
+    if (!chosen)
+      for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
+        if (it->strategy == cir::Strategy::Fused && (args.chunk == 0 || it->chunk == args.chunk)) chosen = &*it;
+    if (!chosen) chosen = pick(cir::Strategy::Recurrent, 0);
+  } else {
+    throw Error("strategy: expected auto, fused or recurrent; got '" + args.strategy + "'");
+  }
+  if (!chosen) {
+    std::string dimText;
+    for (const auto& [d, n] : args.dims) dimText += " " + d + "=" + std::to_string(n);
+    throw Error("@" + name_ + ": no " + args.strategy + " kernel" +
+                (args.chunk ? " with chunk " + std::to_string(args.chunk) : std::string()) + " fits in " +
+                std::to_string(sharedMemoryBytes) + " bytes of shared memory for" + dimText +
+                "; use smaller dims or another strategy");
+  }
+  return *chosen;
+}
+
+void Program::forward(const ForwardArgs& a, int device) const {
+  const rir::Recurrence& rec = *rir_;
+  auto fail = [&](const std::string& message) { throw Error("@" + name_ + " forward: " + message); };
+  if (a.dtype != "bf16" && a.dtype != "fp16" && a.dtype != "fp32")
+    fail("dtype: expected bf16, fp16 or fp32; got '" + a.dtype + "'");
+  if (a.batch < 1 || a.time < 0 || a.heads < 1)
+    fail("shape (B, T, H) = (" + std::to_string(a.batch) + ", " + std::to_string(a.time) + ", " +
+         std::to_string(a.heads) + ") is invalid; expected B >= 1, T >= 0, H >= 1");
+  for (const std::string& d : rec.dims) {
+    auto it = a.dims.find(d);
+    if (it == a.dims.end() || it->second < 1) fail("dim '" + d + "' needs a size >= 1 in ForwardArgs::dims");
+  }
+  for (const auto& [d, n] : a.dims)
+    if (std::find(rec.dims.begin(), rec.dims.end(), d) == rec.dims.end()) {
+      (void)n;
+      fail("dims: '" + d + "' is not a dim of @" + name_);
+    }
+  if (a.cuSeqlens) {
+    if (a.batch != 1) fail("cu_seqlens needs batch size 1 (packed sequences); got B = " + std::to_string(a.batch));
+    if (a.numSequences < 0) fail("numSequences must be >= 0 with cu_seqlens");
+  }
+  int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
+  auto checkKnown = [&](const auto& map, const std::vector<rir::Decl>& decls, const char* what) {
+    for (const auto& [name, ptr] : map) {
+      (void)ptr;
+      bool found = false;
+      for (const rir::Decl& d : decls) found = found || d.name == name;
+      if (!found) fail(std::string(what) + " '" + name + "' is not declared by @" + name_);
+    }
+  };
+  checkKnown(a.inputs, rec.inputs, "input");
+  checkKnown(a.outputs, rec.outputs, "output");
+  checkKnown(a.initialStates, rec.states, "initial state");
+  checkKnown(a.finalStates, rec.states, "final state");
+  if (rec.inputs.size() > kMaxInputs || rec.outputs.size() > kMaxOutputs || rec.states.size() > kMaxStates ||
+      rec.params.size() > kMaxParams)
+    fail("too many inputs, outputs, states or params for one kernel");
+
+  KernelParams p{};
+  for (size_t i = 0; i < rec.inputs.size(); ++i) {
+    auto it = a.inputs.find(rec.inputs[i].name);
+    if (it == a.inputs.end() || !it->second) fail("input '" + rec.inputs[i].name + "' is missing");
+    p.inputs[i] = it->second;
+  }
+  for (size_t i = 0; i < rec.outputs.size(); ++i) {
+    auto it = a.outputs.find(rec.outputs[i].name);
+    if (it == a.outputs.end() || !it->second) fail("output '" + rec.outputs[i].name + "' is missing");
+    p.outputs[i] = it->second;
+  }
+  for (size_t i = 0; i < rec.states.size(); ++i) {
+    auto in = a.initialStates.find(rec.states[i].name);
+    p.initialStates[i] = in == a.initialStates.end() ? nullptr : in->second;
+    auto out = a.finalStates.find(rec.states[i].name);
+    p.finalStates[i] = out == a.finalStates.end() ? nullptr : out->second;
+  }
+  int scalar = 0, vector = 0;
+  for (const rir::Decl& prm : rec.params) {
+    if (prm.shape.empty()) {
+      auto it = a.scalarParams.find(prm.name);
+      p.scalarParamSet[scalar] = it != a.scalarParams.end();
+      p.scalarParams[scalar] = it != a.scalarParams.end() ? static_cast<float>(it->second) : 0.f;
+      bool hasDefault = false;
+      for (const rir::Inst& inst : rec.body)
+        if (inst.op == rir::Op::Param && inst.symbol == prm.name) hasDefault = !inst.operands.empty();
+      if (!hasDefault && it == a.scalarParams.end()) fail("param '" + prm.name + "' has no default and is missing");
+      ++scalar;
+    } else {
+      auto it = a.vectorParams.find(prm.name);
+      if (it == a.vectorParams.end() || !it->second)
+        fail("param '" + prm.name + "' is missing; expected an fp32 device tensor " +
+             shapeText({a.heads, a.dims.at(prm.shape[0])}));
+      p.vectorParams[vector++] = it->second;
+    }
+  }
+  for (const auto& [name, v] : a.scalarParams) {
+    (void)v;
+    const rir::Decl* d = rec.param(name);
+    if (!d || !d->shape.empty()) fail("'" + name + "' is not a scalar param of @" + name_);
+  }
+  for (const auto& [name, v] : a.vectorParams) {
+    (void)v;
+    const rir::Decl* d = rec.param(name);
+    if (!d || d->shape.empty()) fail("'" + name + "' is not a vector param of @" + name_);
+  }
+  p.cuSeqlens = a.cuSeqlens;
+  p.cuSeqlens64 = a.cuSeqlens64 ? 1 : 0;
+  p.numSequences = static_cast<int>(N);
+  p.time = a.time;
+  p.heads = static_cast<int>(a.heads);
+  if (N == 0) return;
+
+  cuda::DeviceInfo info = cuda::deviceInfo(device);
+  KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
+  // Emitting is cheap but not free: keep each specialization's kernel for later calls.
+  std::string key = std::to_string(static_cast<int>(config.strategy)) + "/" + std::to_string(config.chunk) + "/" +
+                    std::to_string(config.tile) + "/" + a.dtype;
+  for (const auto& [dname, n] : a.dims) key += "/" + dname + "=" + std::to_string(n);
+  codegen::EmittedKernel kernel;
+  {
+    std::lock_guard<std::mutex> lock(emitted_->mutex);
+    auto it = emitted_->kernels.find(key);
+    if (it == emitted_->kernels.end()) it = emitted_->kernels.emplace(key, emit(config, a.dims, a.dtype)).first;
+    kernel = it->second;
+  }
+  LoadedKernel loaded = loadKernel(device, kernel, info.arch);
+  void* kernelArgs[] = {&p};
+  const cuda::Driver* d = cuda::driver();
+  cuda::check(d->cuLaunchKernel(loaded.function, static_cast<unsigned>(kernel.tiles), static_cast<unsigned>(a.heads),
+                                static_cast<unsigned>(N), static_cast<unsigned>(kernel.threads), 1, 1,
+                                static_cast<unsigned>(kernel.smem.totalBytes), a.stream, kernelArgs, nullptr),
+              "cuLaunchKernel",
+              "kernel " + kernel.name + ", grid (" + std::to_string(kernel.tiles) + ", " + std::to_string(a.heads) +
+                  ", " + std::to_string(N) + "), block " + std::to_string(kernel.threads) + ", shared memory " +
+                  std::to_string(kernel.smem.totalBytes) + " bytes");
+}
+
+}  // namespace lina

@@ -1,0 +1,85 @@
+// lina::Program: a compiled recurrence and its forward kernels, on raw device pointers.
+//
+//   lina::Program gla = lina::Program::fromLibrary("gla");
+//   lina::ForwardArgs a;  a.batch = 4; a.time = 4096; a.heads = 64; a.dims = {{"K", 128}, {"V", 128}};
+//   a.inputs = {{"q", q}, {"k", k}, {"v", v}, {"g", g}};  a.outputs = {{"o", o}};
+//   gla.forward(a);       // launches on a.stream; no host synchronization
+#pragma once
+
+#include <cuda.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "codegen/cuda/emit_cuda.h"
+#include "compiler/cir/ir.h"
+#include "compiler/rir/ir.h"
+
+namespace lina {
+
+struct ForwardArgs {
+  std::string dtype = "bf16";  // of inputs and outputs: bf16 | fp16 | fp32
+  int64_t batch = 1, time = 0, heads = 1;
+  std::map<std::string, int64_t> dims;
+  std::map<std::string, const void*> inputs;        // [B, T, H(, d)] contiguous
+  std::map<std::string, void*> outputs;             // [B, T, H(, d)] contiguous
+  std::map<std::string, const float*> initialStates;  // [N, H, rows, cols] fp32 (absent: zeros)
+  std::map<std::string, float*> finalStates;          // [N, H, rows, cols] fp32 (absent: not written)
+  std::map<std::string, double> scalarParams;         // overrides of scalar params
+  std::map<std::string, const float*> vectorParams;   // [H, d] fp32
+  const void* cuSeqlens = nullptr;  // [N + 1] on the device; then batch must be 1
+  bool cuSeqlens64 = false;
+  int64_t numSequences = 0;         // N with cu_seqlens
+  CUstream stream = nullptr;
+  // "auto", "fused" or "recurrent"; chunk 0 picks the largest program chunk that fits.
+  std::string strategy = "auto";
+  int chunk = 0;
+  int tile = 0;  // 0: choose
+};
+
+// A kernel configuration the runtime may launch.
+struct KernelConfig {
+  cir::Strategy strategy = cir::Strategy::Fused;
+  int chunk = 64;
+  int tile = 0;
+};
+
+class Program {
+ public:
+  // Throws lina::Error carrying the rendered diagnostics when the source has errors.
+  static Program fromSource(const std::string& name, const std::string& source);
+  static Program fromFile(const std::string& path);
+  static Program fromLibrary(const std::string& name);
+
+  const rir::Recurrence& recurrence() const { return *rir_; }
+
+  // The configurations the tuner may choose from for these dims and dtype, on a device with
+  // `sharedMemoryBytes` of opt-in shared memory per block.
+  std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
+                                             int64_t sharedMemoryBytes) const;
+  // The CIR kernel of a strategy and chunk size.
+  cir::Kernel kernel(cir::Strategy strategy, int chunk) const;
+  codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                              const std::string& dtype) const;
+
+  // Validates the arguments and launches the forward on args.stream. Throws lina::Error naming
+  // the argument, the expected and the actual value on bad input.
+  void forward(const ForwardArgs& args, int device = 0) const;
+  // The configuration forward() would launch.
+  KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const;
+
+ private:
+  std::string name_;
+  std::string sourceName_;
+  std::shared_ptr<const rir::Recurrence> rir_;
+  struct EmittedCache {
+    std::mutex mutex;
+    std::map<std::string, codegen::EmittedKernel> kernels;
+  };
+  std::shared_ptr<EmittedCache> emitted_;
+};
+
+}  // namespace lina

@@ -120,6 +120,11 @@ CheckEntry compare(const std::string& name, const reference::Tensor& ref, const 
 }  // namespace
 
 CheckReport checkForward(const Program& program, const CheckOptions& o) {
+  return checkForwardConfigs(program, o, {}).front();
+}
+
+std::vector<CheckReport> checkForwardConfigs(const Program& program, const CheckOptions& o,
+                                             const std::vector<KernelConfig>& configList) {
   std::string why;
   if (!cuda::available(&why)) throw Error("check needs a GPU: " + why);
   cuda::useDevice(o.device);
@@ -163,40 +168,49 @@ CheckReport checkForward(const Program& program, const CheckOptions& o) {
   std::string error;
   std::optional<reference::Result> ref = reference::run(rec, problem, error);
   if (!ref) throw Error("reference: " + error);
-  // Outputs and final states are poisoned (0xff bytes: NaN) so an unwritten element shows.
-  std::map<std::string, DeviceBuffer*> outBuffers, stateBuffers;
-  size_t width = o.dtype == "fp32" ? 4 : 2;
-  for (auto& [name, t] : ref->outputs) {
-    buffers.push_back(std::make_unique<DeviceBuffer>(t.data.size() * width));
-    cuda::check(d->cuMemsetD8(buffers.back()->ptr, 0xff, buffers.back()->bytes), "cuMemsetD8");
-    args.outputs[name] = buffers.back()->get();
-    outBuffers[name] = buffers.back().get();
-  }
-  for (auto& [name, t] : ref->finalStates) {
-    buffers.push_back(std::make_unique<DeviceBuffer>(t.data.size() * 4));
-    cuda::check(d->cuMemsetD8(buffers.back()->ptr, 0xff, buffers.back()->bytes), "cuMemsetD8");
-    args.finalStates[name] = static_cast<float*>(buffers.back()->get());
-    stateBuffers[name] = buffers.back().get();
-  }
   cuda::DeviceInfo info = cuda::deviceInfo(o.device);
-  KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin);
-  program.forward(args, o.device);
-  cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the forward kernel");
-
-  CheckReport report;
-  report.kernel = program.emit(config, args.dims, args.dtype).name;
-  report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
-  for (auto& [name, t] : ref->outputs) {
-    std::vector<char> bytes(outBuffers[name]->bytes);
-    if (!bytes.empty()) cuda::check(d->cuMemcpyDtoH(bytes.data(), outBuffers[name]->ptr, bytes.size()), "cuMemcpyDtoH");
-    report.entries.push_back(compare(name, t, decode(bytes, o.dtype)));
+  std::vector<KernelConfig> configs = configList;
+  if (configs.empty()) configs.push_back(program.chooseConfig(args, info.maxSharedPerBlockOptin));
+  size_t width = o.dtype == "fp32" ? 4 : 2;
+  std::vector<CheckReport> reports;
+  for (const KernelConfig& config : configs) {
+    // Outputs and final states are poisoned (0xff bytes: NaN) so an unwritten element shows.
+    std::vector<std::unique_ptr<DeviceBuffer>> results;
+    std::map<std::string, DeviceBuffer*> outBuffers, stateBuffers;
+    ForwardArgs run = args;
+    run.strategy = config.strategy == cir::Strategy::Recurrent ? "recurrent" : "fused";
+    run.chunk = config.chunk;
+    run.tile = config.tile;
+    for (auto& [name, t] : ref->outputs) {
+      results.push_back(std::make_unique<DeviceBuffer>(t.data.size() * width));
+      if (results.back()->bytes) cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");
+      run.outputs[name] = results.back()->get();
+      outBuffers[name] = results.back().get();
+    }
+    for (auto& [name, t] : ref->finalStates) {
+      results.push_back(std::make_unique<DeviceBuffer>(t.data.size() * 4));
+      if (results.back()->bytes) cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");
+      run.finalStates[name] = static_cast<float*>(results.back()->get());
+      stateBuffers[name] = results.back().get();
+    }
+    program.forward(run, o.device);
+    cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the forward kernel");
+    CheckReport report;
+    report.kernel = program.emit(config, args.dims, args.dtype).name + " tile=" + std::to_string(config.tile);
+    report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
+    for (auto& [name, t] : ref->outputs) {
+      std::vector<char> bytes(outBuffers[name]->bytes);
+      if (!bytes.empty()) cuda::check(d->cuMemcpyDtoH(bytes.data(), outBuffers[name]->ptr, bytes.size()), "cuMemcpyDtoH");
+      report.entries.push_back(compare(name, t, decode(bytes, o.dtype)));
+    }
+    for (auto& [name, t] : ref->finalStates) {
+      std::vector<char> bytes(stateBuffers[name]->bytes);
+      if (!bytes.empty()) cuda::check(d->cuMemcpyDtoH(bytes.data(), stateBuffers[name]->ptr, bytes.size()), "cuMemcpyDtoH");
+      report.entries.push_back(compare("state " + name, t, decode(bytes, "fp32")));
+    }
+    reports.push_back(std::move(report));
   }
-  for (auto& [name, t] : ref->finalStates) {
-    std::vector<char> bytes(stateBuffers[name]->bytes);
-    if (!bytes.empty()) cuda::check(d->cuMemcpyDtoH(bytes.data(), stateBuffers[name]->ptr, bytes.size()), "cuMemcpyDtoH");
-    report.entries.push_back(compare("state " + name, t, decode(bytes, "fp32")));
-  }
-  return report;
+  return reports;
 }
 
 }  // namespace lina

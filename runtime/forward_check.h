@@ -38,6 +38,10 @@ struct CheckReport {
 // Throws lina::Error when no GPU is available or the arguments are invalid.
 CheckReport checkForward(const Program& program, const CheckOptions& options);
 
+// The same inputs and reference, once per configuration (empty: the one forward() picks).
+std::vector<CheckReport> checkForwardConfigs(const Program& program, const CheckOptions& options,
+                                             const std::vector<KernelConfig>& configs);
+
 // Host conversions to the kernels' element types (round to nearest even).
 uint16_t toBf16(float x);
 float fromBf16(uint16_t x);

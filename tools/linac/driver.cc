@@ -75,6 +75,7 @@ struct Options {
   int chunk = 0;
   int tile = 0;
   std::string arch;
+  bool cacheStats = false;
 };
 
 bool usageError(std::ostream& err, const std::string& message) {
@@ -189,6 +190,8 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       if (eq == std::string::npos || eq == 0 || end == v.c_str() + eq + 1 || *end != '\0')
         return usageError(err, "--param expects NAME=NUMBER, e.g. scale=0.125; got '" + v + "'");
       o.params[v.substr(0, eq)] = x;
+    } else if (a == "--cache-stats") {
+      o.cacheStats = true;
     } else if (a == "--initial-state") {
       o.shape.initialStates = true;
     } else if ((m = value(a, "--name", o.name))) {
@@ -412,6 +415,11 @@ int checkKernels(const Options& o, SourceManager& sources, uint32_t file, std::o
       out << line;
     }
     out << (report.passed() ? "PASS" : "FAIL") << " (tolerance " << report.tolerance << ")\n";
+    if (o.cacheStats) {
+      runtime::CacheStats s = runtime::KernelCache::global().stats();
+      out << "cache: " << s.compiles << " compiled, " << s.diskHits << " from disk, " << s.memoryHits
+          << " from memory, " << s.corruptEntries << " corrupt (" << runtime::KernelCache::global().directory() << ")\n";
+    }
     return report.passed() ? 0 : 1;
   } catch (const Error& e) {
     err << "linac: error: " << e.what() << '\n';

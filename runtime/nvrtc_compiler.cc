@@ -32,6 +32,12 @@ std::vector<std::string> compileOptions(const std::string& arch) {
   return {"--gpu-architecture=" + arch, "--std=c++17", "-default-device", "-DLINA_NVRTC=1"};
 }
 
+int64_t sharedMemoryLimitForArch(const std::string& arch) {
+  if (arch.rfind("sm_90", 0) == 0 || arch.rfind("sm_10", 0) == 0) return 232448;  // Hopper, Blackwell DC
+  if (arch == "sm_80" || arch == "sm_87") return 166912;                            // A100, Orin
+  return 101376;                                                                    // sm_86, sm_89, sm_12x
+}
+
 const std::string& deviceLibraryHash() {
   static const std::string hash = [] {
     Hasher h;

@@ -349,13 +349,6 @@ int runReference(const Options& o, SourceManager& sources, uint32_t file, std::o
   return 0;
 }
 
-// The opt-in shared memory per block of each architecture family (bytes).
-int64_t sharedMemoryLimit(const std::string& arch) {
-  if (arch.rfind("sm_90", 0) == 0 || arch.rfind("sm_10", 0) == 0 || arch.rfind("sm_12", 0) == 0) return 232448;
-  if (arch == "sm_80" || arch == "sm_87") return 166912;
-  return 101376;  // sm_86, sm_89
-}
-
 // linac compile: NVRTC-compiles every kernel the tuner may pick for these dims and dtype.
 int compileKernels(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   std::string arch = o.arch;
@@ -370,9 +363,9 @@ int compileKernels(const Options& o, SourceManager& sources, uint32_t file, std:
     try {
       Program program = Program::fromSource(o.file, std::string(sources.text(file)));
       std::map<std::string, int64_t> dims = dimsFor(rec, o, 64);
-      std::vector<KernelConfig> configs = program.candidateConfigs(dims, o.dtype, sharedMemoryLimit(arch));
+      std::vector<KernelConfig> configs = program.candidateConfigs(dims, o.dtype, runtime::sharedMemoryLimitForArch(arch));
       if (configs.empty()) {
-        err << "linac: error: @" << rec.name << ": no kernel fits " << sharedMemoryLimit(arch) << " bytes of shared memory on "
+        err << "linac: error: @" << rec.name << ": no kernel fits " << runtime::sharedMemoryLimitForArch(arch) << " bytes of shared memory on "
             << arch << '\n';
         return 1;
       }

@@ -1,5 +1,7 @@
 #include "compiler/cir/lower.h"
 
+#include "compiler/cir/verify.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -204,6 +206,7 @@ std::optional<Kernel> lowerRirToCir(const rir::Recurrence& rec, Strategy strateg
       return std::nullopt;
     }
   }
+  if (!verify(k, diags)) return std::nullopt;  // an internal error: the lowering broke an invariant
   return k;
 }
 

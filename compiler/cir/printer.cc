@@ -26,6 +26,19 @@ void print(std::ostream& os, const Kernel& k) {
   os << "cir.kernel @" << k.name << " program=@" << k.program << " strategy=" << strategyName(k.strategy)
      << " chunk=" << k.chunk << " tile=" << (k.tiledDim.empty() ? "none" : k.tiledDim) << " warps=" << k.warps
      << " {\n";
+  // The declarations the kernel's loads, stores and states refer to, as in RIR.
+  if (!k.dims.empty()) {
+    os << "  dims ";
+    for (size_t i = 0; i < k.dims.size(); ++i) os << (i ? ", " : "") << k.dims[i];
+    os << '\n';
+  }
+  auto decls = [&](const char* keyword, const std::vector<rir::Decl>& list) {
+    for (const rir::Decl& d : list) os << "  " << keyword << ' ' << d.name << " : " << shapeText(d.shape, false) << (d.isGate ? " gate" : "") << '\n';
+  };
+  decls("in", k.inputs);
+  decls("state", k.states);
+  decls("out", k.outputs);
+  decls("param", k.params);
   for (const Op& op : k.ops) {
     os << "  ";
     if (!op.result.empty()) os << '%' << op.result << " = ";
@@ -45,7 +58,7 @@ void print(std::ostream& os, const Kernel& k) {
         if (!op.dim.empty()) os << " over " << op.dim;
         break;
       case OpKind::GateCumsum:
-        os << "chunk.gate_cumsum %" << op.operands[0] << (op.uniform ? " per-head" : "") << " log2";
+        os << "chunk.gate_cumsum %" << op.operands[0] << (op.uniform ? " per_head" : "") << " log2";
         if (!op.exclusive.empty()) os << " exclusive(%" << op.exclusive << ")";
         break;
       case OpKind::Attend:

@@ -168,3 +168,40 @@ TEST(Verifier, EveryLibraryProgramVerifiesWithCanonicalGates) {
 
 }  // namespace
 }  // namespace lina
+
+#include "compiler/cir/lower.h"
+#include "compiler/cir/parser.h"
+#include "compiler/cir/printer.h"
+#include "compiler/cir/verify.h"
+
+namespace lina {
+namespace {
+
+TEST(CirRoundTrip, EveryProgramEveryStrategy) {
+  for (const auto& [path, source] : allPrograms()) {
+    SourceManager sources;
+    DiagnosticEngine diags(sources);
+    std::optional<rir::Module> m = compileToRir(sources, sources.addBuffer(path, source), diags);
+    ASSERT_TRUE(m.has_value()) << path;
+    for (const rir::Recurrence& rec : m->recurrences) {
+      for (auto [strategy, chunk] : {std::pair{cir::Strategy::Fused, 64}, std::pair{cir::Strategy::Recurrent, 1}}) {
+        std::optional<cir::Kernel> k = cir::lowerRirToCir(rec, strategy, chunk, diags);
+        ASSERT_TRUE(k.has_value()) << path;
+        std::ostringstream text;
+        cir::print(text, *k);
+        uint32_t file = sources.addBuffer("k.cir", text.str());
+        std::optional<cir::Kernel> back = cir::parse(sources, file, diags);
+        std::ostringstream errors;
+        diags.print(errors);
+        ASSERT_TRUE(back.has_value()) << errors.str() << text.str();
+        EXPECT_TRUE(cir::verify(*back, diags)) << text.str();
+        std::ostringstream again;
+        cir::print(again, *back);
+        EXPECT_EQ(again.str(), text.str()) << path;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lina

@@ -10,6 +10,8 @@
 
 #include "codegen/cuda/emit_cuda.h"
 #include "compiler/cir/lower.h"
+#include "compiler/cir/parser.h"
+#include "compiler/cir/verify.h"
 #include "compiler/cir/printer.h"
 #include "compiler/passes/passes.h"
 #include "runtime/cuda_driver.h"
@@ -150,7 +152,8 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       if (m < 0) return false;
     } else if ((m = value(a, "--input", o.input))) {
       if (m < 0) return false;
-      if (o.input != "lina" && o.input != "rir") return usageError(err, "--input expects lina or rir; got '" + o.input + "'");
+      if (o.input != "lina" && o.input != "rir" && o.input != "cir")
+        return usageError(err, "--input expects lina, rir or cir; got '" + o.input + "'");
     } else if (a == "--time-passes") {
       o.timePasses = true;
     } else if ((m = value(a, "--shape", v))) {
@@ -282,7 +285,32 @@ int emitKernels(const Options& o, const rir::Module& m, DiagnosticEngine& diags,
   return 0;
 }
 
+// A .cir input: parse, verify, then print it again (--emit=cir) or emit CUDA (--emit=cuda).
+int compileCir(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  DiagnosticEngine diags(sources);
+  diags.setToolName("linac");
+  std::optional<cir::Kernel> k = cir::parse(sources, file, diags);
+  if (k && !cir::verify(*k, diags)) k.reset();
+  diags.print(err);
+  if (!k) return 1;
+  if (o.emit == "cuda") {
+    try {
+      std::map<std::string, int64_t> dims;
+      for (const std::string& d : k->dims) dims[d] = o.shape.dims.count(d) ? o.shape.dims.at(d) : 64;
+      out << codegen::emitCuda(*k, cir::Specialization{dims, o.dtype, o.tile}, "").source;
+    } catch (const Error& e) {
+      err << "linac: error: " << e.what() << '\n';
+      return 2;
+    }
+  } else {
+    cir::print(out, *k);
+  }
+  return 0;
+}
+
 int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
+  bool isCir = o.input.empty() ? (o.file.size() > 4 && o.file.substr(o.file.size() - 4) == ".cir") : o.input == "cir";
+  if (isCir) return compileCir(o, sources, file, out, err);
   DiagnosticEngine diags(sources);
   diags.setToolName("linac");
   int code = 0;

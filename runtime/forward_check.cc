@@ -189,7 +189,15 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
     }
     for (auto& [name, t] : ref->finalStates) {
       results.push_back(std::make_unique<DeviceBuffer>(t.data.size() * 4));
-      if (results.back()->bytes) cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");
+      auto initial = problem.initialStates.find(name);
+      if (o.inPlace && initial != problem.initialStates.end()) {
+        // The kernel reads the initial state from and writes the final state to this buffer.
+        std::vector<float> f(initial->second.data.begin(), initial->second.data.end());
+        if (!f.empty()) cuda::check(d->cuMemcpyHtoD(results.back()->ptr, f.data(), f.size() * 4), "cuMemcpyHtoD");
+        run.initialStates[name] = static_cast<const float*>(results.back()->get());
+      } else if (results.back()->bytes) {
+        cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");
+      }
       run.finalStates[name] = static_cast<float*>(results.back()->get());
       stateBuffers[name] = results.back().get();
     }

@@ -19,6 +19,7 @@ struct CheckOptions {
   int tile = 0;
   uint64_t seed = 0;
   int device = 0;
+  bool inPlace = false;  // final states written over the initial states' buffers
 };
 
 struct CheckEntry {

@@ -110,7 +110,7 @@ codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<
 }
 
 std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
-                                                    int64_t sharedMemoryBytes) const {
+                                                    int64_t sharedMemoryBytes, bool requireWholeTile) const {
   std::vector<KernelConfig> out;
   std::string tiled = cir::tileableDim(*rir_);
   std::vector<int> tiles = {0};
@@ -119,52 +119,73 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
     int64_t full = dims.count(tiled) ? dims.at(tiled) : 0;
     for (int t : {64, 32, 16})
       if (full % t == 0 && t <= full) tiles.push_back(t);
-    if (tiles.empty()) tiles.push_back(0);
+    // The whole dim as one tile: one CTA per (sequence, head), needed for in-place updates of
+    // states that every tile would otherwise read and write.
+    if (full > 0 && std::find(tiles.begin(), tiles.end(), static_cast<int>(full)) == tiles.end())
+      tiles.push_back(static_cast<int>(full));
   }
   std::vector<std::pair<cir::Strategy, int>> shapes = {{cir::Strategy::Recurrent, 1}};
   for (int64_t c : rir_->chunkSizes)
     if (c <= 64) shapes.push_back({cir::Strategy::Fused, static_cast<int>(c)});  // the SIMT path caps chunks at 64
   for (auto [strategy, chunk] : shapes) {
     for (int tile : tiles) {
+      if (tile == 0 && !tiled.empty()) continue;
       KernelConfig config{strategy, chunk, tile};
       cir::Specialization spec{dims, dtype, tile};
       if (codegen::planSharedMemory(kernel(strategy, chunk), spec).totalBytes <= sharedMemoryBytes) {
         out.push_back(config);
-        break;  // the largest tile that fits
+        if (!requireWholeTile) break;  // the largest tile that fits
       }
     }
   }
   return out;
 }
 
+bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
+  std::string tiled = cir::tileableDim(*rir_);
+  for (const rir::Decl& s : rir_->states) {
+    auto in = args.initialStates.find(s.name);
+    auto out = args.finalStates.find(s.name);
+    bool aliased = in != args.initialStates.end() && out != args.finalStates.end() && in->second == out->second;
+    bool sharedByTiles = s.shape[0] != tiled && s.shape[1] != tiled;
+    if (aliased && sharedByTiles && !tiled.empty()) return true;
+  }
+  return false;
+}
+
 KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const {
-  std::vector<KernelConfig> candidates = candidateConfigs(args.dims, args.dtype, sharedMemoryBytes);
+  // A state updated in place that every tile reads and writes (GSA's Sk) needs one CTA per
+  // (sequence, head): otherwise a tile could read a block another tile already overwrote.
+  bool wholeTile = updatesInPlaceAcrossTiles(args);
+  ForwardArgs a = args;
+  if (wholeTile) a.tile = static_cast<int>(args.dims.at(cir::tileableDim(*rir_)));
+  std::vector<KernelConfig> candidates = candidateConfigs(a.dims, a.dtype, sharedMemoryBytes, wholeTile);
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {
     for (const KernelConfig& c : candidates)
-      if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (args.tile == 0 || c.tile == args.tile)) return &c;
+      if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (a.tile == 0 || c.tile == a.tile)) return &c;
     return nullptr;
   };
   const KernelConfig* chosen = nullptr;
-  if (args.strategy == "recurrent") {
+  if (a.strategy == "recurrent") {
     chosen = pick(cir::Strategy::Recurrent, 0);
-  } else if (args.strategy == "fused") {
-    chosen = pick(cir::Strategy::Fused, args.chunk);
-  } else if (args.strategy == "auto") {
+  } else if (a.strategy == "fused") {
+    chosen = pick(cir::Strategy::Fused, a.chunk);
+  } else if (a.strategy == "auto") {
     // Short sequences (decode) step through time; longer ones use the largest chunk that fits.
-    bool shortSequences = args.time <= 16 * std::max<int64_t>(1, args.cuSeqlens ? args.numSequences : 1);
+    bool shortSequences = a.time <= 16 * std::max<int64_t>(1, a.cuSeqlens ? a.numSequences : 1);
     if (shortSequences) chosen = pick(cir::Strategy::Recurrent, 0);
     if (!chosen)
       for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
-        if (it->strategy == cir::Strategy::Fused && (args.chunk == 0 || it->chunk == args.chunk)) chosen = &*it;
+        if (it->strategy == cir::Strategy::Fused && (a.chunk == 0 || it->chunk == a.chunk)) chosen = &*it;
     if (!chosen) chosen = pick(cir::Strategy::Recurrent, 0);
   } else {
-    throw Error("strategy: expected auto, fused or recurrent; got '" + args.strategy + "'");
+    throw Error("strategy: expected auto, fused or recurrent; got '" + a.strategy + "'");
   }
   if (!chosen) {
     std::string dimText;
-    for (const auto& [d, n] : args.dims) dimText += " " + d + "=" + std::to_string(n);
-    throw Error("@" + name_ + ": no " + args.strategy + " kernel" +
-                (args.chunk ? " with chunk " + std::to_string(args.chunk) : std::string()) + " fits in " +
+    for (const auto& [d, n] : a.dims) dimText += " " + d + "=" + std::to_string(n);
+    throw Error("@" + name_ + ": no " + a.strategy + " kernel" +
+                (a.chunk ? " with chunk " + std::to_string(a.chunk) : std::string()) + " fits in " +
                 std::to_string(sharedMemoryBytes) + " bytes of shared memory for" + dimText +
                 "; use smaller dims or another strategy");
   }
@@ -262,7 +283,16 @@ void Program::forward(const ForwardArgs& a, int device) const {
   p.heads = static_cast<int>(a.heads);
   if (N == 0) return;
 
-  cuda::DeviceInfo info = cuda::deviceInfo(device);
+  static std::mutex infoMutex;
+  static std::map<int, cuda::DeviceInfo> infos;  // device attributes are read once per device
+  cuda::DeviceInfo info;
+  {
+    std::lock_guard<std::mutex> lock(infoMutex);
+    auto it = infos.find(device);
+    if (it == infos.end()) it = infos.emplace(device, cuda::deviceInfo(device)).first;
+    info = it->second;
+  }
+  cuda::useDevice(device);
   KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
   // Emitting is cheap but not free: keep each specialization's kernel for later calls.
   std::string key = std::to_string(static_cast<int>(config.strategy)) + "/" + std::to_string(config.chunk) + "/" +

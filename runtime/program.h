@@ -27,7 +27,8 @@ struct ForwardArgs {
   std::map<std::string, const void*> inputs;        // [B, T, H(, d)] contiguous
   std::map<std::string, void*> outputs;             // [B, T, H(, d)] contiguous
   std::map<std::string, const float*> initialStates;  // [N, H, rows, cols] fp32 (absent: zeros)
-  std::map<std::string, float*> finalStates;          // [N, H, rows, cols] fp32 (absent: not written)
+  std::map<std::string, float*> finalStates;          // [N, H, rows, cols] fp32 (absent: not written);
+                                                      // may be the initial state's buffer (in place)
   std::map<std::string, double> scalarParams;         // overrides of scalar params
   std::map<std::string, const float*> vectorParams;   // [H, d] fp32
   const void* cuSeqlens = nullptr;  // [N + 1] on the device; then batch must be 1
@@ -58,8 +59,9 @@ class Program {
 
   // The configurations the tuner may choose from for these dims and dtype, on a device with
   // `sharedMemoryBytes` of opt-in shared memory per block.
+  // `requireWholeTile` keeps every tile size that fits (the whole dim included), not only the largest.
   std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
-                                             int64_t sharedMemoryBytes) const;
+                                             int64_t sharedMemoryBytes, bool requireWholeTile = false) const;
   // The CIR kernel of a strategy and chunk size.
   cir::Kernel kernel(cir::Strategy strategy, int chunk) const;
   codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
@@ -68,6 +70,9 @@ class Program {
   // Validates the arguments and launches the forward on args.stream. Throws lina::Error naming
   // the argument, the expected and the actual value on bad input.
   void forward(const ForwardArgs& args, int device = 0) const;
+  // True when a state passed as both initial and final state (updated in place) is shared by
+  // the tiles of a split dim, so the kernel must run as one tile.
+  bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;
   // The configuration forward() would launch.
   KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const;
 

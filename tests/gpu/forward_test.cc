@@ -118,8 +118,42 @@ TEST_P(LibraryForward, WithoutInitialState) {
   checkAll(GetParam(), o);
 }
 
+TEST_P(LibraryForward, DecodeInPlace) {
+  requireGpu();
+  if (IsSkipped()) return;
+  // One step and a few steps, the state updated in its own buffer (decode).
+  for (int64_t T : {1, 3}) {
+    CheckOptions o = options("bf16", 4, T, 4, 128, 400 + T);
+    o.inPlace = true;
+    o.strategy = "recurrent";
+    Program program = Program::fromLibrary(GetParam());
+    CheckReport r = checkForward(program, o);
+    log(describe(GetParam(), o) + " in-place " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
+    EXPECT_TRUE(r.passed()) << r.kernel;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Library, LibraryForward, ::testing::Values("gla", "simple_gla", "retention", "gsa"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// `linac check` works for any program, not only the library: the DSL variants under tests/programs.
+TEST(VariantForward, LinacCheckOnDslVariants) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* name : {"linear_attention", "gla_gv", "hgrn2", "rwkv6"}) {
+    Program program = Program::fromFile(std::string(LINA_SOURCE_DIR) + "/tests/programs/" + name + ".lina");
+    for (const char* dtype : {"bf16", "fp32"})
+      for (int64_t T : {1, 65, 700}) {
+        CheckOptions o = options(dtype, 2, T, 2, 64, 500 + T);
+        cuda::DeviceInfo info = cuda::deviceInfo(0);
+        std::vector<KernelConfig> configs = program.candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
+        for (const CheckReport& r : checkForwardConfigs(program, o, configs)) {
+          log(describe(name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
+          EXPECT_TRUE(r.passed()) << name << " " << r.kernel;
+        }
+      }
+  }
+}
 
 TEST(GpuErrors, UnsupportedDimsSayWhy) {
   requireGpu();

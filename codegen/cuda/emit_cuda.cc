@@ -375,8 +375,10 @@ class Emitter {
         auto kk = [&](const cir::GateRef& g) { return g.kind == GateKind::None ? std::string("nullptr") : ident(g.inclusive); };
         std::string R = "E_" + op.dim, N = "E_" + (overRows ? s->shape[1] : s->shape[0]);
         std::string scratch = ident("scratch." + std::to_string(index));
+        bool tc = tensorCores(e_.extent(op.dim), e_.extent(overRows ? s->shape[1] : s->shape[0]));
         os_ << "    lina::attend<C, " << R << ", " << N << ", " << kindConstant(rg.kind) << ", " << kindConstant(ng.kind)
-            << ", " << (op.afterUpdate ? "true" : "false") << ", " << (overRows ? "false" : "true") << ">(" << out
+            << ", " << (op.afterUpdate ? "true" : "false") << ", " << (overRows ? "false" : "true") << ", "
+            << (tc ? "true" : "false") << ">(" << out
             << ", " << ident(op.operands[0]) << ", " << key << ", " << val << ", " << kk(rg) << ", " << q(rg) << ", "
             << kk(ng) << ", " << q(ng) << ", " << ident("S." + op.symbol) << ", " << scratch << ", " << scratch
             << " + C * C, L);\n";
@@ -386,8 +388,9 @@ class Emitter {
         const rir::Decl* s = state(op.symbol);
         auto g = [&](const cir::GateRef& r) { return r.kind == GateKind::None ? std::string("nullptr") : ident(r.inclusive); };
         std::string scratch = ident("scratch." + std::to_string(index));
+        bool tc = tensorCores(e_.extent(s->shape[0]), e_.extent(s->shape[1]));
         os_ << "    lina::carry<C, E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << kindConstant(op.rows.kind)
-            << ", " << kindConstant(op.cols.kind) << ">(" << ident("S." + op.symbol) << ", " << ident(op.u) << ", "
+            << ", " << kindConstant(op.cols.kind) << ", " << (tc ? "true" : "false") << ">(" << ident("S." + op.symbol) << ", " << ident(op.u) << ", "
             << ident(op.w) << ", " << g(op.rows) << ", " << g(op.cols) << ", " << scratch << ", " << scratch
             << " + C * E_" << s->shape[0] << ", L);\n";
         break;
@@ -396,6 +399,12 @@ class Emitter {
         break;
     }
     os_ << "    __syncthreads();\n";
+  }
+
+  // Tensor cores for bf16/fp16 kernels whose tiles are multiples of 16; fp32 kernels keep the
+  // exact fp32 path (their tolerance, 1e-5, is below bf16 rounding).
+  bool tensorCores(int64_t a, int64_t b) const {
+    return spec_.dtype != "fp32" && k_.chunk % 16 == 0 && a % 16 == 0 && b % 16 == 0;
   }
 
   const rir::Decl* state(const std::string& name) const {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "lina/device/common.cuh"
+#include "lina/device/mma.cuh"
 
 namespace lina {
 
@@ -128,9 +129,65 @@ __device__ void gate_cumsum_uniform(float* inc, float* exc, const float* value, 
 // where e(x) = 2^x, k* are inclusive cumsums and q* the inclusive (AFTER) or exclusive ones.
 // R is the contracted dim (key side), N the output dim (value side). The state is stored
 // [R][N] (TRANSPOSED = 0) or [N][R] (TRANSPOSED = 1). Scratch: P [C][C], xt [C][R].
-template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED>
+// TC: the matrix products run on tensor cores (bf16 operands, fp32 accumulation; the state
+// operand split hi + lo); needs C, R, N multiples of 16. Pairwise-gated parts stay fp32.
+template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED, bool TC = false>
 __device__ void attend(float* out, const float* x, const float* key, const float* val, const float* kR,
                        const float* qR, const float* kN, const float* qN, const float* S, float* P, float* xt, int L) {
+  if constexpr (TC) {
+    static_assert(C % 16 == 0 && R % 16 == 0 && N % 16 == 0, "tensor-core attend needs multiples of 16");
+    for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
+      int t = i / R, r = i - t * R;
+      xt[i] = x[i] * (RK == kNoGate ? 1.f : exp2f(gate_at<RK, R>(qR, t, r)));
+    }
+    if constexpr (RK != kVectorGate) {
+      // Scores on tensor cores, then the scalar decays and the causal mask per entry.
+      mma_gemm<C, C, R, false, false>(P, C, x, R, 1, key, 1, R);
+      __syncthreads();
+      for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
+        int t = i / C, s = i - t * C;
+        bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
+        float f = visible ? 1.f : 0.f;
+        if constexpr (RK == kScalarGate) f *= visible ? exp2f(qR[t] - kR[s]) : 0.f;
+        if constexpr (NK == kScalarGate) f *= visible ? exp2f(qN[t] - kN[s]) : 0.f;
+        P[i] *= f;
+      }
+    } else {
+      for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
+        int t = i / C, s = i - t * C;
+        bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
+        float acc = 0.f;
+        if (visible) {
+          for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r] * exp2f(qR[t * R + r] - kR[s * R + r]);
+          if constexpr (NK == kScalarGate) acc *= exp2f(qN[t] - kN[s]);
+        }
+        P[i] = acc;
+      }
+    }
+    __syncthreads();
+    // Inter: out = xt . S (state split into bf16 hi + lo), then the output-side decay.
+    mma_gemm<C, N, R, false, true>(out, N, xt, R, 1, S, TRANSPOSED ? 1 : N, TRANSPOSED ? R : 1);
+    __syncthreads();
+    for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
+      int t = i / N, n = i - t * N;
+      if (t >= L) {
+        out[i] = 0.f;
+        continue;
+      }
+      float v = out[i];
+      if constexpr (NK != kNoGate) v *= exp2f(gate_at<NK, N>(qN, t, n));
+      if constexpr (NK == kVectorGate) {
+        int last = AFTER ? t : t - 1;
+        for (int s = 0; s <= last; ++s) v += P[t * C + s] * val[s * N + n] * exp2f(qN[t * N + n] - kN[s * N + n]);
+      }
+      out[i] = v;
+    }
+    if constexpr (NK != kVectorGate) {
+      __syncthreads();
+      mma_gemm<C, N, C, true, false>(out, N, P, C, 1, val, N, 1);  // intra: P . val (P is 0 where masked)
+    }
+    return;
+  }
   // Gated queries for the inter part: xt[t][r] = x[t][r] * e(qR[t][r]).
   for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
     int t = i / R, r = i - t * R;
@@ -176,7 +233,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
 // The state after the chunk: S[r][c] = e(A_L[r] + B_L[c]) S[r][c] + sum_{s<L} u~[s][r] w~[s][c],
 // u~ = u e(A_L - A_s), w~ = w e(B_L - B_s) (all exponents <= 0), L-1 the last valid step.
 // Scratch: ut [C][R], wt [C][N].
-template <int C, int R, int N, int RG, int CG>
+template <int C, int R, int N, int RG, int CG, bool TC = false>
 __device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
                       int L) {
   const int last = L - 1;
@@ -189,6 +246,19 @@ __device__ void carry(float* S, const float* u, const float* w, const float* A, 
     wt[i] = s < L ? w[i] * (CG == kNoGate ? 1.f : exp2f(gate_at<CG, N>(B, last, c) - gate_at<CG, N>(B, s, c))) : 0.f;
   }
   __syncthreads();
+  if constexpr (TC) {
+    static_assert(C % 16 == 0 && R % 16 == 0 && N % 16 == 0, "tensor-core carry needs multiples of 16");
+    for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
+      int r = i / N, c = i - r * N;
+      float decay = 1.f;
+      if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r));
+      if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c));
+      S[i] *= decay;
+    }
+    __syncthreads();
+    mma_gemm<R, N, C, true, false>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
+    return;
+  }
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
     int r = i / N, c = i - r * N;
     float decay = 1.f;

@@ -88,7 +88,7 @@ Program Program::fromLibrary(const std::string& name) {
   return fromSource(p->path, p->source);
 }
 
-cir::Kernel Program::kernel(cir::Strategy strategy, int chunk) const {
+cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps) const {
   SourceManager sources;
   DiagnosticEngine diags(sources);
   std::optional<cir::Kernel> k = cir::lowerRirToCir(*rir_, strategy, chunk, diags);
@@ -96,6 +96,11 @@ cir::Kernel Program::kernel(cir::Strategy strategy, int chunk) const {
     std::ostringstream os;
     diags.print(os);
     throw Error(os.str());
+  }
+  if (warps != 4) {
+    if (warps < 1 || warps > 32) throw Error("warps: expected 1 to 32 warps per CTA; got " + std::to_string(warps));
+    k->warps = warps;
+    k->name += "_w" + std::to_string(warps);
   }
   return *k;
 }
@@ -106,7 +111,7 @@ codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<
   spec.dims = dims;
   spec.dtype = dtype;
   spec.tile = config.tile;
-  return codegen::emitCuda(kernel(config.strategy, config.chunk), spec, sourceName_);
+  return codegen::emitCuda(kernel(config.strategy, config.chunk, config.warps), spec, sourceName_);
 }
 
 std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
@@ -294,9 +299,10 @@ void Program::forward(const ForwardArgs& a, int device) const {
   }
   cuda::useDevice(device);
   KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
+  if (a.warps) config.warps = a.warps;
   // Emitting is cheap but not free: keep each specialization's kernel for later calls.
   std::string key = std::to_string(static_cast<int>(config.strategy)) + "/" + std::to_string(config.chunk) + "/" +
-                    std::to_string(config.tile) + "/" + a.dtype;
+                    std::to_string(config.tile) + "/" + std::to_string(config.warps) + "/" + a.dtype;
   for (const auto& [dname, n] : a.dims) key += "/" + dname + "=" + std::to_string(n);
   codegen::EmittedKernel kernel;
   {

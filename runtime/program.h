@@ -38,7 +38,8 @@ struct ForwardArgs {
   // "auto", "fused" or "recurrent"; chunk 0 picks the largest program chunk that fits.
   std::string strategy = "auto";
   int chunk = 0;
-  int tile = 0;  // 0: choose
+  int tile = 0;   // 0: choose
+  int warps = 0;  // warps per CTA; 0: the default (4)
 };
 
 // A kernel configuration the runtime may launch.
@@ -46,6 +47,7 @@ struct KernelConfig {
   cir::Strategy strategy = cir::Strategy::Fused;
   int chunk = 64;
   int tile = 0;
+  int warps = 4;
 };
 
 class Program {
@@ -62,8 +64,8 @@ class Program {
   // `requireWholeTile` keeps every tile size that fits (the whole dim included), not only the largest.
   std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
                                              int64_t sharedMemoryBytes, bool requireWholeTile = false) const;
-  // The CIR kernel of a strategy and chunk size.
-  cir::Kernel kernel(cir::Strategy strategy, int chunk) const;
+  // The CIR kernel of a strategy, chunk size and block size.
+  cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 4) const;
   codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
                               const std::string& dtype) const;
 

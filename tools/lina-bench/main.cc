@@ -41,7 +41,7 @@ int run(int argc, char** argv) {
   std::string op = "gla", dtype = "bf16", strategy = "auto";
   std::vector<int64_t> shape = {4, 4096, 64};
   std::map<std::string, int64_t> dims;
-  int reps = 20, chunk = 0;
+  int reps = 20, chunk = 0, warps = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -54,6 +54,7 @@ int run(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--strategy") strategy = next();
     else if (a == "--chunk") chunk = std::stoi(next());
+    else if (a == "--warps") warps = std::stoi(next());
     else if (a == "--dims") {
       std::stringstream ss(next());
       std::string item;
@@ -78,6 +79,7 @@ int run(int argc, char** argv) {
   args.dims = dims;
   args.strategy = strategy;
   args.chunk = chunk;
+  args.warps = warps;
   size_t width = dtype == "fp32" ? 4 : 2;
   std::mt19937_64 rng(1);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -138,6 +140,7 @@ int run(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   cuda::DeviceInfo info = cuda::deviceInfo(0);
   KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin);
+  if (warps) config.warps = warps;
   std::string kernel = program.emit(config, dims, dtype).name;
   std::printf(
       "{\"tool\": \"lina-bench\", \"device\": \"%s\", \"op\": \"%s\", \"B\": %lld, \"T\": %lld, \"H\": %lld, "

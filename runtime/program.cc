@@ -97,7 +97,7 @@ cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps) const 
     diags.print(os);
     throw Error(os.str());
   }
-  if (warps != 4) {
+  if (warps != k->warps) {
     if (warps < 1 || warps > 32) throw Error("warps: expected 1 to 32 warps per CTA; got " + std::to_string(warps));
     k->warps = warps;
     k->name += "_w" + std::to_string(warps);
@@ -146,6 +146,20 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
   return out;
 }
 
+int Program::preferredChunk() const {
+  for (const rir::Inst& read : rir_->body) {
+    if (read.op != rir::Op::Read) continue;
+    for (const rir::Inst& update : rir_->body) {
+      if (update.op != rir::Op::Update || update.symbol != read.symbol) continue;
+      const rir::Decl* s = rir_->state(read.symbol);
+      const rir::Gate& contracted = read.dim == s->shape[0] ? update.rows : update.cols;
+      const rir::Inst* g = contracted.present() ? rir_->definition(contracted.value) : nullptr;
+      if (g && !g->shape.empty()) return 16;
+    }
+  }
+  return 32;
+}
+
 bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
   std::string tiled = cir::tileableDim(*rir_);
   for (const rir::Decl& s : rir_->states) {
@@ -176,12 +190,15 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
   } else if (a.strategy == "fused") {
     chosen = pick(cir::Strategy::Fused, a.chunk);
   } else if (a.strategy == "auto") {
-    // Short sequences (decode) step through time; longer ones use the largest chunk that fits.
+    // Short sequences (decode) step through time. Longer ones take the chunk from a table
+    // measured on H100 (bench/results/2026-11-25-h100-forward): 16 when a read contracts a
+    // vector-gated dim (the pairwise gated scores cost C^2 R exps), else 32; smaller if that does
+    // not fit.
     bool shortSequences = a.time <= 16 * std::max<int64_t>(1, a.cuSeqlens ? a.numSequences : 1);
     if (shortSequences) chosen = pick(cir::Strategy::Recurrent, 0);
-    if (!chosen)
-      for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
-        if (it->strategy == cir::Strategy::Fused && (a.chunk == 0 || it->chunk == a.chunk)) chosen = &*it;
+    int preferred = a.chunk ? a.chunk : preferredChunk();
+    for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
+      if (it->strategy == cir::Strategy::Fused && it->chunk <= preferred) chosen = &*it;
     if (!chosen) chosen = pick(cir::Strategy::Recurrent, 0);
   } else {
     throw Error("strategy: expected auto, fused or recurrent; got '" + a.strategy + "'");

@@ -39,7 +39,7 @@ struct ForwardArgs {
   std::string strategy = "auto";
   int chunk = 0;
   int tile = 0;   // 0: choose
-  int warps = 0;  // warps per CTA; 0: the default (4)
+  int warps = 0;  // warps per CTA; 0: the default (16)
 };
 
 // A kernel configuration the runtime may launch.
@@ -47,7 +47,7 @@ struct KernelConfig {
   cir::Strategy strategy = cir::Strategy::Fused;
   int chunk = 64;
   int tile = 0;
-  int warps = 4;
+  int warps = 16;
 };
 
 class Program {
@@ -65,7 +65,7 @@ class Program {
   std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
                                              int64_t sharedMemoryBytes, bool requireWholeTile = false) const;
   // The CIR kernel of a strategy, chunk size and block size.
-  cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 4) const;
+  cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 16) const;
   codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
                               const std::string& dtype) const;
 
@@ -75,6 +75,8 @@ class Program {
   // True when a state passed as both initial and final state (updated in place) is shared by
   // the tiles of a split dim, so the kernel must run as one tile.
   bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;
+  // The chunk size the runtime prefers for this program (see chooseConfig).
+  int preferredChunk() const;
   // The configuration forward() would launch.
   KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const;
 

@@ -83,7 +83,7 @@ double rmsErrorRatio(const Tensor& reference, const Tensor& x) {
   return std::sqrt(diff / count) / (std::sqrt(ref / count) + 1e-8);
 }
 
-void printStatistics(std::ostream& os, const Result& result) {
+void printStatistics(std::ostream& os, const Result& result, const char* outputLabel, const char* stateLabel) {
   auto line = [&](const char* kind, const std::string& name, const Tensor& t) {
     TensorStats s = statistics(t);
     std::string shape = "[";
@@ -95,8 +95,8 @@ void printStatistics(std::ostream& os, const Result& result) {
     if (s.nonFinite) os << " non-finite " << s.nonFinite;
     os << std::defaultfloat << '\n';
   };
-  for (const auto& [name, t] : result.outputs) line("output", name, t);
-  for (const auto& [name, t] : result.finalStates) line("state ", name, t);
+  for (const auto& [name, t] : result.outputs) line(outputLabel, name, t);
+  for (const auto& [name, t] : result.finalStates) line(stateLabel, name, t);
 }
 
 }  // namespace lina::reference

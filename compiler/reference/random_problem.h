@@ -30,6 +30,8 @@ TensorStats statistics(const Tensor& t);
 double rmsErrorRatio(const Tensor& reference, const Tensor& x);
 
 // Prints one line per output and final state: name, shape, mean, rms, min, max.
-void printStatistics(std::ostream& os, const Result& result);
+// `outputLabel`/`stateLabel` name the two groups (gradients print as "grad" lines).
+void printStatistics(std::ostream& os, const Result& result, const char* outputLabel = "output",
+                     const char* stateLabel = "state ");
 
 }  // namespace lina::reference

@@ -21,6 +21,7 @@
 #include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 #include "compiler/pipeline.h"
+#include "compiler/reference/backward.h"
 #include "compiler/reference/random_problem.h"
 #include "compiler/rir/parser.h"
 #include "compiler/rir/printer.h"
@@ -55,6 +56,8 @@ const char* kUsage =
     "  --varlen 0,5,5,12       cu_seqlens (packed sequences; B must be 1)\n"
     "  --initial-state         random initial states\n"
     "  --param NAME=NUMBER     set a scalar param (repeatable)\n"
+    "  --backward              also the gradients of L = sum(do * o) + sum(dht * ht), random do, dht\n"
+    "  --fd                    with --backward: check them against central finite differences\n"
     "  --name NAME             which recurrence of the file (default: each)\n"
     "\n"
     "compile options: --arch sm_80|sm_90a|... (default: the GPU's, else sm_90a), --dims, --dtype\n"
@@ -78,6 +81,8 @@ struct Options {
   int tile = 0;
   std::string arch;
   bool cacheStats = false;
+  bool backward = false;  // run-reference: gradients too
+  bool finiteDifferences = false;  // run-reference --backward: check them by central differences
 };
 
 bool usageError(std::ostream& err, const std::string& message) {
@@ -193,6 +198,10 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       if (eq == std::string::npos || eq == 0 || end == v.c_str() + eq + 1 || *end != '\0')
         return usageError(err, "--param expects NAME=NUMBER, e.g. scale=0.125; got '" + v + "'");
       o.params[v.substr(0, eq)] = x;
+    } else if (a == "--backward") {
+      o.backward = true;
+    } else if (a == "--fd") {
+      o.finiteDifferences = true;
     } else if (a == "--cache-stats") {
       o.cacheStats = true;
     } else if (a == "--initial-state") {
@@ -369,6 +378,28 @@ int runReference(const Options& o, SourceManager& sources, uint32_t file, std::o
     if (!problem.cuSeqlens.empty()) out << " varlen N=" << reference::sequenceCount(problem);
     out << " seed=" << o.seed << '\n';
     reference::printStatistics(out, *result);
+    if (o.backward) {
+      reference::Cotangents ct = reference::randomCotangents(*result, o.seed + 1);
+      std::optional<reference::Gradients> grads = reference::runBackward(rec, problem, ct, error);
+      if (!grads) {
+        err << "linac: error: @" << rec.name << ": " << error << '\n';
+        return 2;
+      }
+      reference::Result asTensors;  // print the gradients with the same statistics format
+      for (const auto& [name, t] : grads->inputs) asTensors.outputs["d" + name] = t;
+      for (const auto& [name, t] : grads->initialStates) asTensors.finalStates["d" + name + "0"] = t;
+      for (const auto& [name, t] : grads->vectorParams) asTensors.outputs["d" + name] = t;
+      reference::printStatistics(out, asTensors, "grad  ", "grad  ");
+      for (const auto& [name, v] : grads->scalarParams) out << "grad   d" << name << " " << v << '\n';
+      if (o.finiteDifferences) {
+        reference::FiniteDifferenceReport fd = reference::finiteDifferences(rec, problem, ct, *grads);
+        char line[200];
+        std::snprintf(line, sizeof line, "finite differences: %lld entries, max relative error %.2e (at %s)\n",
+                      static_cast<long long>(fd.entriesChecked), fd.maxError, fd.worst.empty() ? "-" : fd.worst.c_str());
+        out << line;
+        if (!(fd.maxError <= 1e-6)) return 1;
+      }
+    }
   }
   if (!any) {
     err << "linac: error: --name: no recurrence named '" << o.name << "' in " << o.file << '\n';

@@ -122,6 +122,29 @@ __device__ void gate_cumsum_uniform(float* inc, float* exc, const float* value, 
   }
 }
 
+// The intra-chunk scores in fp32: P[t][s] = sum_r x[t][r] key[s][r] e(qR[t][r] - kR[s][r]) (times
+// e(qN[t] - kN[s]) for a scalar output-side gate) where s is visible from t, else 0. Exponents are
+// <= 0 for s <= t when gates are <= 0.
+template <int C, int R, int RK, int NK, bool AFTER>
+__device__ void scores_fp32(float* P, const float* x, const float* key, const float* kR, const float* qR,
+                            const float* kN, const float* qN, int L) {
+  for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
+    int t = i / C, s = i - t * C;
+    bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
+    float acc = 0.f;
+    if (visible) {
+      if constexpr (RK == kVectorGate) {
+        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r] * exp2f(qR[t * R + r] - kR[s * R + r]);
+      } else {
+        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r];
+        if constexpr (RK == kScalarGate) acc *= exp2f(qR[t] - kR[s]);
+      }
+      if constexpr (NK == kScalarGate) acc *= exp2f(qN[t] - kN[s]);
+    }
+    P[i] = acc;
+  }
+}
+
 // The reads of one chunk: for each step t < L,
 //   out[t][n] = e(qN[t][n]) * sum_r x[t][r] e(qR[t][r]) S(r, n)                      (inter)
 //             + sum_{s in chunk, s <= t (AFTER) or s < t} P[t][s] val[s][n] e(qN[t][n] - kN[s][n])  (intra)
@@ -153,16 +176,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
         P[i] *= f;
       }
     } else {
-      for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
-        int t = i / C, s = i - t * C;
-        bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
-        float acc = 0.f;
-        if (visible) {
-          for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r] * exp2f(qR[t * R + r] - kR[s * R + r]);
-          if constexpr (NK == kScalarGate) acc *= exp2f(qN[t] - kN[s]);
-        }
-        P[i] = acc;
-      }
+      scores_fp32<C, R, RK, NK, AFTER>(P, x, key, kR, qR, kN, qN, L);  // pairwise per-channel decays
     }
     __syncthreads();
     // Inter: out = xt . S (state split into bf16 hi + lo), then the output-side decay.
@@ -193,22 +207,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     int t = i / R, r = i - t * R;
     xt[i] = x[i] * (RK == kNoGate ? 1.f : exp2f(gate_at<RK, R>(qR, t, r)));
   }
-  // Intra-chunk scores. Exponents qR[t] - kR[s] are <= 0 for s <= t when gates are <= 0.
-  for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
-    int t = i / C, s = i - t * C;
-    bool visible = s < L && t < L && (AFTER ? s <= t : s < t);
-    float acc = 0.f;
-    if (visible) {
-      if constexpr (RK == kVectorGate) {
-        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r] * exp2f(qR[t * R + r] - kR[s * R + r]);
-      } else {
-        for (int r = 0; r < R; ++r) acc += x[t * R + r] * key[s * R + r];
-        if constexpr (RK == kScalarGate) acc *= exp2f(qR[t] - kR[s]);
-      }
-      if constexpr (NK == kScalarGate) acc *= exp2f(qN[t] - kN[s]);
-    }
-    P[i] = acc;
-  }
+  scores_fp32<C, R, RK, NK, AFTER>(P, x, key, kR, qR, kN, qN, L);
   __syncthreads();
   for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
     int t = i / N, n = i - t * N;

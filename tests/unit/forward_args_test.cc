@@ -1,0 +1,109 @@
+// lina::Program::forward validates its arguments before touching a GPU: each bad input is a
+// lina::Error naming the argument, the expected and the actual value (tested without a GPU).
+#include <gtest/gtest.h>
+
+#include "runtime/error.h"
+#include "runtime/program.h"
+
+namespace lina {
+namespace {
+
+ForwardArgs goodGla() {
+  static float dummy[1];
+  ForwardArgs a;
+  a.batch = 2;
+  a.time = 16;
+  a.heads = 4;
+  a.dims = {{"K", 64}, {"V", 64}};
+  for (const char* in : {"q", "k", "v", "g"}) a.inputs[in] = dummy;
+  a.outputs["o"] = dummy;
+  return a;
+}
+
+void expectError(const Program& p, const ForwardArgs& a, const std::string& fragment) {
+  try {
+    p.forward(a);
+    FAIL() << "expected an error containing: " << fragment;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(ForwardArgs, BadInputsAreNamedWithExpectedAndActual) {
+  Program gla = Program::fromLibrary("gla");
+  ForwardArgs a = goodGla();
+  a.dtype = "fp8";
+  expectError(gla, a, "dtype: expected bf16, fp16 or fp32; got 'fp8'");
+  a = goodGla();
+  a.batch = 0;
+  expectError(gla, a, "shape (B, T, H) = (0, 16, 4) is invalid");
+  a = goodGla();
+  a.dims.erase("V");
+  expectError(gla, a, "dim 'V' needs a size >= 1");
+  a = goodGla();
+  a.dims["M"] = 64;
+  expectError(gla, a, "dims: 'M' is not a dim of @gla");
+  a = goodGla();
+  a.inputs.erase("g");
+  expectError(gla, a, "input 'g' is missing");
+  a = goodGla();
+  a.inputs["x"] = a.inputs["q"];
+  expectError(gla, a, "input 'x' is not declared by @gla");
+  a = goodGla();
+  a.outputs.clear();
+  expectError(gla, a, "output 'o' is missing");
+  a = goodGla();
+  int cu[3] = {0, 8, 16};
+  a.cuSeqlens = cu;
+  a.numSequences = 2;
+  expectError(gla, a, "cu_seqlens needs batch size 1 (packed sequences); got B = 2");
+  a = goodGla();
+  a.scalarParams["gamma"] = 1;
+  expectError(gla, a, "'gamma' is not a scalar param of @gla");
+  a = goodGla();
+  a.initialStates["T"] = nullptr;
+  expectError(gla, a, "initial state 'T' is not declared by @gla");
+}
+
+TEST(ForwardArgs, RequiredVectorParamAndStrategy) {
+  Program rwkv6 = Program::fromFile(std::string(LINA_SOURCE_DIR) + "/tests/programs/rwkv6.lina");
+  static float dummy[1];
+  ForwardArgs a;
+  a.batch = 1;
+  a.time = 4;
+  a.heads = 2;
+  a.dims = {{"K", 64}, {"V", 64}};
+  for (const char* in : {"r", "k", "v", "w"}) a.inputs[in] = dummy;
+  a.outputs["o"] = dummy;
+  expectError(rwkv6, a, "param 'u' is missing; expected an fp32 device tensor [2, 64]");
+  Program gla = Program::fromLibrary("gla");
+  ForwardArgs b = goodGla();
+  b.strategy = "sideways";
+  EXPECT_THROW((void)gla.chooseConfig(b, 232448), Error);
+}
+
+TEST(ForwardArgs, ProgramErrorsCarryTheDiagnostics) {
+  try {
+    (void)Program::fromSource("bad.lina", "recurrence r {\n  dims K\n  in q[K]\n  state S[K, K]\n}\n");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("bad.lina:4:9: error: state 'S' has the dim 'K' twice"), std::string::npos) << m;
+    EXPECT_NE(m.find("^"), std::string::npos) << m;
+  }
+  EXPECT_THROW((void)Program::fromLibrary("nope"), Error);
+  EXPECT_THROW((void)Program::fromFile("/nonexistent/x.lina"), Error);
+}
+
+TEST(ForwardArgs, ZeroSequencesLaunchNothing) {
+  Program gla = Program::fromLibrary("gla");
+  ForwardArgs a = goodGla();
+  a.batch = 1;
+  int cu[1] = {0};
+  a.cuSeqlens = cu;
+  a.numSequences = 0;
+  EXPECT_NO_THROW(gla.forward(a));  // N = 0: nothing to do, no GPU needed
+}
+
+}  // namespace
+}  // namespace lina

@@ -13,6 +13,7 @@
 #include "compiler/cir/parser.h"
 #include "compiler/cir/verify.h"
 #include "compiler/cir/printer.h"
+#include "compiler/passes/derive_backward.h"
 #include "compiler/passes/passes.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
@@ -81,7 +82,7 @@ struct Options {
   int tile = 0;
   std::string arch;
   bool cacheStats = false;
-  bool backward = false;  // run-reference: gradients too
+  bool backward = false;  // run-reference: gradients too; --emit=rir: the derived backward
   bool finiteDifferences = false;  // run-reference --backward: check them by central differences
 };
 
@@ -329,6 +330,18 @@ int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostrea
     else code = 1;
   } else {
     std::optional<rir::Module> m = buildModule(o, sources, file, diags, out);
+    if (m && o.backward) {
+      // The derived backward's forward-time pass A replaces each recurrence; every later stage
+      // (RIR print, CIR, CUDA) handles it like any program.
+      for (rir::Recurrence& rec : m->recurrences) {
+        std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(rec, diags);
+        if (!a || !rir::verify(*a, diags)) {
+          m.reset();
+          break;
+        }
+        rec = std::move(*a);
+      }
+    }
     if (m && o.printAfter.empty()) {
       if (o.emit == "rir") rir::print(out, *m);
       else code = emitKernels(o, *m, diags, out, err);

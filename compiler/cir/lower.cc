@@ -82,6 +82,12 @@ std::optional<Kernel> lowerRirToCir(const rir::Recurrence& rec, Strategy strateg
   k.outputs = rec.outputs;
   k.params = rec.params;
 
+  for (const rir::Inst& inst : rec.body)
+    if (inst.op == rir::Op::RunningSum) {
+      diags.error(inst.loc.isValid() ? inst.loc : rec.loc,
+                  "@" + rec.name + ": running_sum is not lowered to chunk kernels yet (the reference interpreter runs it)");
+      return std::nullopt;
+    }
   std::set<std::string> uniform = rir::uniformValues(rec);
   std::map<std::string, UpdateInfo> updates;
   for (const rir::Inst& inst : rec.body) {

@@ -1,63 +1,28 @@
 #include "compiler/passes/derive_backward.h"
 
-#include "compiler/passes/passes.h"
-
 #include <algorithm>
 #include <map>
 #include <set>
+
+#include "compiler/passes/passes.h"
 
 namespace lina::passes {
 
 namespace {
 
-class PassABuilder {
+// Emits RIR for reverse-mode over one step's SSA values. Pass A and pass B share the rules;
+// reads of states are delegated (only pass A sweeps over them).
+class AdjointEmitter {
  public:
-  PassABuilder(const rir::Recurrence& f, DiagnosticEngine& diags) : f_(f), diags_(diags) {}
+  AdjointEmitter(const rir::Recurrence& f, DiagnosticEngine& diags, std::string prefix)
+      : f_(f), diags_(diags), prefix_(std::move(prefix)) {}
+  virtual ~AdjointEmitter() = default;
 
-  std::optional<rir::Recurrence> run() {
-    a_.name = f_.name + "_bwd_a";
-    a_.dims = f_.dims;
-    a_.inputs = f_.inputs;
-    a_.states = f_.states;
-    a_.params = f_.params;
-    a_.chunkSizes = f_.chunkSizes;
-    a_.chunkTuned = f_.chunkTuned;
-    a_.loc = f_.loc;
-    for (const rir::Decl& o : f_.outputs) {
-      rir::Decl d = o;
-      d.name = "d_" + o.name;
-      d.isGate = false;
-      a_.inputs.push_back(d);
-    }
-    for (const rir::Inst& inst : f_.body) {
-      if (inst.op == rir::Op::Output) continue;  // A has its own outputs
-      if (inst.op == rir::Op::Read) readIndex_[inst.result] = static_cast<int>(readIndex_.size());
-      forward_.push_back(inst);
-      if (rir::hasResult(inst.op)) shapes_[inst.result] = inst.shape;
-    }
-    // Reverse sweep over F's step: seeds from the output cotangents.
-    for (size_t i = f_.body.size(); i-- > 0;) {
-      const rir::Inst& inst = f_.body[i];
-      if (inst.op == rir::Op::Output) {
-        std::string d = emitInput("d_" + inst.symbol, shapeOf(inst.operands[0]));
-        accumulate(inst.operands[0], d);
-        continue;
-      }
-      if (!rir::hasResult(inst.op)) continue;  // updates: their operands' gradients are pass B's
-      auto it = adj_.find(inst.result);
-      if (it == adj_.end()) continue;  // nothing downstream needs this value
-      backward(inst, it->second);
-    }
-    for (const auto& [name, d] : inputAdj_) addOutput("dA_" + name, materialize(d, name));
-    for (const auto& [name, d] : paramAdj_) addOutput("dA_" + name, materialize(d, name));
-    if (!schedule()) return std::nullopt;
-    return a_;
-  }
+ protected:
+  virtual void backwardRead(const rir::Inst& inst, const std::string& g) = 0;
 
- private:
   const rir::Shape& shapeOf(const std::string& v) { return shapes_.at(v); }
-
-  std::string fresh() { return "d." + std::to_string(next_++); }  // "." cannot clash with source names
+  std::string fresh() { return prefix_ + std::to_string(next_++); }  // "." cannot clash with source names
 
   std::string emit(rir::Op op, std::vector<std::string> operands, rir::Shape shape, std::string dim = "") {
     rir::Inst inst;
@@ -67,7 +32,7 @@ class PassABuilder {
     inst.shape = std::move(shape);
     inst.dim = std::move(dim);
     shapes_[inst.result] = inst.shape;
-    adjoint_.push_back(inst);
+    emitted_.push_back(inst);
     return inst.result;
   }
   std::string emitInput(const std::string& name, const rir::Shape& shape) {
@@ -77,28 +42,25 @@ class PassABuilder {
     inst.result = name;
     inst.shape = shape;
     shapes_[name] = shape;
-    adjoint_.push_back(inst);
+    emitted_.push_back(inst);
     return name;
   }
-  std::string constant(double x) {
-    rir::Inst inst;
-    inst.op = rir::Op::Const;
-    inst.number = x;
-    inst.result = fresh();
-    shapes_[inst.result] = {};
-    adjoint_.push_back(inst);
-    return inst.result;
+  void addInputDecl(const std::string& name, const rir::Shape& shape) {
+    rir::Decl d;
+    d.name = name;
+    d.shape = shape;
+    out_.inputs.push_back(d);
   }
   void addOutput(const std::string& name, const std::string& value) {
     rir::Decl d;
     d.name = name;
     d.shape = shapeOf(value);
-    a_.outputs.push_back(d);
-    rir::Inst out;
-    out.op = rir::Op::Output;
-    out.symbol = name;
-    out.operands = {value};
-    adjoint_.push_back(out);
+    out_.outputs.push_back(d);
+    rir::Inst o;
+    o.op = rir::Op::Output;
+    o.symbol = name;
+    o.operands = {value};
+    emitted_.push_back(o);
   }
   // adj[v] += g, reducing g to v's shape when v is a scalar broadcast over a vector. A vector's
   // adjoint may stay a scalar (the same value in every entry) until a vector is needed.
@@ -114,26 +76,30 @@ class PassABuilder {
     std::string zero = emit(rir::Op::Sub, {like, like}, shapeOf(like));
     return emit(rir::Op::Add, {zero, g}, shapeOf(like));
   }
-  rir::Shape broadcast(const std::string& a, const std::string& b) {
-    return shapeOf(a).empty() ? shapeOf(b) : shapeOf(a);
+  rir::Shape broadcast(const std::string& a, const std::string& b) { return shapeOf(a).empty() ? shapeOf(b) : shapeOf(a); }
+
+  // Sweeps `body` (a prefix of F's step) in reverse from the current adjoints.
+  void sweep(const std::vector<rir::Inst>& body) {
+    for (size_t i = body.size(); i-- > 0;) {
+      const rir::Inst& inst = body[i];
+      if (!rir::hasResult(inst.op)) continue;
+      auto it = adj_.find(inst.result);
+      if (it != adj_.end()) rule(inst, it->second);
+    }
   }
 
-  void backward(const rir::Inst& inst, const std::string& g) {
+  void rule(const rir::Inst& inst, const std::string& g) {
     const std::vector<std::string>& x = inst.operands;
     switch (inst.op) {
-      case rir::Op::Const: case rir::Op::Dim: case rir::Op::Head:
-        return;
       case rir::Op::Input:
-        inputAdj_[inst.symbol] = inputAdj_.count(inst.symbol)
-                                     ? emit(rir::Op::Add, {inputAdj_[inst.symbol], g}, inst.shape)
-                                     : g;
+        inputAdj_[inst.symbol] =
+            inputAdj_.count(inst.symbol) ? emit(rir::Op::Add, {inputAdj_[inst.symbol], g}, inst.shape) : g;
         return;
       case rir::Op::Param:
         if (!inst.shape.empty())
-          paramAdj_[inst.symbol] = paramAdj_.count(inst.symbol)
-                                       ? emit(rir::Op::Add, {paramAdj_[inst.symbol], g}, inst.shape)
-                                       : g;
-        return;  // scalar params: gradient not derived yet (the reference backward has it)
+          paramAdj_[inst.symbol] =
+              paramAdj_.count(inst.symbol) ? emit(rir::Op::Add, {paramAdj_[inst.symbol], g}, inst.shape) : g;
+        return;  // scalar params: not derived yet (the reference backward has them)
       case rir::Op::Neg:
         accumulate(x[0], emit(rir::Op::Neg, {g}, shapeOf(g)));
         return;
@@ -156,7 +122,6 @@ class PassABuilder {
         return;
       }
       case rir::Op::Pow: {
-        // d/da = b a^(b-1) = b out / a;  d/db = out log(a)
         std::string da = emit(rir::Op::Div, {emit(rir::Op::Mul, {x[1], inst.result}, inst.shape), x[0]}, inst.shape);
         accumulate(x[0], emit(rir::Op::Mul, {g, da}, inst.shape));
         std::string db = emit(rir::Op::Mul, {inst.result, emit(rir::Op::Log, {x[0]}, shapeOf(x[0]))}, inst.shape);
@@ -170,53 +135,36 @@ class PassABuilder {
         accumulate(x[0], emit(rir::Op::Div, {g, x[0]}, inst.shape));
         return;
       case rir::Op::Sum:
-        accumulate(x[0], g);  // a scalar adjoint of a vector means the same value in every entry
+        accumulate(x[0], g);
         return;
       case rir::Op::Dot:
         accumulate(x[0], emit(rir::Op::Mul, {g, x[1]}, shapeOf(x[1])));
         accumulate(x[1], emit(rir::Op::Mul, {g, x[0]}, shapeOf(x[0])));
         return;
       case rir::Op::Softmax: {
-        // d = p (g - sum(p g))
         std::string gv = materialize(g, inst.result);
         std::string s = emit(rir::Op::Dot, {inst.result, gv}, {}, inst.dim);
-        accumulate(x[0], emit(rir::Op::Mul, {inst.result, emit(rir::Op::Sub, {g, s}, inst.shape)}, inst.shape));
+        accumulate(x[0], emit(rir::Op::Mul, {inst.result, emit(rir::Op::Sub, {gv, s}, inst.shape)}, inst.shape));
         return;
       }
-      case rir::Op::Read: {
-        const rir::Decl* s = f_.state(inst.symbol);
-        int i = readIndex_.at(inst.result);
-        std::string other = inst.dim == s->shape[0] ? s->shape[1] : s->shape[0];
-        rir::Inst dx;
-        dx.op = rir::Op::Read;
-        dx.symbol = inst.symbol;
-        dx.result = fresh();
-        dx.operands = {materialize(g, inst.result)};
-        dx.dim = other;
-        dx.afterUpdate = inst.afterUpdate;
-        dx.shape = shapeOf(x[0]);
-        shapes_[dx.result] = dx.shape;
-        adjoint_.push_back(dx);
-        accumulate(x[0], dx.result);
-        std::string tag = std::to_string(i);
-        addOutput("x_" + tag, x[0]);
-        addOutput("dr_" + tag, dx.operands[0]);
-        addOutput("ic_" + tag, emit(rir::Op::Mul, {x[0], dx.result}, shapeOf(x[0])));
-        addOutput("io_" + tag, emit(rir::Op::Mul, {inst.result, dx.operands[0]}, inst.shape));
+      case rir::Op::Read:
+        backwardRead(inst, g);
         return;
-      }
       default:
-        return;
+        return;  // constants, dims, head
     }
   }
 
-  // Orders F's step and the adjoint instructions: operands first; a read before the update of
-  // its state precedes that update and a read after it follows it (dx reads keep their phase).
-  bool schedule() {
-    std::vector<rir::Inst> pending = forward_;
-    pending.insert(pending.end(), adjoint_.begin(), adjoint_.end());
-    std::set<std::string> done;
-    std::set<std::string> updated;
+  // The input and vector-param adjoints as outputs `<prefix>_<name>`.
+  void emitGradientOutputs(const std::string& prefix) {
+    for (const auto& [name, d] : inputAdj_) addOutput(prefix + name, materialize(d, name));
+    for (const auto& [name, d] : paramAdj_) addOutput(prefix + name, materialize(d, name));
+  }
+
+  // Orders `pending` so operands come first, a read before an update of its state precedes it and
+  // a read after it follows it.
+  bool schedule(std::vector<rir::Inst> pending, const char* what) {
+    std::set<std::string> done, updated;
     std::map<std::string, int> beforeReadsLeft;
     for (const rir::Inst& inst : pending)
       if (inst.op == rir::Op::Read && !inst.afterUpdate) ++beforeReadsLeft[inst.symbol];
@@ -232,27 +180,263 @@ class PassABuilder {
     while (!pending.empty()) {
       auto it = std::find_if(pending.begin(), pending.end(), ready);
       if (it == pending.end()) {
-        diags_.error(f_.loc, "@" + f_.name + ": cannot derive the backward's forward pass: a read before an update "
-                                             "needs values that only exist after it (not supported yet)");
+        diags_.error(f_.loc, "@" + f_.name + ": cannot derive the backward's " + what +
+                                 ": a read before an update needs values that only exist after it (not supported yet)");
         return false;
       }
       if (rir::hasResult(it->op)) done.insert(it->result);
       if (it->op == rir::Op::Update) updated.insert(it->symbol);
       if (it->op == rir::Op::Read && !it->afterUpdate) --beforeReadsLeft[it->symbol];
-      a_.body.push_back(*it);
+      out_.body.push_back(*it);
       pending.erase(it);
     }
     return true;
   }
 
+  void startProgram(const std::string& suffix) {
+    out_.name = f_.name + suffix;
+    out_.dims = f_.dims;
+    out_.inputs = f_.inputs;
+    out_.params = f_.params;
+    out_.chunkSizes = f_.chunkSizes;
+    out_.chunkTuned = f_.chunkTuned;
+    out_.loc = f_.loc;
+  }
+
   const rir::Recurrence& f_;
   DiagnosticEngine& diags_;
-  rir::Recurrence a_;
-  std::vector<rir::Inst> forward_, adjoint_;
+  std::string prefix_;
+  rir::Recurrence out_;
+  std::vector<rir::Inst> emitted_;
   std::map<std::string, rir::Shape> shapes_;
   std::map<std::string, std::string> adj_, inputAdj_, paramAdj_;
-  std::map<std::string, int> readIndex_;
   int next_ = 0;
+};
+
+class PassABuilder : public AdjointEmitter {
+ public:
+  PassABuilder(const rir::Recurrence& f, DiagnosticEngine& diags) : AdjointEmitter(f, diags, "d.") {}
+
+  std::optional<rir::Recurrence> run() {
+    startProgram("_bwd_a");
+    out_.states = f_.states;
+    for (const rir::Decl& o : f_.outputs) addInputDecl("d_" + o.name, o.shape);
+    std::vector<rir::Inst> forward;
+    for (const rir::Inst& inst : f_.body) {
+      if (inst.op == rir::Op::Output) continue;  // pass A has its own outputs
+      if (inst.op == rir::Op::Read) readIndex_[inst.result] = static_cast<int>(readIndex_.size());
+      forward.push_back(inst);
+      if (rir::hasResult(inst.op)) shapes_[inst.result] = inst.shape;
+    }
+    for (size_t i = f_.body.size(); i-- > 0;)
+      if (f_.body[i].op == rir::Op::Output)
+        accumulate(f_.body[i].operands[0], emitInput("d_" + f_.body[i].symbol, shapeOf(f_.body[i].operands[0])));
+    sweep(forward);  // updates are skipped: their operands' gradients are pass B's
+    emitGradientOutputs("dA_");
+    forward.insert(forward.end(), emitted_.begin(), emitted_.end());
+    if (!schedule(forward, "forward pass")) return std::nullopt;
+    return out_;
+  }
+
+ private:
+  void backwardRead(const rir::Inst& inst, const std::string& gIn) override {
+    const rir::Decl* s = f_.state(inst.symbol);
+    std::string g = materialize(gIn, inst.result);
+    rir::Inst dx;
+    dx.op = rir::Op::Read;
+    dx.symbol = inst.symbol;
+    dx.result = fresh();
+    dx.operands = {g};
+    dx.dim = inst.dim == s->shape[0] ? s->shape[1] : s->shape[0];
+    dx.afterUpdate = inst.afterUpdate;
+    dx.shape = shapeOf(inst.operands[0]);
+    shapes_[dx.result] = dx.shape;
+    emitted_.push_back(dx);
+    accumulate(inst.operands[0], dx.result);
+    std::string tag = std::to_string(readIndex_.at(inst.result));
+    addOutput("x_" + tag, inst.operands[0]);
+    addOutput("dr_" + tag, g);
+    addOutput("ic_" + tag, emit(rir::Op::Mul, {inst.operands[0], dx.result}, shapeOf(inst.operands[0])));
+    addOutput("io_" + tag, emit(rir::Op::Mul, {inst.result, g}, inst.shape));
+  }
+
+  std::map<std::string, int> readIndex_;
+};
+
+// Pass B on flipped time (see derive_backward.h): the adjoint states, du, dw and the gate
+// gradients, then reverse-mode through the producers of u, w and the gates.
+class PassBBuilder : public AdjointEmitter {
+ public:
+  PassBBuilder(const rir::Recurrence& f, DiagnosticEngine& diags) : AdjointEmitter(f, diags, "e.") {}
+
+  std::optional<rir::Recurrence> run() {
+    startProgram("_bwd_b");
+    // The forward values pass B needs: everything except reads, updates and outputs, and only if
+    // no update operand depends on a read.
+    std::vector<rir::Inst> forward;
+    std::map<std::string, const rir::Inst*> updates;
+    std::vector<const rir::Inst*> reads;
+    for (const rir::Inst& inst : f_.body) {
+      if (inst.op == rir::Op::Update) updates[inst.symbol] = &inst;
+      if (inst.op == rir::Op::Read) reads.push_back(&inst);
+    }
+    for (const rir::Decl& st : f_.states) {
+      std::set<std::string> reading = rir::valuesReading(f_, st.name);
+      for (const auto& [name, u] : updates)
+        for (const std::string& o : u->operands)
+          if (reading.count(o)) {
+            diags_.error(u->loc, "@" + f_.name + ": the backward's pass B does not support update operands computed "
+                                                 "from state reads yet ('" + name + "' reads '" + st.name + "')");
+            return std::nullopt;
+          }
+    }
+    std::set<std::string> readResults;
+    for (const rir::Inst* r : reads) readResults.insert(r->result);
+    for (const rir::Inst& inst : f_.body) {
+      if (inst.op == rir::Op::Read || inst.op == rir::Op::Update || inst.op == rir::Op::Output) continue;
+      bool needsRead = false;
+      for (const std::string& o : inst.operands) needsRead = needsRead || readResults.count(o) || !shapes_.count(o);
+      if (needsRead) continue;  // downstream of reads: pass A's business
+      forward.push_back(inst);
+      shapes_[inst.result] = inst.shape;
+    }
+    for (size_t i = 0; i < reads.size(); ++i) {
+      const rir::Inst& r = *reads[i];
+      std::string tag = std::to_string(i);
+      rir::Shape xs = f_.definition(r.operands[0])->shape;  // the operand may be downstream of a read
+      rir::Shape rs = r.shape;
+      addInputDecl("x_" + tag, xs);
+      addInputDecl("dr_" + tag, rs);
+      addInputDecl("ic_" + tag, xs);
+      addInputDecl("io_" + tag, rs);
+      emitInput("x_" + tag, xs);
+      emitInput("dr_" + tag, rs);
+      emitInput("ic_" + tag, xs);
+      emitInput("io_" + tag, rs);
+    }
+    for (const rir::Decl& st : f_.states) {
+      if (!updates.count(st.name)) continue;
+      const rir::Inst& u = *updates[st.name];
+      std::string rowsDim = st.shape[0], colsDim = st.shape[1];
+      addInputDecl("crow_" + st.name, {rowsDim});
+      addInputDecl("ccol_" + st.name, {colsDim});
+      std::string crow = emitInput("crow_" + st.name, {rowsDim});
+      std::string ccol = emitInput("ccol_" + st.name, {colsDim});
+      const std::string& uu = u.operands[0];
+      const std::string& ww = u.operands[1];
+      std::vector<std::string> duParts, dwParts, rowAfter, rowBefore, colAfter, colBefore;
+      bool hasAfter = false;
+      for (size_t i = 0; i < reads.size(); ++i) {
+        const rir::Inst& r = *reads[i];
+        if (r.symbol != st.name) continue;
+        std::string tag = std::to_string(i);
+        bool overRows = r.dim == rowsDim;
+        std::string rho = overRows ? "x_" + tag : "dr_" + tag;      // row-side vector of the outer term
+        std::string kappa = overRows ? "dr_" + tag : "x_" + tag;    // column-side vector
+        std::string rowTerm = overRows ? "ic_" + tag : "io_" + tag; // gate-identity terms
+        std::string colTerm = overRows ? "io_" + tag : "ic_" + tag;
+        std::string k = addAdjointState(st, tag);
+        // du += K w (+ rho (kappa . w) for the current step's after-read), dw likewise.
+        duParts.push_back(read(k, ww, colsDim, rowsDim));
+        dwParts.push_back(read(k, uu, rowsDim, colsDim));
+        if (r.afterUpdate) {
+          hasAfter = true;
+          duParts.push_back(emit(rir::Op::Mul, {rho, emit(rir::Op::Dot, {kappa, ww}, {}, colsDim)}, {rowsDim}));
+          dwParts.push_back(emit(rir::Op::Mul, {kappa, emit(rir::Op::Dot, {rho, uu}, {}, rowsDim)}, {colsDim}));
+          rowAfter.push_back(rowTerm);
+          colAfter.push_back(colTerm);
+          update(k, st, u, gated(rho, u.rows), gated(kappa, u.cols));
+        } else {
+          rowBefore.push_back(rowTerm);
+          colBefore.push_back(colTerm);
+          update(k, st, u, rho, kappa);
+        }
+        if (!initialHolder_.count(st.name) && r.afterUpdate) initialHolder_[st.name] = k;
+      }
+      if (!hasAfter) {  // d(final state) needs an adjoint state to enter through
+        std::string k = addAdjointState(st, "h");
+        duParts.push_back(read(k, ww, colsDim, rowsDim));
+        dwParts.push_back(read(k, uu, rowsDim, colsDim));
+        update(k, st, u, emit(rir::Op::Sub, {uu, uu}, {rowsDim}), emit(rir::Op::Sub, {ww, ww}, {colsDim}));
+        initialHolder_[st.name] = k;
+      }
+      std::string du = sumAll(duParts, {rowsDim});
+      std::string dw = sumAll(dwParts, {colsDim});
+      accumulate(uu, du);
+      accumulate(ww, dw);
+      gateGradient(u.rows, crow, uu, du, rowAfter, rowBefore, rowsDim);
+      gateGradient(u.cols, ccol, ww, dw, colAfter, colBefore, colsDim);
+    }
+    sweep(forward);
+    emitGradientOutputs("dB_");
+    forward.insert(forward.end(), emitted_.begin(), emitted_.end());
+    if (!schedule(forward, "adjoint pass")) return std::nullopt;
+    return out_;
+  }
+
+  // Which adjoint state of each forward state receives d(final state) as its initial value.
+  std::map<std::string, std::string> initialHolder_;
+
+ private:
+  void backwardRead(const rir::Inst&, const std::string&) override {}
+
+  std::string addAdjointState(const rir::Decl& st, const std::string& tag) {
+    rir::Decl k = st;
+    k.name = "K_" + st.name + "_" + tag;
+    out_.states.push_back(k);
+    return k.name;
+  }
+  // A read of adjoint state `k` contracting `dim` with `v`, before this step's update.
+  std::string read(const std::string& k, const std::string& v, const std::string& dim, const std::string& outDim) {
+    rir::Inst r;
+    r.op = rir::Op::Read;
+    r.symbol = k;
+    r.result = fresh();
+    r.operands = {v};
+    r.dim = dim;
+    r.afterUpdate = false;
+    r.shape = {outDim};
+    shapes_[r.result] = r.shape;
+    emitted_.push_back(r);
+    return r.result;
+  }
+  // v scaled by this step's decay along its side (exp of the log gate).
+  std::string gated(const std::string& v, const rir::Gate& g) {
+    if (!g.present()) return v;
+    std::string e = emit(rir::Op::Exp, {g.value}, shapeOf(g.value));
+    return emit(rir::Op::Mul, {v, e}, shapeOf(v));
+  }
+  void update(const std::string& k, const rir::Decl& st, const rir::Inst& fu, const std::string& a, const std::string& b) {
+    rir::Inst u;
+    u.op = rir::Op::Update;
+    u.symbol = k;
+    u.rows = fu.rows;
+    u.cols = fu.cols;
+    u.operands = {a, b};
+    (void)st;
+    emitted_.push_back(u);
+  }
+  std::string sumAll(const std::vector<std::string>& parts, const rir::Shape& shape) {
+    std::string s = parts.front();
+    for (size_t i = 1; i < parts.size(); ++i) s = emit(rir::Op::Add, {s, parts[i]}, shape);
+    return s;
+  }
+  // dL/da_t = c + running_sum(after + before - v (.) dv) - before (flipped time), summed over the
+  // dim for a scalar gate; added to the gate value's adjoint. Per-head constant gates get none.
+  void gateGradient(const rir::Gate& g, const std::string& c, const std::string& v, const std::string& dv,
+                    const std::vector<std::string>& after, const std::vector<std::string>& before,
+                    const std::string& dim) {
+    if (!g.present()) return;
+    const rir::Inst* def = f_.definition(g.value);
+    if (!def || def->op == rir::Op::Const || rir::uniformValues(f_).count(g.value)) return;
+    std::string term = emit(rir::Op::Neg, {emit(rir::Op::Mul, {v, dv}, {dim})}, {dim});
+    for (const std::string& a : after) term = emit(rir::Op::Add, {term, a}, {dim});
+    for (const std::string& b : before) term = emit(rir::Op::Add, {term, b}, {dim});
+    std::string grad = emit(rir::Op::Add, {c, emit(rir::Op::RunningSum, {term}, {dim})}, {dim});
+    for (const std::string& b : before) grad = emit(rir::Op::Sub, {grad, b}, {dim});
+    if (shapeOf(g.value).empty()) grad = emit(rir::Op::Sum, {grad}, {}, dim);
+    accumulate(g.value, grad);
+  }
 };
 
 }  // namespace
@@ -263,6 +447,15 @@ std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forwar
   rir::Module m{{std::move(*a)}};
   eliminateDeadCode(m, diags);  // adjoints nothing reads (e.g. of scalar params) and dead forward values
   return std::move(m.recurrences.front());
+}
+
+std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, DiagnosticEngine& diags) {
+  PassBBuilder builder(forward, diags);
+  std::optional<rir::Recurrence> b = builder.run();
+  if (!b) return std::nullopt;
+  rir::Module m{{std::move(*b)}};
+  eliminateDeadCode(m, diags);
+  return DerivedPassB{std::move(m.recurrences.front()), builder.initialHolder_};
 }
 
 }  // namespace lina::passes

@@ -10,7 +10,9 @@
 // `x_<i>`, `dr_<i>` and the gate-identity terms `ic_<i>` = x (.) dx, `io_<i>` = r (.) dr.
 #pragma once
 
+#include <map>
 #include <optional>
+#include <string>
 
 #include "compiler/rir/ir.h"
 #include "dsl/diagnostics.h"
@@ -18,5 +20,18 @@
 namespace lina::passes {
 
 std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forward, DiagnosticEngine& diags);
+
+// Pass B, `<F>_bwd_b`, run on time-reversed sequences: one adjoint state `K_<S>_<read>` per read
+// (K_t = D(a_t) (K_{t+1} + x_t dr_t^T) D(b_t) for a read after the update, so the current step's
+// gates suffice), du and dw as reads of them before the update, the gate gradients by the
+// cumulative-gate identity with a running sum, then reverse-mode through the producers of u, w and
+// the gates. Inputs: F's inputs, pass A's per-read outputs, and per state `crow_<S>`/`ccol_<S>`
+// (row/column sums of d(final state) * final state, the same at every step of a sequence).
+// Outputs `dB_<input>`, `dB_<param>`; the final adjoint states summed per state are d(initial state).
+struct DerivedPassB {
+  rir::Recurrence program;
+  std::map<std::string, std::string> initialHolder;  // forward state -> adjoint state seeded with dht
+};
+std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, DiagnosticEngine& diags);
 
 }  // namespace lina::passes

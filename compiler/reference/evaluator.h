@@ -126,6 +126,7 @@ class Interpreter {
         return fail("param '" + inst.symbol + "' has no default and is missing; pass it as a scalar");
       if (rir::hasResult(inst.op)) slot[inst.result] = values_.size();
       values_.emplace_back(inst.shape.empty() ? 1 : static_cast<size_t>(size(inst.shape[0])), 0.0);
+      running_.push_back(values_.back());
     }
     for (const auto& [name, v] : p_.scalarParams) {
       const rir::Decl* d = rec_.param(name);
@@ -140,6 +141,7 @@ class Interpreter {
   }
 
   void loadStates(int64_t seq, int64_t h) {
+    for (Value& acc : running_) std::fill(acc.begin(), acc.end(), 0.0);  // running sums restart per sequence
     for (const rir::Decl& s : rec_.states) {
       Value& S = states_[stateIndex_[s.name]];
       auto it = p_.initialStates.find(s.name);
@@ -205,6 +207,12 @@ class Interpreter {
           const Tensor& in = p_.inputs.at(inst.symbol);
           size_t offset = static_cast<size_t>((b * p_.time + t) * p_.heads + h) * out.size();
           std::copy_n(in.data.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+          break;
+        }
+        case rir::Op::RunningSum: {
+          Value& acc = running_[i];
+          const Value& x = values_[ops[0]];
+          for (size_t k = 0; k < out.size(); ++k) out[k] = acc[k] += x[k];
           break;
         }
         case rir::Op::Sum: {
@@ -299,7 +307,8 @@ class Interpreter {
  private:
   const rir::Recurrence& rec_;
   const Problem& p_;
-  std::vector<Value> values_;  // one per instruction (effects get an unused slot)
+  std::vector<Value> values_;
+  std::vector<Value> running_;  // accumulators of running_sum instructions (one per instruction)  // one per instruction (effects get an unused slot)
   std::vector<std::vector<size_t>> operandSlots_;
   std::vector<size_t> rowGate_, colGate_;
   std::vector<Value> states_;

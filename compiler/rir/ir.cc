@@ -23,6 +23,7 @@ const char* opName(Op op) {
     case Op::Softmax: return "softmax";
     case Op::Dot: return "dot";
     case Op::Read: return "read";
+    case Op::RunningSum: return "running_sum";
     case Op::Update: return "update";
     case Op::Output: return "output";
   }
@@ -70,7 +71,7 @@ std::set<std::string> uniformValues(const Recurrence& rec) {
     bool u = false;
     switch (inst.op) {
       case Op::Const: case Op::Dim: case Op::Head: case Op::Param: u = true; break;
-      case Op::Input: case Op::Read: u = false; break;
+      case Op::Input: case Op::Read: case Op::RunningSum: u = false; break;
       default:
         u = true;
         for (const std::string& o : inst.operands) u = u && uniform.count(o);

@@ -27,6 +27,7 @@ enum class Op {
   Softmax,  // softmax of a vector over `dim`
   Dot,      // sum(a * b) over `dim`
   Read,     // contraction of operand 0 (a vector over `dim`) with state `symbol`
+  RunningSum,  // operand 0 summed over the steps of the sequence so far (inclusive)
   Update,   // state `symbol` = rows (.) S (.) cols + outer(operand 0, operand 1)
   Output,   // output `symbol` = operand 0
 };

@@ -201,7 +201,7 @@ class Parser {
         {"const", Op::Const}, {"dim", Op::Dim}, {"head", Op::Head}, {"param", Op::Param},
         {"input", Op::Input}, {"neg", Op::Neg}, {"add", Op::Add}, {"sub", Op::Sub},
         {"mul", Op::Mul}, {"div", Op::Div}, {"pow", Op::Pow}, {"exp", Op::Exp},
-        {"log", Op::Log}, {"sum", Op::Sum}, {"softmax", Op::Softmax}, {"dot", Op::Dot},
+        {"log", Op::Log}, {"sum", Op::Sum}, {"softmax", Op::Softmax}, {"dot", Op::Dot}, {"running_sum", Op::RunningSum},
         {"read.before", Op::Read}, {"read.after", Op::Read}};
     auto it = ops.find(tok_.text);
     if (it == ops.end()) return fail("unknown op");

@@ -137,7 +137,7 @@ class Verifier {
         expect = d->shape;
         break;
       }
-      case Op::Neg: case Op::Exp: case Op::Log:
+      case Op::Neg: case Op::Exp: case Op::Log: case Op::RunningSum:
         if (!arity(1)) return;
         expect = *in[0];
         break;

@@ -94,3 +94,52 @@ TEST(PassAKernels, LowerAndCompileForEveryLibraryProgram) {
 
 }  // namespace
 }  // namespace lina
+
+#include "compiler/reference/derived_backward.h"
+
+namespace lina {
+namespace {
+
+class DerivedBackward : public ::testing::TestWithParam<std::string> {};
+
+// Passes A and B together give every gradient: inputs, vector params, initial states.
+TEST_P(DerivedBackward, MatchesTheReferenceBackwardEverywhere) {
+  rir::Recurrence f = library::find(GetParam()) ? testing::compileLibrary(GetParam()) : testing::compileTestProgram(GetParam());
+  for (bool varlen : {false, true}) {
+    reference::ProblemShape shape;
+    shape.heads = 2;
+    shape.dims = {{"K", 4}, {"V", 3}, {"M", 3}};
+    shape.initialStates = true;
+    if (varlen) {
+      shape.batch = 1;
+      shape.cuSeqlens = {0, 0, 4, 9};
+      shape.time = 9;
+    } else {
+      shape.batch = 2;
+      shape.time = 7;
+    }
+    reference::Problem p = reference::makeRandomProblem(f, shape, 31);
+    reference::Result forward = testing::runOrFail(f, p);
+    reference::Cotangents ct = reference::randomCotangents(forward, 32);
+    std::string error;
+    std::optional<reference::Gradients> exact = reference::runBackward(f, p, ct, error);
+    ASSERT_TRUE(exact.has_value()) << error;
+    std::optional<reference::Gradients> derived = reference::runDerivedBackward(f, p, ct, error);
+    ASSERT_TRUE(derived.has_value()) << error;
+    std::string tag = GetParam() + (varlen ? " varlen" : " fixed");
+    for (const auto& [name, t] : exact->inputs)
+      EXPECT_LT(testing::maxRelativeError(derived->inputs[name].data, t.data), 1e-10) << tag << " d" << name;
+    for (const auto& [name, t] : exact->initialStates)
+      EXPECT_LT(testing::maxRelativeError(derived->initialStates[name].data, t.data), 1e-10) << tag << " d" << name << "0";
+    for (const auto& [name, t] : exact->vectorParams)
+      EXPECT_LT(testing::maxRelativeError(derived->vectorParams[name].data, t.data), 1e-10) << tag << " d" << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPrograms, DerivedBackward,
+                         ::testing::Values("gla", "simple_gla", "retention", "gsa", "linear_attention", "gla_gv",
+                                           "hgrn2", "rwkv6"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace lina

@@ -333,14 +333,22 @@ int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostrea
     if (m && o.backward) {
       // The derived backward's forward-time pass A replaces each recurrence; every later stage
       // (RIR print, CIR, CUDA) handles it like any program.
-      for (rir::Recurrence& rec : m->recurrences) {
+      // RIR shows both passes; CIR and CUDA show pass A (pass B's running_sum has no chunk
+      // lowering yet).
+      rir::Module derived;
+      for (const rir::Recurrence& rec : m->recurrences) {
         std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(rec, diags);
-        if (!a || !rir::verify(*a, diags)) {
-          m.reset();
+        std::optional<passes::DerivedPassB> b =
+            o.emit == "rir" ? passes::deriveBackwardPassB(rec, diags) : std::nullopt;
+        if (!a || !rir::verify(*a, diags) || (o.emit == "rir" && (!b || !rir::verify(b->program, diags)))) {
+          derived.recurrences.clear();
           break;
         }
-        rec = std::move(*a);
+        derived.recurrences.push_back(std::move(*a));
+        if (b) derived.recurrences.push_back(std::move(b->program));
       }
+      if (derived.recurrences.empty()) m.reset();
+      else m = std::move(derived);
     }
     if (m && o.printAfter.empty()) {
       if (o.emit == "rir") rir::print(out, *m);

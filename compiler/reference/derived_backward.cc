@@ -1,0 +1,127 @@
+#include "compiler/reference/derived_backward.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "compiler/passes/derive_backward.h"
+#include "compiler/rir/verify.h"
+
+namespace lina::reference {
+
+namespace {
+
+// Reverses the steps of every sequence of a [B, T, H, ...] tensor (within cu_seqlens ranges).
+Tensor flipTime(const Tensor& t, const Problem& p) {
+  Tensor out = t;
+  int64_t perStep = t.numel() / std::max<int64_t>(1, t.shape[0] * t.shape[1]);
+  auto flipRange = [&](int64_t b, int64_t bos, int64_t eos) {
+    for (int64_t s = bos; s < eos; ++s) {
+      int64_t from = (b * t.shape[1] + s) * perStep, to = (b * t.shape[1] + (bos + eos - 1 - s)) * perStep;
+      std::copy_n(t.data.begin() + from, perStep, out.data.begin() + to);
+    }
+  };
+  if (p.cuSeqlens.empty()) {
+    for (int64_t b = 0; b < t.shape[0]; ++b) flipRange(b, 0, t.shape[1]);
+  } else {
+    for (size_t n = 0; n + 1 < p.cuSeqlens.size(); ++n) flipRange(0, p.cuSeqlens[n], p.cuSeqlens[n + 1]);
+  }
+  return out;
+}
+
+// Sums a per-step [B, T, H, d] tensor over steps into [H, d].
+void addOverSteps(Tensor& perHead, const Tensor& perStep) {
+  int64_t H = perStep.shape[2], d = perStep.shape.size() > 3 ? perStep.shape[3] : 1;
+  for (int64_t i = 0; i < perStep.numel(); ++i) perHead.data[((i / d) % H) * d + i % d] += perStep.data[i];
+}
+
+}  // namespace
+
+std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Problem& problem, const Cotangents& ct,
+                                            std::string& error) {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(f, diags);
+  std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(f, diags);
+  if (!a || !b || !rir::verify(*a, diags) || !rir::verify(b->program, diags)) {
+    std::ostringstream os;
+    diags.print(os);
+    error = "deriving the backward failed: " + os.str();
+    return std::nullopt;
+  }
+  std::optional<Result> forward = run(f, problem, error);
+  if (!forward) return std::nullopt;
+
+  Problem pa = problem;
+  for (const rir::Decl& o : f.outputs) {
+    auto it = ct.outputs.find(o.name);
+    pa.inputs["d_" + o.name] = it != ct.outputs.end() ? it->second : Tensor(forward->outputs[o.name].shape);
+  }
+  std::optional<Result> ra = run(*a, pa, error);
+  if (!ra) return std::nullopt;
+
+  Problem pb = problem;
+  for (auto& [name, t] : pb.inputs) t = flipTime(t, problem);
+  for (const rir::Decl& in : b->program.inputs) {
+    if (pb.inputs.count(in.name)) continue;
+    auto fromA = ra->outputs.find(in.name);
+    if (fromA != ra->outputs.end()) pb.inputs[in.name] = flipTime(fromA->second, problem);
+  }
+  pb.initialStates.clear();
+  for (const rir::Decl& s : f.states) {
+    const Tensor& final = forward->finalStates.at(s.name);
+    auto dht = ct.finalStates.find(s.name);
+    int64_t N = final.shape[0], H = final.shape[1], R = final.shape[2], C = final.shape[3];
+    // crow/ccol: row and column sums of dht (.) S_final, the same at every step of a sequence.
+    Tensor crow({problem.batch, problem.time, problem.heads, R}), ccol({problem.batch, problem.time, problem.heads, C});
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t b0 = problem.cuSeqlens.empty() ? n : 0;
+      int64_t bos = problem.cuSeqlens.empty() ? 0 : problem.cuSeqlens[n];
+      int64_t eos = problem.cuSeqlens.empty() ? problem.time : problem.cuSeqlens[n + 1];
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t c = 0; c < C; ++c) {
+            size_t at = static_cast<size_t>(((n * H + h) * R + r) * C + c);
+            double v = dht == ct.finalStates.end() ? 0.0 : dht->second.data[at] * final.data[at];
+            for (int64_t t = bos; t < eos; ++t) {
+              crow.data[static_cast<size_t>(((b0 * problem.time + t) * H + h) * R + r)] += v;
+              ccol.data[static_cast<size_t>(((b0 * problem.time + t) * H + h) * C + c)] += v;
+            }
+          }
+    }
+    pb.inputs["crow_" + s.name] = crow;
+    pb.inputs["ccol_" + s.name] = ccol;
+    if (dht != ct.finalStates.end()) pb.initialStates[b->initialHolder.at(s.name)] = dht->second;
+  }
+  std::optional<Result> rb = run(b->program, pb, error);
+  if (!rb) return std::nullopt;
+
+  Gradients g;
+  for (const auto& [name, t] : problem.inputs) {
+    Tensor total(t.shape);
+    if (auto it = ra->outputs.find("dA_" + name); it != ra->outputs.end())
+      for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += it->second.data[i];
+    if (auto it = rb->outputs.find("dB_" + name); it != rb->outputs.end()) {
+      Tensor back = flipTime(it->second, problem);
+      for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += back.data[i];
+    }
+    g.inputs[name] = std::move(total);
+  }
+  for (const auto& [name, t] : problem.vectorParams) {
+    Tensor total(t.shape);
+    if (auto it = ra->outputs.find("dA_" + name); it != ra->outputs.end()) addOverSteps(total, it->second);
+    if (auto it = rb->outputs.find("dB_" + name); it != rb->outputs.end()) addOverSteps(total, it->second);
+    g.vectorParams[name] = std::move(total);
+  }
+  for (const rir::Decl& s : f.states) {
+    Tensor total(forward->finalStates.at(s.name).shape);
+    for (const rir::Decl& k : b->program.states) {
+      if (k.name.rfind("K_" + s.name + "_", 0) != 0) continue;
+      const Tensor& part = rb->finalStates.at(k.name);
+      for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += part.data[i];
+    }
+    g.initialStates[s.name] = std::move(total);
+  }
+  return g;
+}
+
+}  // namespace lina::reference

@@ -70,6 +70,8 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
   const int64_t C = k.chunk;
   const int end = static_cast<int>(k.ops.size());
   for (const rir::Decl& s : k.states) buffers["S." + s.name] = {e.extent(s.shape[0]) * e.extent(s.shape[1]), 0, end, true};
+  for (const Op& op : k.ops)
+    if (op.kind == OpKind::RunningSum) buffers["carry." + op.result] = {e.extent(op.shape), 0, end, true};
   auto use = [&](const std::string& name, int i) {
     auto it = buffers.find(name);
     if (it != buffers.end() && !it->second.persistent) it->second.last = std::max(it->second.last, i);
@@ -200,6 +202,10 @@ class Emitter {
           << ", p.initialStates[" << i << "], n, h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0]
           << ", O_" << s.shape[1] << ");\n";
     }
+    for (const Op& op : k_.ops)
+      if (op.kind == OpKind::RunningSum)
+        os_ << "  for (int e = threadIdx.x; e < " << ext(op.shape) << "; e += blockDim.x) " << ident("carry." + op.result)
+            << "[e] = 0.f;\n";
     for (size_t i = 0; i < k_.ops.size(); ++i)
       if (k_.ops[i].kind == OpKind::Uniform) emitUniform(k_.ops[i]);
     os_ << "  __syncthreads();\n";
@@ -395,6 +401,10 @@ class Emitter {
             << " + C * E_" << s->shape[0] << ", L);\n";
         break;
       }
+      case OpKind::RunningSum:
+        os_ << "    lina::running_sum<C, " << E << ">(" << out << ", " << ident(op.operands[0]) << ", "
+            << ident("carry." + op.result) << ", L);\n";
+        break;
       case OpKind::Uniform:
         break;
     }

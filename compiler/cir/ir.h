@@ -41,6 +41,7 @@ enum class OpKind {
   GateCumsum,  // chunk-local cumsum * log2(e) of operand 0 (inclusive; `exclusive` also made)
   Attend,      // read of `symbol` contracting operand x over `dim` (see AttendOp)
   Carry,       // state `symbol` advances by one chunk
+  RunningSum,  // operand 0 summed over the steps so far, carried across chunks
   Store,       // output `symbol` = operand 0
 };
 const char* opKindName(OpKind k);

@@ -199,6 +199,11 @@ class Parser {
       if (op.rop == rir::Op::Const && !number(op.number)) return false;
       if ((op.rop == rir::Op::Dim || op.rop == rir::Op::Param) && !name(op.symbol)) return false;
       if (!operands(op)) return false;
+    } else if (opText == "chunk.running_sum") {
+      op.kind = OpKind::RunningSum;
+      std::string x;
+      if (!value(x)) return false;
+      op.operands = {x};
     } else if (opText == "chunk.load") {
       op.kind = OpKind::Load;
       if (!name(op.symbol)) return false;

@@ -100,6 +100,11 @@ class Verifier {
           if (s && *s != rir::Shape{op.dim}) fail(op.loc, "reduction over " + op.dim + " of %" + o + " " + shapeText(*s));
         }
         break;
+      case OpKind::RunningSum: {
+        const rir::Shape* s = op.operands.empty() ? nullptr : use(op, op.operands[0]);
+        if (s && *s != op.shape) fail(op.loc, "running_sum of %" + op.operands[0] + " changes its shape");
+        break;
+      }
       case OpKind::GateCumsum: {
         const rir::Shape* s = op.operands.empty() ? nullptr : use(op, op.operands[0]);
         if (s && *s != op.shape) fail(op.loc, "cumsum of %" + op.operands[0] + " changes its shape");

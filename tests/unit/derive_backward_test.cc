@@ -72,16 +72,19 @@ INSTANTIATE_TEST_SUITE_P(Programs, PassA,
 namespace lina {
 namespace {
 
-// Pass A is canonical RIR: the forward's chunk lowering, emitter and NVRTC take it unchanged.
-TEST(PassAKernels, LowerAndCompileForEveryLibraryProgram) {
+// Both passes are canonical RIR (plus running_sum): the forward's chunk lowering, emitter and
+// NVRTC take them unchanged.
+TEST(BackwardKernels, PassesAAndBLowerAndCompileForEveryLibraryProgram) {
   for (const library::Program& lib : library::programs()) {
     rir::Recurrence f = testing::compileLibrary(lib.name);
     SourceManager sources;
     DiagnosticEngine diags(sources);
     std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(f, diags);
-    ASSERT_TRUE(a.has_value()) << lib.name;
+    std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(f, diags);
+    ASSERT_TRUE(a.has_value() && b.has_value()) << lib.name;
+    for (const rir::Recurrence* pass : {&*a, &b->program})
     for (auto [strategy, chunk] : {std::pair{cir::Strategy::Fused, 32}, std::pair{cir::Strategy::Recurrent, 1}}) {
-      std::optional<cir::Kernel> k = cir::lowerRirToCir(*a, strategy, chunk, diags);
+      std::optional<cir::Kernel> k = cir::lowerRirToCir(*pass, strategy, chunk, diags);
       std::ostringstream errors;
       diags.print(errors);
       ASSERT_TRUE(k.has_value()) << lib.name << errors.str();

@@ -333,14 +333,12 @@ int compile(const Options& o, SourceManager& sources, uint32_t file, std::ostrea
     if (m && o.backward) {
       // The derived backward's forward-time pass A replaces each recurrence; every later stage
       // (RIR print, CIR, CUDA) handles it like any program.
-      // RIR shows both passes; CIR and CUDA show pass A (pass B's running_sum has no chunk
-      // lowering yet).
+      // Both passes, as two recurrences: every later stage handles them like any program.
       rir::Module derived;
       for (const rir::Recurrence& rec : m->recurrences) {
         std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(rec, diags);
-        std::optional<passes::DerivedPassB> b =
-            o.emit == "rir" ? passes::deriveBackwardPassB(rec, diags) : std::nullopt;
-        if (!a || !rir::verify(*a, diags) || (o.emit == "rir" && (!b || !rir::verify(b->program, diags)))) {
+        std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(rec, diags);
+        if (!a || !rir::verify(*a, diags) || !b || !rir::verify(b->program, diags)) {
           derived.recurrences.clear();
           break;
         }

@@ -109,6 +109,20 @@ __device__ void gate_cumsum(float* inc, float* exc, const float* g, int L) {
   }
 }
 
+// Running sums over the steps of a sequence: out[t] = carry + sum_{s<=t, s<L} x[s]; the carry
+// (zero at the first chunk) advances to the chunk's total.
+template <int C, int D>
+__device__ void running_sum(float* out, const float* x, float* carry, int L) {
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float acc = carry[d];
+    for (int t = 0; t < C; ++t) {
+      if (t < L) acc += x[t * D + d];
+      out[t * D + d] = acc;
+    }
+    carry[d] = acc;
+  }
+}
+
 // The same for a per-head constant log gate (scalar or [D] vector `value`).
 template <int C, int D>
 __device__ void gate_cumsum_uniform(float* inc, float* exc, const float* value, int L) {

@@ -95,11 +95,10 @@ class AdjointEmitter {
         inputAdj_[inst.symbol] =
             inputAdj_.count(inst.symbol) ? emit(rir::Op::Add, {inputAdj_[inst.symbol], g}, inst.shape) : g;
         return;
-      case rir::Op::Param:
-        if (!inst.shape.empty())
-          paramAdj_[inst.symbol] =
-              paramAdj_.count(inst.symbol) ? emit(rir::Op::Add, {paramAdj_[inst.symbol], g}, inst.shape) : g;
-        return;  // scalar params: not derived yet (the reference backward has them)
+      case rir::Op::Param:  // d(the value used); a default expression is not differentiated
+        paramAdj_[inst.symbol] =
+            paramAdj_.count(inst.symbol) ? emit(rir::Op::Add, {paramAdj_[inst.symbol], g}, inst.shape) : g;
+        return;
       case rir::Op::Neg:
         accumulate(x[0], emit(rir::Op::Neg, {g}, shapeOf(g)));
         return;

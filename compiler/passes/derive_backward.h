@@ -6,7 +6,7 @@
 // they run F. Pass B (the adjoint states, du, dw, gate gradients) is docs/backward-design.md.
 //
 // Extra inputs: `d_<out>` per output. Outputs: `dA_<input>` per input that receives a gradient
-// here, `dA_<param>` per vector param (per step; summed over steps by the caller), and per read i
+// here, `dA_<param>` per param (per step; summed over steps by the caller), and per read i
 // `x_<i>`, `dr_<i>` and the gate-identity terms `ic_<i>` = x (.) dx, `io_<i>` = r (.) dr.
 #pragma once
 

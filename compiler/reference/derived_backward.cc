@@ -112,6 +112,15 @@ std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Prob
     if (auto it = rb->outputs.find("dB_" + name); it != rb->outputs.end()) addOverSteps(total, it->second);
     g.vectorParams[name] = std::move(total);
   }
+  for (const rir::Decl& prm : f.params) {
+    if (!prm.shape.empty()) continue;
+    double total = 0;
+    for (const Result* r : {&*ra, &*rb})
+      for (const char* prefix : {"dA_", "dB_"})
+        if (auto it = r->outputs.find(prefix + prm.name); it != r->outputs.end())
+          for (double x : it->second.data) total += x;
+    g.scalarParams[prm.name] = total;
+  }
   for (const rir::Decl& s : f.states) {
     Tensor total(forward->finalStates.at(s.name).shape);
     for (const rir::Decl& k : b->program.states) {

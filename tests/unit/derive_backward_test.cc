@@ -136,6 +136,10 @@ TEST_P(DerivedBackward, MatchesTheReferenceBackwardEverywhere) {
       EXPECT_LT(testing::maxRelativeError(derived->initialStates[name].data, t.data), 1e-10) << tag << " d" << name << "0";
     for (const auto& [name, t] : exact->vectorParams)
       EXPECT_LT(testing::maxRelativeError(derived->vectorParams[name].data, t.data), 1e-10) << tag << " d" << name;
+    for (const auto& [name, v] : exact->scalarParams) {
+      ASSERT_TRUE(derived->scalarParams.count(name)) << tag << " d" << name;
+      EXPECT_LT(std::abs(derived->scalarParams[name] - v) / std::max(1.0, std::abs(v)), 1e-10) << tag << " d" << name;
+    }
   }
 }
 

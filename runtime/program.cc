@@ -7,6 +7,7 @@
 #include "codegen/device/lina/device/params.h"
 #include "compiler/cir/lower.h"
 #include "compiler/pipeline.h"
+#include "compiler/rir/verify.h"
 #include "library/library.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
@@ -66,6 +67,22 @@ Program Program::fromSource(const std::string& name, const std::string& source) 
   p.name_ = module->recurrences[0].name;
   p.sourceName_ = name;
   p.rir_ = std::make_shared<rir::Recurrence>(module->recurrences[0]);
+  p.emitted_ = std::make_shared<EmittedCache>();
+  return p;
+}
+
+Program Program::fromRecurrence(const rir::Recurrence& recurrence) {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  if (!rir::verify(recurrence, diags, {.requireKnownStateShapes = true, .requireLogGates = true})) {
+    std::ostringstream os;
+    diags.print(os);
+    throw Error(os.str());
+  }
+  Program p;
+  p.name_ = recurrence.name;
+  p.sourceName_ = "";
+  p.rir_ = std::make_shared<rir::Recurrence>(recurrence);
   p.emitted_ = std::make_shared<EmittedCache>();
   return p;
 }

@@ -56,6 +56,8 @@ class Program {
   static Program fromSource(const std::string& name, const std::string& source);
   static Program fromFile(const std::string& path);
   static Program fromLibrary(const std::string& name);
+  // A program already in RIR (e.g. a derived backward pass); it is verified first.
+  static Program fromRecurrence(const rir::Recurrence& recurrence);
 
   const rir::Recurrence& recurrence() const { return *rir_; }
 

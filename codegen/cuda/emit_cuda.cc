@@ -96,15 +96,9 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
       buffers[op.result] = {C * perStep, i, i, false};
       if (!op.exclusive.empty()) buffers[op.exclusive] = {C * perStep, i, i, false};
     }
-    // Scratch of attend (P [C][C], gated queries [C][R]) and carry (u~ [C][rows], w~ [C][cols]).
-    auto stateDims = [&](const std::string& state) {
-      for (const rir::Decl& s : k.states)
-        if (s.name == state) return s.shape;
-      return rir::Shape{};
-    };
+    // Scratch of attend: P [C][C] and the gated queries [C][R]. (Carry's is added below.)
     if (op.kind == OpKind::Attend)
       buffers["scratch." + std::to_string(i)] = {C * C + C * e.extent(op.dim), i, i, false};
-    (void)stateDims;
   }
   // A store of a per-head value broadcasts it into a chunk-shaped temporary first.
   for (int i = 0; i < end; ++i) {
@@ -114,6 +108,7 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
       if (d.result == op.operands[0] && d.kind == OpKind::Uniform)
         buffers["store." + std::to_string(i)] = {C * e.extent(d.shape), i, i, false};
   }
+  // Scratch of carry: u~ [C][rows] and w~ [C][cols].
   for (int i = 0; i < end; ++i) {
     const Op& op = k.ops[i];
     if (op.kind != OpKind::Carry) continue;

@@ -191,11 +191,9 @@ class Backward {
             double gk = adj[r * cols + c];
             d[ops[0]][r] += gk * w[c];
             d[ops[1]][c] += gk * u[r];
-            double decayed = a[r] * Sprev[r * cols + c] * bc[c];
             // d/d(factor a_r) = G S_prev b; for a log gate d/d(log a_r) = a_r times that.
             da[r] += gk * Sprev[r * cols + c] * bc[c] * (inst.rows.space == rir::GateSpace::Log ? a[r] : 1.0);
             db[c] += gk * a[r] * Sprev[r * cols + c] * (inst.cols.space == rir::GateSpace::Log ? bc[c] : 1.0);
-            (void)decayed;
           }
         if (inst.rows.present()) accumulate(d[eval_.rowGateSlot(i)], da);
         if (inst.cols.present()) accumulate(d[eval_.colGateSlot(i)], db);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "compiler/passes/derive_backward.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/forward_check.h"
@@ -152,6 +153,34 @@ TEST(VariantForward, LinacCheckOnDslVariants) {
           EXPECT_TRUE(r.passed()) << name << " " << r.kernel;
         }
       }
+  }
+}
+
+// The derived backward's two passes are ordinary programs: their kernels run on the GPU against
+// the reference interpreter on random inputs, for every configuration, like any forward.
+TEST(BackwardPassKernels, BothPassesOfEveryLibraryProgram) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* name : {"gla", "simple_gla", "retention", "gsa"}) {
+    Program forward = Program::fromLibrary(name);
+    SourceManager sources;
+    DiagnosticEngine diags(sources);
+    std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(forward.recurrence(), diags);
+    std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(forward.recurrence(), diags);
+    ASSERT_TRUE(a && b) << name;
+    for (const rir::Recurrence* pass : {&*a, &b->program}) {
+      Program program = Program::fromRecurrence(*pass);
+      for (const char* dtype : {"bf16", "fp32"})
+        for (int64_t T : {1, 65, 1000}) {
+          CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
+          cuda::DeviceInfo info = cuda::deviceInfo(0);
+          std::vector<KernelConfig> configs = program.candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
+          for (const CheckReport& r : checkForwardConfigs(program, o, configs)) {
+            log(describe(pass->name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
+            EXPECT_TRUE(r.passed()) << pass->name << " " << r.kernel;
+          }
+        }
+    }
   }
 }
 

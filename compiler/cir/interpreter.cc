@@ -83,20 +83,6 @@ class ChunkRunner {
     return false;
   }
 
-  static double apply(rir::Op op, double a, double b) {
-    switch (op) {
-      case rir::Op::Neg: return -a;
-      case rir::Op::Add: return a + b;
-      case rir::Op::Sub: return a - b;
-      case rir::Op::Mul: return a * b;
-      case rir::Op::Div: return a / b;
-      case rir::Op::Pow: return std::pow(a, b);
-      case rir::Op::Exp: return std::exp(a);
-      case rir::Op::Log: return std::log(a);
-      default: return 0;
-    }
-  }
-
   Buffer evalUniform(const Op& op, const std::map<std::string, Buffer>& u, int64_t h) {
     Buffer out(static_cast<size_t>(ext(op.shape)), 0.0);
     auto arg = [&](size_t i, size_t e) {
@@ -131,7 +117,7 @@ class ChunkRunner {
         break;
       }
       default:
-        for (size_t e = 0; e < out.size(); ++e) out[e] = apply(op.rop, arg(0, e), op.operands.size() > 1 ? arg(1, e) : 0.0);
+        for (size_t e = 0; e < out.size(); ++e) out[e] = rir::evaluateElementwise(op.rop, arg(0, e), op.operands.size() > 1 ? arg(1, e) : 0.0);
     }
     return out;
   }
@@ -168,7 +154,7 @@ class ChunkRunner {
         for (int t = 0; t < C; ++t)
           for (size_t e = 0; e < E; ++e)
             out[static_cast<size_t>(t) * E + e] =
-                apply(op.rop, at(op.operands[0], buf, u, t, e), op.operands.size() > 1 ? at(op.operands[1], buf, u, t, e) : 0.0);
+                rir::evaluateElementwise(op.rop, at(op.operands[0], buf, u, t, e), op.operands.size() > 1 ? at(op.operands[1], buf, u, t, e) : 0.0);
         return;
       }
       case OpKind::Reduce: {

@@ -1,4 +1,3 @@
-#include <cmath>
 #include <map>
 #include <optional>
 
@@ -7,20 +6,6 @@
 namespace lina::passes {
 
 namespace {
-
-double evaluate(rir::Op op, const std::vector<double>& x) {
-  switch (op) {
-    case rir::Op::Neg: return -x[0];
-    case rir::Op::Add: return x[0] + x[1];
-    case rir::Op::Sub: return x[0] - x[1];
-    case rir::Op::Mul: return x[0] * x[1];
-    case rir::Op::Div: return x[0] / x[1];
-    case rir::Op::Pow: return std::pow(x[0], x[1]);
-    case rir::Op::Exp: return std::exp(x[0]);
-    case rir::Op::Log: return std::log(x[0]);
-    default: return 0;  // not elementwise: never called
-  }
-}
 
 // For `x op c` / `c op x` identities: returns the operand that the whole op equals, if any.
 std::optional<std::string> identity(const rir::Inst& inst, const std::map<std::string, double>& constant,
@@ -93,7 +78,7 @@ bool foldConstants(rir::Module& module, DiagnosticEngine&) {
           values.push_back(it->second);
         }
         if (values.size() == inst.operands.size()) {
-          inst.number = evaluate(inst.op, values);
+          inst.number = rir::evaluateElementwise(inst.op, values[0], values.size() > 1 ? values[1] : 0.0);
           inst.op = rir::Op::Const;
           inst.operands.clear();
         } else if (auto replacement = identity(inst, constant, def, shape)) {

@@ -163,19 +163,6 @@ class Interpreter {
     }
   }
 
-  static double elementwise(rir::Op op, double a, double b) {
-    switch (op) {
-      case rir::Op::Neg: return -a;
-      case rir::Op::Add: return a + b;
-      case rir::Op::Sub: return a - b;
-      case rir::Op::Mul: return a * b;
-      case rir::Op::Div: return a / b;
-      case rir::Op::Pow: return std::pow(a, b);
-      case rir::Op::Exp: return std::exp(a);
-      case rir::Op::Log: return std::log(a);
-      default: return 0;
-    }
-  }
 
   void step(int64_t b, int64_t t, int64_t h, Result& result) {
     StepRecord* record = nullptr;
@@ -287,7 +274,7 @@ class Interpreter {
           for (size_t k = 0; k < out.size(); ++k) {
             double a = x.size() == 1 ? x[0] : x[k];
             double c = y ? (y->size() == 1 ? (*y)[0] : (*y)[k]) : 0.0;
-            out[k] = elementwise(inst.op, a, c);
+            out[k] = rir::evaluateElementwise(inst.op, a, c);
           }
         }
       }

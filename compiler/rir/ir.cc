@@ -1,5 +1,6 @@
 #include "compiler/rir/ir.h"
 
+#include <cmath>
 #include <cstdlib>
 
 namespace lina::rir {
@@ -37,6 +38,20 @@ bool isElementwise(Op op) {
       return true;
     default:
       return false;
+  }
+}
+
+double evaluateElementwise(Op op, double a, double b) {
+  switch (op) {
+    case Op::Neg: return -a;
+    case Op::Add: return a + b;
+    case Op::Sub: return a - b;
+    case Op::Mul: return a * b;
+    case Op::Div: return a / b;
+    case Op::Pow: return std::pow(a, b);
+    case Op::Exp: return std::exp(a);
+    case Op::Log: return std::log(a);
+    default: return 0;  // not elementwise
   }
 }
 

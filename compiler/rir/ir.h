@@ -33,6 +33,9 @@ enum class Op {
 };
 
 const char* opName(Op op);
+// The value of an elementwise op on scalars (b unused for unary ops): the one definition that
+// constant folding and both interpreters use.
+double evaluateElementwise(Op op, double a, double b);
 bool isElementwise(Op op);
 bool hasResult(Op op);
 

@@ -18,21 +18,16 @@ namespace lina {
 namespace {
 
 // Loaded modules, per (device, kernel source): lazily, once, under a lock.
-struct LoadedKernel {
-  CUmodule module = nullptr;
-  CUfunction function = nullptr;
-};
-
-LoadedKernel loadKernel(int device, const codegen::EmittedKernel& kernel, const std::string& arch) {
+Program::LoadedKernel loadKernel(int device, const codegen::EmittedKernel& kernel, const std::string& arch) {
   static std::mutex mutex;
-  static std::map<std::pair<int, std::string>, LoadedKernel> loaded;
+  static std::map<std::pair<int, std::string>, Program::LoadedKernel> loaded;
   std::string key = runtime::KernelCache::global().key(kernel.source, arch);
   std::lock_guard<std::mutex> lock(mutex);
   auto it = loaded.find({device, key});
   if (it != loaded.end()) return it->second;
   std::vector<char> cubin = runtime::KernelCache::global().cubin(kernel.source, kernel.name + ".cu", arch);
   const cuda::Driver* d = cuda::driver();
-  LoadedKernel k;
+  Program::LoadedKernel k;
   cuda::check(d->cuModuleLoadData(&k.module, cubin.data()), "cuModuleLoadData", "kernel " + kernel.name);
   cuda::check(d->cuModuleGetFunction(&k.function, k.module, kernel.name.c_str()), "cuModuleGetFunction", kernel.name);
   if (kernel.smem.totalBytes > 48 * 1024)
@@ -163,6 +158,10 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
   return out;
 }
 
+bool Program::prefersRecurrent(const ForwardArgs& a) {
+  return a.time <= 16 * std::max<int64_t>(1, a.cuSeqlens ? a.numSequences : 1);
+}
+
 int Program::preferredChunk() const {
   for (const rir::Inst& read : rir_->body) {
     if (read.op != rir::Op::Read) continue;
@@ -211,8 +210,7 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
     // measured on H100 (bench/results/2026-11-25-h100-forward): 16 when a read contracts a
     // vector-gated dim (the pairwise gated scores cost C^2 R exps), else 32; smaller if that does
     // not fit.
-    bool shortSequences = a.time <= 16 * std::max<int64_t>(1, a.cuSeqlens ? a.numSequences : 1);
-    if (shortSequences) chosen = pick(cir::Strategy::Recurrent, 0);
+    if (prefersRecurrent(a)) chosen = pick(cir::Strategy::Recurrent, 0);
     int preferred = a.chunk ? a.chunk : preferredChunk();
     for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
       if (it->strategy == cir::Strategy::Fused && it->chunk <= preferred) chosen = &*it;
@@ -332,20 +330,27 @@ void Program::forward(const ForwardArgs& a, int device) const {
     info = it->second;
   }
   cuda::useDevice(device);
-  KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
-  if (a.warps) config.warps = a.warps;
-  // Emitting is cheap but not free: keep each specialization's kernel for later calls.
-  std::string key = std::to_string(static_cast<int>(config.strategy)) + "/" + std::to_string(config.chunk) + "/" +
-                    std::to_string(config.tile) + "/" + std::to_string(config.warps) + "/" + a.dtype;
-  for (const auto& [dname, n] : a.dims) key += "/" + dname + "=" + std::to_string(n);
+  // Repeat calls with the same request skip config selection (which lowers and plans every
+  // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
+  std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
+                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" +
+                        std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a));
+  for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
   codegen::EmittedKernel kernel;
+  LoadedKernel loaded;
   {
     std::lock_guard<std::mutex> lock(emitted_->mutex);
-    auto it = emitted_->kernels.find(key);
-    if (it == emitted_->kernels.end()) it = emitted_->kernels.emplace(key, emit(config, a.dims, a.dtype)).first;
-    kernel = it->second;
+    auto it = emitted_->launches.find(request);
+    if (it == emitted_->launches.end()) {
+      KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
+      if (a.warps) config.warps = a.warps;
+      codegen::EmittedKernel emitted = emit(config, a.dims, a.dtype);
+      LoadedKernel l = loadKernel(device, emitted, info.arch);
+      it = emitted_->launches.emplace(request, std::make_pair(std::move(emitted), l)).first;
+    }
+    kernel = it->second.first;
+    loaded = it->second.second;
   }
-  LoadedKernel loaded = loadKernel(device, kernel, info.arch);
   void* kernelArgs[] = {&p};
   const cuda::Driver* d = cuda::driver();
   cuda::check(d->cuLaunchKernel(loaded.function, static_cast<unsigned>(kernel.tiles), static_cast<unsigned>(a.heads),

@@ -86,9 +86,20 @@ class Program {
   std::string name_;
   std::string sourceName_;
   std::shared_ptr<const rir::Recurrence> rir_;
+  static bool prefersRecurrent(const ForwardArgs& args);
+
+ public:
+  struct LoadedKernel {
+    CUmodule module = nullptr;
+    CUfunction function = nullptr;
+  };
+
+ private:
+  // Per request (device, dtype, strategy, chunk, tile, warps, dims, ...): the emitted kernel and
+  // its loaded function.
   struct EmittedCache {
     std::mutex mutex;
-    std::map<std::string, codegen::EmittedKernel> kernels;
+    std::map<std::string, std::pair<codegen::EmittedKernel, LoadedKernel>> launches;
   };
   std::shared_ptr<EmittedCache> emitted_;
 };

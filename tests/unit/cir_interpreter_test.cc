@@ -45,7 +45,7 @@ void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) 
 class ChunkedAlgorithm : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ChunkedAlgorithm, ForwardAndBothBackwardPassesMatchTheReference) {
-  rir::Recurrence f = library::find(GetParam()) ? testing::compileLibrary(GetParam()) : testing::compileTestProgram(GetParam());
+  rir::Recurrence f = testing::compileAny(GetParam());
   SourceManager sources;
   DiagnosticEngine diags(sources);
   std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(f, diags);

@@ -19,7 +19,7 @@ class PassA : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PassA, QuerySideGradientsMatchTheReferenceBackward) {
   const Case& c = GetParam();
-  rir::Recurrence f = library::find(c.program) ? testing::compileLibrary(c.program) : testing::compileTestProgram(c.program);
+  rir::Recurrence f = testing::compileAny(c.program);
   SourceManager sources;
   DiagnosticEngine diags(sources);
   std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(f, diags);
@@ -107,7 +107,7 @@ class DerivedBackward : public ::testing::TestWithParam<std::string> {};
 
 // Passes A and B together give every gradient: inputs, vector params, initial states.
 TEST_P(DerivedBackward, MatchesTheReferenceBackwardEverywhere) {
-  rir::Recurrence f = library::find(GetParam()) ? testing::compileLibrary(GetParam()) : testing::compileTestProgram(GetParam());
+  rir::Recurrence f = testing::compileAny(GetParam());
   for (bool varlen : {false, true}) {
     reference::ProblemShape shape;
     shape.heads = 2;

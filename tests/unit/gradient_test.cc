@@ -13,10 +13,6 @@ namespace {
 using reference::Problem;
 using reference::ProblemShape;
 
-rir::Recurrence compileAny(const std::string& name) {
-  return library::find(name) ? testing::compileLibrary(name) : testing::compileTestProgram(name);
-}
-
 // Sets every gate input to values drawn uniformly from [lo, hi] (log-decays).
 void setGates(const rir::Recurrence& rec, Problem& p, double lo, double hi, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -47,7 +43,7 @@ void expectGradientsMatch(const rir::Recurrence& rec, Problem p, uint64_t seed, 
 class GradientCheck : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GradientCheck, FixedLengthWithInitialState) {
-  rir::Recurrence rec = compileAny(GetParam());
+  rir::Recurrence rec = testing::compileAny(GetParam());
   ProblemShape s;
   s.batch = 2;
   s.time = 6;
@@ -58,7 +54,7 @@ TEST_P(GradientCheck, FixedLengthWithInitialState) {
 }
 
 TEST_P(GradientCheck, VarlenWithEmptySequence) {
-  rir::Recurrence rec = compileAny(GetParam());
+  rir::Recurrence rec = testing::compileAny(GetParam());
   ProblemShape s;
   s.batch = 1;
   s.heads = 2;
@@ -70,7 +66,7 @@ TEST_P(GradientCheck, VarlenWithEmptySequence) {
 }
 
 TEST_P(GradientCheck, GatesNearZeroAndNearTheClamp) {
-  rir::Recurrence rec = compileAny(GetParam());
+  rir::Recurrence rec = testing::compileAny(GetParam());
   ProblemShape s;
   s.batch = 1;
   s.time = 7;

@@ -188,7 +188,7 @@ class VarlenEqualsSeparateRuns : public ::testing::TestWithParam<std::string> {}
 
 TEST_P(VarlenEqualsSeparateRuns, EverySequenceMatches) {
   const std::string& name = GetParam();
-  rir::Recurrence prog = library::find(name) ? compileLibrary(name) : compileTestProgram(name);
+  rir::Recurrence prog = testing::compileAny(name);
   ProblemShape shape = shapeOf(1, 0, 2, {{"K", 5}, {"V", 4}, {"M", 3}}, true);
   shape.cuSeqlens = {0, 7, 7, 20, 21, 40};  // includes a zero-length and a length-1 sequence
   shape.time = shape.cuSeqlens.back();
@@ -217,7 +217,7 @@ class StateChaining : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(StateChaining, TwoRunsWithCarriedStateEqualOneRun) {
   const std::string& name = GetParam();
-  rir::Recurrence prog = library::find(name) ? compileLibrary(name) : compileTestProgram(name);
+  rir::Recurrence prog = testing::compileAny(name);
   const int64_t T1 = 13, T2 = 18;
   Problem whole = reference::makeRandomProblem(prog, shapeOf(2, T1 + T2, 2, {{"K", 4}, {"V", 6}, {"M", 3}}, true), 13);
   reference::Result full = runOrFail(prog, whole);

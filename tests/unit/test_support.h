@@ -44,6 +44,11 @@ inline rir::Recurrence compileTestProgram(const std::string& name) {
   return compileSource(path, text.str());
 }
 
+// A library program by name, else one under tests/programs.
+inline rir::Recurrence compileAny(const std::string& name) {
+  return library::find(name) ? compileLibrary(name) : compileTestProgram(name);
+}
+
 inline reference::Result runOrFail(const rir::Recurrence& rec, const reference::Problem& problem) {
   std::string error;
   std::optional<reference::Result> r = reference::run(rec, problem, error);

@@ -34,6 +34,9 @@ struct Driver {
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                              \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                              \
   X(cuMemsetD8, "cuMemsetD8_v2")                                  \
+  X(cuMemsetD8Async, "cuMemsetD8Async")                           \
+  X(cuMemAllocAsync, "cuMemAllocAsync")                           \
+  X(cuMemFreeAsync, "cuMemFreeAsync")                             \
   X(cuStreamSynchronize, "cuStreamSynchronize")                   \
   X(cuEventCreate, "cuEventCreate")                               \
   X(cuEventDestroy, "cuEventDestroy_v2")                          \

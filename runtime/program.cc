@@ -118,8 +118,9 @@ cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps) const 
 }
 
 codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
-                                     const std::string& dtype) const {
+                                     const std::string& dtype, const cir::TensorLayout& layout) const {
   cir::Specialization spec;
+  spec.layout = layout;
   spec.dims = dims;
   spec.dtype = dtype;
   spec.tile = config.tile;
@@ -148,7 +149,10 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
     for (int tile : tiles) {
       if (tile == 0 && !tiled.empty()) continue;
       KernelConfig config{strategy, chunk, tile};
-      cir::Specialization spec{dims, dtype, tile};
+      cir::Specialization spec;
+      spec.dims = dims;
+      spec.dtype = dtype;
+      spec.tile = tile;
       if (codegen::planSharedMemory(kernel(strategy, chunk), spec).totalBytes <= sharedMemoryBytes) {
         out.push_back(config);
         if (!requireWholeTile) break;  // the largest tile that fits
@@ -275,8 +279,9 @@ void Program::forward(const ForwardArgs& a, int device) const {
   }
   for (size_t i = 0; i < rec.outputs.size(); ++i) {
     auto it = a.outputs.find(rec.outputs[i].name);
-    if (it == a.outputs.end() || !it->second) fail("output '" + rec.outputs[i].name + "' is missing");
-    p.outputs[i] = it->second;
+    bool discarded = a.layout.discardedOutputs.count(rec.outputs[i].name) > 0;
+    if (!discarded && (it == a.outputs.end() || !it->second)) fail("output '" + rec.outputs[i].name + "' is missing");
+    p.outputs[i] = it == a.outputs.end() ? nullptr : it->second;
   }
   for (size_t i = 0; i < rec.states.size(); ++i) {
     auto in = a.initialStates.find(rec.states[i].name);
@@ -286,17 +291,26 @@ void Program::forward(const ForwardArgs& a, int device) const {
   }
   int scalar = 0, vector = 0;
   for (const rir::Decl& prm : rec.params) {
+    // A param the body never reads (a derived pass may not need one the forward reads) need not
+    // be given.
+    bool used = false, hasDefault = false;
+    for (const rir::Inst& inst : rec.body)
+      if (inst.op == rir::Op::Param && inst.symbol == prm.name) {
+        used = true;
+        hasDefault = !inst.operands.empty();
+      }
     if (prm.shape.empty()) {
       auto it = a.scalarParams.find(prm.name);
       p.scalarParamSet[scalar] = it != a.scalarParams.end();
       p.scalarParams[scalar] = it != a.scalarParams.end() ? static_cast<float>(it->second) : 0.f;
-      bool hasDefault = false;
-      for (const rir::Inst& inst : rec.body)
-        if (inst.op == rir::Op::Param && inst.symbol == prm.name) hasDefault = !inst.operands.empty();
-      if (!hasDefault && it == a.scalarParams.end()) fail("param '" + prm.name + "' has no default and is missing");
+      if (used && !hasDefault && it == a.scalarParams.end()) fail("param '" + prm.name + "' has no default and is missing");
       ++scalar;
     } else {
       auto it = a.vectorParams.find(prm.name);
+      if (!used) {
+        p.vectorParams[vector++] = it == a.vectorParams.end() ? nullptr : it->second;
+        continue;
+      }
       if (it == a.vectorParams.end() || !it->second)
         fail("param '" + prm.name + "' is missing; expected an fp32 device tensor " +
              shapeText({a.heads, a.dims.at(prm.shape[0])}));
@@ -334,7 +348,8 @@ void Program::forward(const ForwardArgs& a, int device) const {
   // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
   std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
                         std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" +
-                        std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a));
+                        std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
+                        a.layout.key();
   for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
   codegen::EmittedKernel kernel;
   LoadedKernel loaded;
@@ -344,7 +359,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
     if (it == emitted_->launches.end()) {
       KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
       if (a.warps) config.warps = a.warps;
-      codegen::EmittedKernel emitted = emit(config, a.dims, a.dtype);
+      codegen::EmittedKernel emitted = emit(config, a.dims, a.dtype, a.layout);
       LoadedKernel l = loadKernel(device, emitted, info.arch);
       it = emitted_->launches.emplace(request, std::make_pair(std::move(emitted), l)).first;
     }

@@ -40,6 +40,31 @@ struct ForwardArgs {
   int chunk = 0;
   int tile = 0;   // 0: choose
   int warps = 0;  // warps per CTA; 0: the default (16)
+  // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
+  // default; Program::backward sets it for the derived passes.
+  cir::TensorLayout layout;
+};
+
+// The gradients of L = sum(d<out> (.) <out>) + sum(dht (.) final state) with respect to every
+// input, initial state and param, for the forward run with `forward`.
+//
+// Saved tensors: backward needs what the forward read (inputs, initial states, params,
+// cu_seqlens: `forward` as it was passed) and, for each state whose final-state gradient is
+// given, the final state the forward wrote (`finalStates`); a state missing there is recomputed
+// by one more forward launch. Nothing else is saved: the backward passes recompute the chunk
+// states and gate cumsums on chip.
+struct BackwardArgs {
+  ForwardArgs forward;  // outputs and finalStates are ignored; strategy/chunk/warps apply to both passes
+  std::map<std::string, const void*> outputGrads;        // d<out>, like the output (absent: zero)
+  std::map<std::string, const float*> finalStateGrads;   // dht [N, H, rows, cols] fp32 (absent: zero)
+  std::map<std::string, const float*> finalStates;       // the forward's final states (see above)
+  std::map<std::string, void*> inputGrads;               // d<input>, like the input (absent: not stored)
+  std::map<std::string, float*> initialStateGrads;       // dh0 [N, H, rows, cols] fp32 (absent: not stored)
+  std::map<std::string, float*> paramGrads;              // vector: [H, d] fp32; scalar: one fp32 (absent: not stored)
+  // Scratch memory on the device, at least backwardWorkspaceBytes(args); null: allocated and freed
+  // on args.forward.stream (stream-ordered, no host synchronization).
+  void* workspace = nullptr;
+  size_t workspaceBytes = 0;
 };
 
 // A kernel configuration the runtime may launch.
@@ -69,11 +94,24 @@ class Program {
   // The CIR kernel of a strategy, chunk size and block size.
   cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 16) const;
   codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
-                              const std::string& dtype) const;
+                              const std::string& dtype, const cir::TensorLayout& layout = {}) const;
 
   // Validates the arguments and launches the forward on args.stream. Throws lina::Error naming
   // the argument, the expected and the actual value on bad input.
   void forward(const ForwardArgs& args, int device = 0) const;
+
+  // The derived backward (runtime/program_backward.cc): pass A, pass B and the glue kernels, on
+  // args.forward.stream with no host synchronization. Throws lina::Error on bad input.
+  void backward(const BackwardArgs& args, int device = 0) const;
+  size_t backwardWorkspaceBytes(const BackwardArgs& args) const;
+  // The launches of pass A and pass B that backward(args) makes (workspace pointers left null):
+  // what `linac --backward --emit=cuda` shows and what CI compiles.
+  std::pair<ForwardArgs, ForwardArgs> backwardPassArgs(const BackwardArgs& args) const;
+  // The two derived passes as programs (derived once, on first use).
+  const Program& backwardPassA() const;
+  const Program& backwardPassB() const;
+  // Which pass-B adjoint state receives d(final state) of each forward state.
+  const std::map<std::string, std::string>& backwardInitialHolders() const;
   // True when a state passed as both initial and final state (updated in place) is shared by
   // the tiles of a split dim, so the kernel must run as one tile.
   bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;
@@ -102,6 +140,17 @@ class Program {
     std::map<std::string, std::pair<codegen::EmittedKernel, LoadedKernel>> launches;
   };
   std::shared_ptr<EmittedCache> emitted_;
+
+ public:
+  struct DerivedBackward;  // the two passes (runtime/program_backward.cc)
+
+ private:
+  struct BackwardCache {
+    std::once_flag once;
+    std::shared_ptr<const DerivedBackward> derived;
+  };
+  std::shared_ptr<BackwardCache> backward_ = std::make_shared<BackwardCache>();
+  const DerivedBackward& derivedBackward() const;
 };
 
 }  // namespace lina

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -76,11 +77,38 @@ struct Kernel {
   std::vector<rir::Decl> inputs, states, outputs, params;
 };
 
-// Everything the emitter needs to specialize a kernel: dim sizes, dtype, tile size.
+// How a kernel's per-step tensors are addressed and stored. A forward uses the defaults; the
+// derived backward passes walk time backwards, keep their intermediates in fp32, read the
+// per-sequence d(final state) sums and add their gradients to pass A's.
+struct TensorLayout {
+  bool reverseTime = false;                 // walk every sequence from its last token to its first
+  std::set<std::string> fp32Tensors;        // inputs/outputs stored as fp32 whatever the dtype
+  std::set<std::string> perSequenceInputs;  // inputs laid out [N, H, d]: one row per sequence
+  std::set<std::string> accumulateOutputs;  // outputs added to what the buffer holds
+  std::set<std::string> discardedOutputs;   // outputs not stored at all
+  // Tensor-core products split every operand into bf16 hi + lo (near-fp32 products): the
+  // backward passes, whose gate gradients are long sums in which bf16 product errors add up.
+  bool preciseProducts = false;
+  // A text naming every field, for launch keys.
+  std::string key() const {
+    std::string k = std::string(reverseTime ? "reverse" : "forward") + (preciseProducts ? "/precise" : "");
+    auto names = [&](const char* tag, const std::set<std::string>& s) {
+      for (const std::string& n : s) k += std::string("/") + tag + ":" + n;
+    };
+    names("fp32", fp32Tensors);
+    names("seq", perSequenceInputs);
+    names("acc", accumulateOutputs);
+    names("drop", discardedOutputs);
+    return k;
+  }
+};
+
+// Everything the emitter needs to specialize a kernel: dim sizes, dtype, tile size, layout.
 struct Specialization {
   std::map<std::string, int64_t> dims;
   std::string dtype = "bf16";  // element type of per-step inputs and outputs: bf16 | fp16 | fp32
   int tile = 0;                // size of the tiled dim per CTA (0: the whole dim)
+  TensorLayout layout;
 };
 
 }  // namespace lina::cir

@@ -20,7 +20,10 @@ Problem makeRandomProblem(const rir::Recurrence& program, const ProblemShape& sh
   auto fill = [&](Tensor& t, bool gate) {
     for (double& x : t.data) {
       double z = normal(rng);
-      x = gate ? -std::log1p(std::exp(-z)) : z;  // log(sigmoid(z))
+      if (!gate) x = z;
+      else if (shape.gates == ProblemShape::Gates::NearZero) x = -std::log1p(std::exp(-(z + 6)));
+      else if (shape.gates == ProblemShape::Gates::NearClamp) x = -5 + 0.2 * z;
+      else x = -std::log1p(std::exp(-z));  // log(sigmoid(z))
     }
   };
   for (const rir::Decl& in : program.inputs) {

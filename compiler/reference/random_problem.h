@@ -16,6 +16,9 @@ struct ProblemShape {
   std::map<std::string, int64_t> dims;  // sizes; dims of the program not listed default to 16
   std::vector<int64_t> cuSeqlens;       // varlen when not empty (then batch must be 1)
   bool initialStates = false;
+  // Gate inputs: log(sigmoid(N(0, 1))) (Random), near 0 (log(sigmoid(z + 6)): decays close to 1),
+  // or near fla's clamp of -5 (-5 + 0.2 z).
+  enum class Gates { Random, NearZero, NearClamp } gates = Gates::Random;
 };
 
 Problem makeRandomProblem(const rir::Recurrence& program, const ProblemShape& shape, uint64_t seed);

@@ -11,35 +11,13 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "compiler/passes/derive_backward.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/forward_check.h"
+#include "tests/gpu/gpu_test_support.h"
 
 namespace lina {
 namespace {
-
-void requireGpu() {
-  std::string why;
-  if (!cuda::available(&why)) GTEST_SKIP() << "no GPU: " << why;
-}
-
-void log(const std::string& line) {
-  std::printf("%s\n", line.c_str());
-  if (const char* path = std::getenv("LINA_GPU_LOG")) {
-    std::ofstream out(path, std::ios::app);
-    out << line << '\n';
-  }
-}
-
-std::string describe(const std::string& program, const CheckOptions& o) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%-10s %-4s B=%lld T=%-5lld H=%lld K=%lld V=%lld%s", program.c_str(), o.dtype.c_str(),
-                static_cast<long long>(o.shape.batch), static_cast<long long>(o.shape.time),
-                static_cast<long long>(o.shape.heads), static_cast<long long>(o.shape.dims.at("K")),
-                static_cast<long long>(o.shape.dims.at("V")), o.shape.cuSeqlens.empty() ? "" : " varlen");
-  return buf;
-}
 
 // Checks every candidate configuration on one problem; returns the number of failures.
 int checkAll(const std::string& name, CheckOptions o) {
@@ -158,32 +136,6 @@ TEST(VariantForward, LinacCheckOnDslVariants) {
 
 // The derived backward's two passes are ordinary programs: their kernels run on the GPU against
 // the reference interpreter on random inputs, for every configuration, like any forward.
-TEST(BackwardPassKernels, BothPassesOfEveryLibraryProgram) {
-  requireGpu();
-  if (IsSkipped()) return;
-  for (const char* name : {"gla", "simple_gla", "retention", "gsa"}) {
-    Program forward = Program::fromLibrary(name);
-    SourceManager sources;
-    DiagnosticEngine diags(sources);
-    std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(forward.recurrence(), diags);
-    std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(forward.recurrence(), diags);
-    ASSERT_TRUE(a && b) << name;
-    for (const rir::Recurrence* pass : {&*a, &b->program}) {
-      Program program = Program::fromRecurrence(*pass);
-      for (const char* dtype : {"bf16", "fp32"})
-        for (int64_t T : {1, 65, 1000}) {
-          CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
-          cuda::DeviceInfo info = cuda::deviceInfo(0);
-          std::vector<KernelConfig> configs = program.candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
-          for (const CheckReport& r : checkForwardConfigs(program, o, configs)) {
-            log(describe(pass->name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
-            EXPECT_TRUE(r.passed()) << pass->name << " " << r.kernel;
-          }
-        }
-    }
-  }
-}
-
 TEST(GpuErrors, UnsupportedDimsSayWhy) {
   requireGpu();
   if (IsSkipped()) return;

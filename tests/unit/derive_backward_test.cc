@@ -88,7 +88,9 @@ TEST(BackwardKernels, PassesAAndBLowerAndCompileForEveryLibraryProgram) {
       std::ostringstream errors;
       diags.print(errors);
       ASSERT_TRUE(k.has_value()) << lib.name << errors.str();
-      cir::Specialization spec{{{"K", 64}, {"V", 64}, {"M", 32}}, "bf16", 0};
+      cir::Specialization spec;
+      spec.dims = {{"K", 64}, {"V", 64}, {"M", 32}};
+      spec.dtype = "bf16";
       codegen::EmittedKernel emitted = codegen::emitCuda(*k, spec);
       EXPECT_FALSE(runtime::compileToCubin(emitted.source, emitted.name + ".cu", "sm_90a").cubin.empty()) << emitted.name;
     }

@@ -2,6 +2,9 @@
 // lina::Error naming the argument, the expected and the actual value (tested without a GPU).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "runtime/error.h"
 #include "runtime/program.h"
 
@@ -103,6 +106,64 @@ TEST(ForwardArgs, ZeroSequencesLaunchNothing) {
   a.cuSeqlens = cu;
   a.numSequences = 0;
   EXPECT_NO_THROW(gla.forward(a));  // N = 0: nothing to do, no GPU needed
+}
+
+// Program::backward checks its names before touching a GPU, and plans its two passes: pass B
+// walks time backwards, reads the per-sequence d(final state) sums, keeps pass A's per-read
+// intermediates in fp32 and adds its input gradients to pass A's.
+TEST(BackwardArgs, BadNamesAreRejectedAndThePlanIsConsistent) {
+  static float dummy[1];
+  Program gla = Program::fromLibrary("gla");
+  BackwardArgs b;
+  b.forward = goodGla();
+  auto expectBackwardError = [&](const BackwardArgs& args, const std::string& fragment) {
+    try {
+      gla.backward(args);
+      FAIL() << "expected an error containing: " << fragment;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  BackwardArgs bad = b;
+  bad.outputGrads["y"] = dummy;
+  expectBackwardError(bad, "@gla backward: outputGrads: 'y' is not an output of @gla");
+  bad = b;
+  bad.paramGrads["scale"] = nullptr;
+  expectBackwardError(bad, "paramGrads: 'scale' is null");
+  bad = b;
+  bad.forward.inputs.erase("g");
+  expectBackwardError(bad, "input 'g' is missing from BackwardArgs::forward");
+  bad = b;
+  bad.workspace = dummy;
+  bad.workspaceBytes = 1;
+  expectBackwardError(bad, "workspace: expected at least");
+
+  for (const char* in : {"q", "k", "v", "g"}) b.inputGrads[in] = dummy;
+  b.finalStateGrads["S"] = dummy;
+  b.initialStateGrads["S"] = dummy;
+  b.paramGrads["scale"] = dummy;
+  auto [a, passB] = gla.backwardPassArgs(b);
+  EXPECT_FALSE(a.layout.reverseTime);
+  EXPECT_TRUE(passB.layout.reverseTime);
+  EXPECT_EQ(passB.layout.perSequenceInputs, (std::set<std::string>{"ccol_S", "crow_S"}));
+  for (const rir::Decl& in : gla.backwardPassB().recurrence().inputs)
+    if (in.name.rfind("x_", 0) == 0 || in.name.rfind("dr_", 0) == 0) {
+      EXPECT_TRUE(passB.layout.fp32Tensors.count(in.name) && a.layout.fp32Tensors.count(in.name)) << in.name;
+    }
+  for (const auto& [name, out] : passB.outputs)
+    if (name.rfind("dB_", 0) == 0 && a.outputs.count("dA_" + name.substr(3))) {
+      EXPECT_TRUE(passB.layout.accumulateOutputs.count(name)) << name << " must add to pass A's part";
+    }
+  EXPECT_EQ(passB.initialStates.size(), 1u);  // d(final state) seeds one adjoint state
+  EXPECT_GT(gla.backwardWorkspaceBytes(b), static_cast<size_t>(2 * 16 * 4 * 64 * 4));
+  // The emitted pass B reads pass A's intermediates as fp32, walks time backwards, and adds to
+  // the gradients pass A stored.
+  KernelConfig fused{cir::Strategy::Fused, 16, 0, 16};
+  std::string source = gla.backwardPassB().emit(fused, passB.dims, "bf16", passB.layout).source;
+  if (std::getenv("LINA_DUMP_PASS_B")) std::printf("%s", source.c_str());
+  EXPECT_NE(source.find("lina::Rows{bos + len - 1 - c0, -1}"), std::string::npos);
+  EXPECT_NE(source.find("lina::Rows{n, 0}"), std::string::npos);
+  EXPECT_NE(source.find("static_cast<const float*>"), std::string::npos);
 }
 
 }  // namespace

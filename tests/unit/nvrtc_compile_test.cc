@@ -18,27 +18,8 @@ struct Job {
   std::string label, source, name, arch;
 };
 
-TEST(NvrtcCompile, EveryLibraryKernelForSm80AndSm90a) {
-  std::vector<Job> jobs;
-  for (const library::Program& lib : library::programs()) {
-    Program program = Program::fromLibrary(lib.name);
-    for (const char* arch : {"sm_80", "sm_90a"})
-      for (int64_t D : {64, 128, 256})
-        for (const char* dtype : {"bf16", "fp32", "fp16"}) {
-          if (std::string(dtype) == "fp16" && D != 128) continue;  // fp16 differs from bf16 only in conversions
-          std::map<std::string, int64_t> dims;
-          for (const std::string& d : program.recurrence().dims) dims[d] = d == "M" ? 64 : D;
-          std::vector<KernelConfig> configs =
-              program.candidateConfigs(dims, dtype, runtime::sharedMemoryLimitForArch(arch));
-          EXPECT_GE(configs.size(), 2u) << lib.name << " " << arch << " D=" << D << ": the recurrent kernel and at "
-                                        << "least one fused chunk size must fit";
-          for (const KernelConfig& c : configs) {
-            codegen::EmittedKernel k = program.emit(c, dims, dtype);
-            jobs.push_back({k.name + " " + arch + " " + dtype + " D=" + std::to_string(D), k.source, k.name, arch});
-          }
-        }
-  }
-  // Two workers: the CI machine has two cores.
+// Compiles the jobs on two workers (the CI machine has two cores); returns the failures.
+std::vector<std::string> compileAll(const std::vector<Job>& jobs) {
   std::mutex mutex;
   size_t next = 0;
   std::vector<std::string> failures;
@@ -62,10 +43,76 @@ TEST(NvrtcCompile, EveryLibraryKernelForSm80AndSm90a) {
   auto a = std::async(std::launch::async, worker);
   worker();
   a.get();
+  return failures;
+}
+
+TEST(NvrtcCompile, EveryLibraryKernelForSm80AndSm90a) {
+  std::vector<Job> jobs;
+  for (const library::Program& lib : library::programs()) {
+    Program program = Program::fromLibrary(lib.name);
+    for (const char* arch : {"sm_80", "sm_90a"})
+      for (int64_t D : {64, 128, 256})
+        for (const char* dtype : {"bf16", "fp32", "fp16"}) {
+          if (std::string(dtype) == "fp16" && D != 128) continue;  // fp16 differs from bf16 only in conversions
+          std::map<std::string, int64_t> dims;
+          for (const std::string& d : program.recurrence().dims) dims[d] = d == "M" ? 64 : D;
+          std::vector<KernelConfig> configs =
+              program.candidateConfigs(dims, dtype, runtime::sharedMemoryLimitForArch(arch));
+          EXPECT_GE(configs.size(), 2u) << lib.name << " " << arch << " D=" << D << ": the recurrent kernel and at "
+                                        << "least one fused chunk size must fit";
+          for (const KernelConfig& c : configs) {
+            codegen::EmittedKernel k = program.emit(c, dims, dtype);
+            jobs.push_back({k.name + " " + arch + " " + dtype + " D=" + std::to_string(D), k.source, k.name, arch});
+          }
+        }
+  }
+  std::vector<std::string> failures = compileAll(jobs);
   for (const std::string& f : failures) ADD_FAILURE() << f;
   RecordProperty("kernels", static_cast<int>(jobs.size()));
   std::printf("compiled %zu kernels\n", jobs.size());
   EXPECT_GT(jobs.size(), 100u);
+}
+
+// The derived backward's kernels as Program::backward launches them (reversed time, fp32
+// intermediates, per-sequence inputs, accumulated and discarded outputs), every (strategy, chunk)
+// both passes can run on sm_90a, plus the glue kernels.
+TEST(NvrtcCompile, EveryLibraryBackwardKernelForSm90a) {
+  const std::string arch = "sm_90a";
+  std::vector<Job> jobs = {{"glue", "#include \"lina/device/gradient_glue.cuh\"\n", "lina_gradient_glue", arch}};
+  for (const library::Program& lib : library::programs()) {
+    Program program = Program::fromLibrary(lib.name);
+    for (int64_t D : {64, 128})
+      for (const char* dtype : {"bf16", "fp32"}) {
+        BackwardArgs args;
+        args.forward.dtype = dtype;
+        args.forward.batch = 2;
+        args.forward.time = 1000;
+        args.forward.heads = 2;
+        for (const std::string& d : program.recurrence().dims) args.forward.dims[d] = d == "M" ? 64 : D;
+        static float token;  // any non-null pointer: nothing is launched
+        for (const rir::Decl& in : program.recurrence().inputs) args.inputGrads[in.name] = &token;
+        for (const rir::Decl& s : program.recurrence().states) {
+          args.finalStateGrads[s.name] = &token;
+          args.initialStateGrads[s.name] = &token;
+        }
+        auto [a, b] = program.backwardPassArgs(args);
+        EXPECT_TRUE(b.layout.reverseTime);
+        EXPECT_FALSE(b.layout.perSequenceInputs.empty()) << lib.name;
+        EXPECT_FALSE(a.layout.fp32Tensors.empty()) << lib.name;
+        int64_t limit = runtime::sharedMemoryLimitForArch(arch);
+        for (auto [pass, launch] : {std::pair{&program.backwardPassA(), &a}, std::pair{&program.backwardPassB(), &b}}) {
+          std::vector<KernelConfig> configs = pass->candidateConfigs(launch->dims, dtype, limit);
+          EXPECT_GE(configs.size(), 2u) << pass->recurrence().name << " D=" << D;
+          for (const KernelConfig& c : configs) {
+            codegen::EmittedKernel k = pass->emit(c, launch->dims, dtype, launch->layout);
+            jobs.push_back({k.name + " " + dtype + " D=" + std::to_string(D), k.source, k.name, arch});
+          }
+        }
+      }
+  }
+  for (const std::string& f : compileAll(jobs)) ADD_FAILURE() << f;
+  std::printf("compiled %zu backward kernels\n", jobs.size());
+  EXPECT_GT(jobs.size(), 30u);
 }
 
 }  // namespace

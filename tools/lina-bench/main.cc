@@ -1,7 +1,11 @@
 // lina-bench: times lina's forward kernels on the GPU (CUDA events, median of repeats) and the
 // NVRTC compile of each kernel cold and cached. One JSON object per line on stdout.
 //
-//   lina-bench --op gla --shape 4,4096,64 --dims K=128,V=128 [--dtype bf16] [--reps 20]
+//   lina-bench --op gla --shape 4,4096,64 --dims K=128,V=128 [--dtype bf16] [--reps 20] [--backward]
+//
+// --backward also times Program::backward (d<out> given, every input gradient stored, the
+// workspace allocated once up front as a framework's caching allocator would) and forward +
+// backward, as a training step runs them.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -42,6 +46,7 @@ int run(int argc, char** argv) {
   std::vector<int64_t> shape = {4, 4096, 64};
   std::map<std::string, int64_t> dims;
   int reps = 20, chunk = 0, warps = 0;
+  bool backward = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -55,6 +60,7 @@ int run(int argc, char** argv) {
     else if (a == "--strategy") strategy = next();
     else if (a == "--chunk") chunk = std::stoi(next());
     else if (a == "--warps") warps = std::stoi(next());
+    else if (a == "--backward") backward = true;
     else if (a == "--dims") {
       std::stringstream ss(next());
       std::string item;
@@ -126,16 +132,54 @@ int run(int argc, char** argv) {
   CUevent start, stop;
   cuda::check(d->cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
   cuda::check(d->cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
-  for (int i = 0; i < 3; ++i) program.forward(args);
-  std::vector<float> times;
-  for (int i = 0; i < reps; ++i) {
-    cuda::check(d->cuEventRecord(start, nullptr), "cuEventRecord");
-    program.forward(args);
-    cuda::check(d->cuEventRecord(stop, nullptr), "cuEventRecord");
-    cuda::check(d->cuEventSynchronize(stop), "cuEventSynchronize");
-    float ms = 0;
-    cuda::check(d->cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
-    times.push_back(ms);
+  auto median = [&](const auto& call) {
+    for (int i = 0; i < 3; ++i) call();
+    std::vector<float> t;
+    for (int i = 0; i < reps; ++i) {
+      cuda::check(d->cuEventRecord(start, nullptr), "cuEventRecord");
+      call();
+      cuda::check(d->cuEventRecord(stop, nullptr), "cuEventRecord");
+      cuda::check(d->cuEventSynchronize(stop), "cuEventSynchronize");
+      float ms = 0;
+      cuda::check(d->cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
+      t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t;
+  };
+  std::vector<float> times = median([&] { program.forward(args); });
+  std::string backwardJson;
+  if (backward) {
+    BackwardArgs b;
+    b.forward = args;
+    for (const auto& [name, out] : args.outputs) b.outputGrads[name] = out;  // any values: timing only
+    for (const rir::Decl& in : rec.inputs) {
+      int64_t n = tokens * (in.shape.empty() ? 1 : dims.at(in.shape[0]));
+      buffers.push_back(std::make_unique<Buffer>(n * width));
+      b.inputGrads[in.name] = buffers.back()->get();
+    }
+    b.workspaceBytes = program.backwardWorkspaceBytes(b);
+    buffers.push_back(std::make_unique<Buffer>(std::max<size_t>(b.workspaceBytes, 1)));
+    b.workspace = buffers.back()->get();
+    auto wall = std::chrono::steady_clock::now();
+    program.backward(b);
+    cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize");
+    double firstBackwardMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall).count();
+    std::vector<float> bwd = median([&] { program.backward(b); });
+    std::vector<float> both = median([&] {
+      program.forward(args);
+      program.backward(b);
+    });
+    KernelConfig ca = program.backwardPassA().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+    KernelConfig cb = program.backwardPassB().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+    char text[512];
+    std::snprintf(text, sizeof text,
+                  ", \"backward_median_ms\": %.4f, \"fwd_bwd_median_ms\": %.4f, \"backward_first_call_ms\": %.1f, "
+                  "\"backward_kernels\": \"%s + %s\", \"workspace_bytes\": %zu",
+                  bwd[bwd.size() / 2], both[both.size() / 2], firstBackwardMs,
+                  program.backwardPassA().emit(ca, dims, dtype).name.c_str(),
+                  program.backwardPassB().emit(cb, dims, dtype).name.c_str(), b.workspaceBytes);
+    backwardJson = text;
   }
   std::sort(times.begin(), times.end());
   cuda::DeviceInfo info = cuda::deviceInfo(0);
@@ -146,7 +190,7 @@ int run(int argc, char** argv) {
       "{\"tool\": \"lina-bench\", \"device\": \"%s\", \"op\": \"%s\", \"B\": %lld, \"T\": %lld, \"H\": %lld, "
       "\"dims\": \"%s\", \"dtype\": \"%s\", \"kernel\": \"%s\", \"tile\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
       "\"first_call_ms\": %.1f, \"nvrtc_compiles\": %d, \"nvrtc_ms\": %.1f, \"disk_hits\": %d, "
-      "\"io_bytes\": %.0f, \"io_TBps\": %.3f}\n",
+      "\"io_bytes\": %.0f, \"io_TBps\": %.3f%s}\n",
       info.name.c_str(), op.c_str(), static_cast<long long>(shape[0]), static_cast<long long>(shape[1]),
       static_cast<long long>(shape[2]),
       [&] {
@@ -156,7 +200,8 @@ int run(int argc, char** argv) {
       }()
           .c_str(),
       dtype.c_str(), kernel.c_str(), config.tile, times[times.size() / 2], times.front(), firstCallMs, stats.compiles,
-      stats.compileMilliseconds, stats.diskHits, bytesMoved, bytesMoved / (times[times.size() / 2] * 1e-3) / 1e12);
+      stats.compileMilliseconds, stats.diskHits, bytesMoved, bytesMoved / (times[times.size() / 2] * 1e-3) / 1e12,
+      backwardJson.c_str());
   return 0;
 }
 

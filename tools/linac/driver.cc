@@ -15,6 +15,7 @@
 #include "compiler/cir/printer.h"
 #include "compiler/passes/derive_backward.h"
 #include "compiler/passes/passes.h"
+#include "runtime/backward_check.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/forward_check.h"
@@ -62,7 +63,9 @@ const char* kUsage =
     "  --name NAME             which recurrence of the file (default: each)\n"
     "\n"
     "compile options: --arch sm_80|sm_90a|... (default: the GPU's, else sm_90a), --dims, --dtype\n"
-    "check options: --shape, --dims, --dtype, --varlen, --initial-state, --seed, --strategy, --chunk, --tile\n";
+    "check options: --shape, --dims, --dtype, --varlen, --initial-state, --seed, --strategy, --chunk, --tile,\n"
+    "               --backward (the gradients of every input, initial state and param against the exact\n"
+    "               reference backward)\n";
 
 struct Options {
   std::string command;  // "" (compile) or "run-reference"
@@ -285,7 +288,10 @@ int emitKernels(const Options& o, const rir::Module& m, DiagnosticEngine& diags,
       continue;
     }
     try {
-      cir::Specialization spec{dimsFor(rec, o, 64), o.dtype, o.tile};
+      cir::Specialization spec;
+      spec.dims = dimsFor(rec, o, 64);
+      spec.dtype = o.dtype;
+      spec.tile = o.tile;
       out << codegen::emitCuda(*k, spec, o.file).source;
     } catch (const Error& e) {
       err << "linac: error: " << e.what() << '\n';
@@ -307,7 +313,11 @@ int compileCir(const Options& o, SourceManager& sources, uint32_t file, std::ost
     try {
       std::map<std::string, int64_t> dims;
       for (const std::string& d : k->dims) dims[d] = o.shape.dims.count(d) ? o.shape.dims.at(d) : 64;
-      out << codegen::emitCuda(*k, cir::Specialization{dims, o.dtype, o.tile}, "").source;
+      cir::Specialization spec;
+      spec.dims = dims;
+      spec.dtype = o.dtype;
+      spec.tile = o.tile;
+      out << codegen::emitCuda(*k, spec, "").source;
     } catch (const Error& e) {
       err << "linac: error: " << e.what() << '\n';
       return 2;
@@ -476,12 +486,19 @@ int checkKernels(const Options& o, SourceManager& sources, uint32_t file, std::o
     c.chunk = o.chunk;
     c.tile = o.tile;
     c.seed = o.seed;
-    CheckReport report = checkForward(program, c);
-    out << "@" << program.recurrence().name << " kernel " << report.kernel << " dtype " << o.dtype << " B="
+    CheckReport report;
+    if (o.backward) {
+      BackwardCheckOptions b;
+      b.check = c;
+      report = checkBackward(program, b);
+    } else {
+      report = checkForward(program, c);
+    }
+    out << "@" << program.recurrence().name << (o.backward ? " backward" : "") << " kernel " << report.kernel << " dtype " << o.dtype << " B="
         << o.shape.batch << " T=" << o.shape.time << " H=" << o.shape.heads << '\n';
     for (const CheckEntry& e : report.entries) {
       char line[200];
-      std::snprintf(line, sizeof line, "  %-10s rms-error-ratio %.3e  max-abs %.3e%s\n", e.name.c_str(), e.ratio,
+      std::snprintf(line, sizeof line, "  %-14s rms-error-ratio %.3e  max-abs %.3e%s\n", e.name.c_str(), e.ratio,
                     e.maxAbs, e.finite ? "" : "  NON-FINITE");
       out << line;
     }

@@ -23,20 +23,34 @@ __device__ __forceinline__ float gate_at(const float* g, int t, int i) {
   else return 0.f;
 }
 
-// dst[t][d] = src[token (tok0 + t), head h, column off + d] for t < L, 0 beyond.
+// Which token a chunk row t is: first + step * t. Forward time (step 1), reversed time (step
+// -1: a backward pass walking a sequence from its end), or one row per sequence (step 0: a
+// per-sequence input laid out [N, H, d], the same at every step).
+struct Rows {
+  long long first;
+  int step;
+  __device__ __forceinline__ long long token(int t) const { return first + static_cast<long long>(step) * t; }
+};
+
+// dst[t][d] = src[token rows.token(t), head h, column off + d] for t < L, 0 beyond.
 template <int C, int D, typename T>
-__device__ void load_rows(float* dst, const T* src, long long tok0, int L, int h, int H, int Dfull, int off) {
+__device__ void load_rows(float* dst, const T* src, Rows rows, int L, int h, int H, int Dfull, int off) {
   for (int i = threadIdx.x; i < C * D; i += blockDim.x) {
     int t = i / D, d = i - t * D;
-    dst[i] = t < L ? to_float(src[((tok0 + t) * H + h) * static_cast<long long>(Dfull) + off + d]) : 0.f;
+    dst[i] = t < L ? to_float(src[(rows.token(t) * H + h) * static_cast<long long>(Dfull) + off + d]) : 0.f;
   }
 }
 
-template <int C, int D, typename T>
-__device__ void store_rows(T* dst, const float* src, long long tok0, int L, int h, int H, int Dfull, int off) {
+// The rows t < L of src into dst; ACCUMULATE adds to what dst holds (each element is owned by
+// one thread of one CTA, so the read-modify-write needs no atomics).
+template <int C, int D, bool ACCUMULATE, typename T>
+__device__ void store_rows(T* dst, const float* src, Rows rows, int L, int h, int H, int Dfull, int off) {
   for (int i = threadIdx.x; i < C * D; i += blockDim.x) {
     int t = i / D, d = i - t * D;
-    if (t < L) dst[((tok0 + t) * H + h) * static_cast<long long>(Dfull) + off + d] = from_float<T>(src[i]);
+    if (t >= L) continue;
+    T& out = dst[(rows.token(t) * H + h) * static_cast<long long>(Dfull) + off + d];
+    if constexpr (ACCUMULATE) out = from_float<T>(to_float(out) + src[i]);
+    else out = from_float<T>(src[i]);
   }
 }
 
@@ -168,7 +182,9 @@ __device__ void scores_fp32(float* P, const float* x, const float* key, const fl
 // [R][N] (TRANSPOSED = 0) or [N][R] (TRANSPOSED = 1). Scratch: P [C][C], xt [C][R].
 // TC: the matrix products run on tensor cores (bf16 operands, fp32 accumulation; the state
 // operand split hi + lo); needs C, R, N multiples of 16. Pairwise-gated parts stay fp32.
-template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED, bool TC = false>
+// PRECISE splits every operand (the derived backward passes: gradients such as the gates' come
+// from long sums where bf16-rounded products would not cancel).
+template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED, bool TC = false, bool PRECISE = false>
 __device__ void attend(float* out, const float* x, const float* key, const float* val, const float* kR,
                        const float* qR, const float* kN, const float* qN, const float* S, float* P, float* xt, int L) {
   if constexpr (TC) {
@@ -179,7 +195,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     if constexpr (RK != kVectorGate) {
       // Scores on tensor cores, then the scalar decays and the causal mask per entry.
-      mma_gemm<C, C, R, false, false>(P, C, x, R, 1, key, 1, R);
+      mma_gemm<C, C, R, false, PRECISE, PRECISE>(P, C, x, R, 1, key, 1, R);
       __syncthreads();
       for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
         int t = i / C, s = i - t * C;
@@ -194,7 +210,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     __syncthreads();
     // Inter: out = xt . S (state split into bf16 hi + lo), then the output-side decay.
-    mma_gemm<C, N, R, false, true>(out, N, xt, R, 1, S, TRANSPOSED ? 1 : N, TRANSPOSED ? R : 1);
+    mma_gemm<C, N, R, false, true, PRECISE>(out, N, xt, R, 1, S, TRANSPOSED ? 1 : N, TRANSPOSED ? R : 1);
     __syncthreads();
     for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
       int t = i / N, n = i - t * N;
@@ -212,7 +228,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     if constexpr (NK != kVectorGate) {
       __syncthreads();
-      mma_gemm<C, N, C, true, false>(out, N, P, C, 1, val, N, 1);  // intra: P . val (P is 0 where masked)
+      mma_gemm<C, N, C, true, PRECISE, PRECISE>(out, N, P, C, 1, val, N, 1);  // intra: P . val (0 where masked)
     }
     return;
   }
@@ -246,7 +262,9 @@ __device__ void attend(float* out, const float* x, const float* key, const float
 // The state after the chunk: S[r][c] = e(A_L[r] + B_L[c]) S[r][c] + sum_{s<L} u~[s][r] w~[s][c],
 // u~ = u e(A_L - A_s), w~ = w e(B_L - B_s) (all exponents <= 0), L-1 the last valid step.
 // Scratch: ut [C][R], wt [C][N].
-template <int C, int R, int N, int RG, int CG, bool TC = false>
+// SPLIT_U / SPLIT_W: the tensor-core product splits that operand (hi + lo) because it is not
+// exact in bf16 (gated, or computed in fp32), so the carried state keeps fp32 precision.
+template <int C, int R, int N, int RG, int CG, bool TC = false, bool SPLIT_U = false, bool SPLIT_W = false>
 __device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
                       int L) {
   const int last = L - 1;
@@ -269,7 +287,7 @@ __device__ void carry(float* S, const float* u, const float* w, const float* A, 
       S[i] *= decay;
     }
     __syncthreads();
-    mma_gemm<R, N, C, true, false>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
+    mma_gemm<R, N, C, true, SPLIT_W, SPLIT_U>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
     return;
   }
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {

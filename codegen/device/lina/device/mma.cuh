@@ -1,7 +1,8 @@
 // Tensor-core block GEMM on fp32 shared-memory operands: mma.sync m16n8k16 with bf16 inputs and
 // fp32 accumulation (sm_80+). Operands are rounded to bf16 while the fragments are built, so the
 // chunk buffers stay fp32; SPLIT_B adds a second product with B's rounding residual (B = hi + lo
-// in bf16), which keeps an fp32 operand such as the carried state near fp32 precision.
+// in bf16), which keeps an fp32 operand such as the carried state near fp32 precision; SPLIT_A
+// does the same for A (with both: hi.hi + hi.lo + lo.hi, error ~2^-16 relative).
 #pragma once
 
 #include "lina/device/common.cuh"
@@ -29,7 +30,7 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const unsigned (
 // and B(k, n) = B[k * sbk + n * sbn] in shared memory and D row-major with leading dim ldd.
 // M % 16 == 0, N % 8 == 0, K % 16 == 0. Each warp owns whole 16x8 output tiles; call with the
 // whole block; no barrier inside.
-template <int M, int N, int K, bool ACCUMULATE, bool SPLIT_B>
+template <int M, int N, int K, bool ACCUMULATE, bool SPLIT_B, bool SPLIT_A = false>
 __device__ void mma_gemm(float* D, int ldd, const float* A, int sam, int sak, const float* B, int sbk, int sbn) {
   static_assert(M % 16 == 0 && N % 8 == 0 && K % 16 == 0, "mma_gemm tile shape");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
@@ -52,6 +53,13 @@ __device__ void mma_gemm(float* D, int ldd, const float* A, int sam, int sak, co
       if constexpr (SPLIT_B) {
         unsigned lo[2] = {pack_bf16_residual(bk0, bk1), pack_bf16_residual(bk8, bk9)};
         mma_bf16_16x8x16(c, a, lo);
+      }
+      if constexpr (SPLIT_A) {
+        unsigned alo[4] = {pack_bf16_residual(a0[k * sak], a0[(k + 1) * sak]),
+                           pack_bf16_residual(a1[k * sak], a1[(k + 1) * sak]),
+                           pack_bf16_residual(a0[(k + 8) * sak], a0[(k + 9) * sak]),
+                           pack_bf16_residual(a1[(k + 8) * sak], a1[(k + 9) * sak])};
+        mma_bf16_16x8x16(c, alo, b);
       }
     }
     float* d0 = D + (m0 + g) * ldd + n0 + q;

@@ -4,8 +4,8 @@
 
 namespace lina {
 
-constexpr int kMaxInputs = 12;
-constexpr int kMaxOutputs = 8;
+constexpr int kMaxInputs = 16;
+constexpr int kMaxOutputs = 16;
 constexpr int kMaxStates = 4;
 constexpr int kMaxParams = 8;
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Side-by-side forward + backward benchmark in one run on the GPU machine: lina (lina-bench
+# --backward) and fla + PyTorch SDPA (fla_train.py), same shapes, same device.
+# Usage: bench/run_train.sh BUILD OUTDIR   (LINA_BENCH_SKIP_FLA=1: lina only)
+set -uo pipefail
+build=${1:-build}
+out=${2:-.}
+export LINA_CACHE_DIR=$(mktemp -d)
+for shape in "4,4096,64" "8,2048,16"; do
+  for op in gla simple_gla retention gsa; do
+    dims=K=128,V=128
+    [ "$op" = gsa ] && dims=$dims,M=64
+    "$build/tools/lina-bench/lina-bench" --op "$op" --shape "$shape" --dims "$dims" --reps 10 --backward
+  done
+done | tee "$out/lina_train.jsonl"
+[ "${LINA_BENCH_SKIP_FLA:-0}" = 1 ] || timeout "${LINA_FLA_TIMEOUT:-480}" python3 bench/fla_train.py ${LINA_FLA_OPS:-} | tee "$out/fla_train.jsonl"

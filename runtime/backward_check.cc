@@ -1,0 +1,172 @@
+#include "runtime/backward_check.h"
+
+#include "compiler/reference/backward.h"
+#include "runtime/check_support.h"
+#include "runtime/error.h"
+
+namespace lina {
+
+using check::compare;
+using check::decode;
+using check::DeviceBuffer;
+using check::encode;
+using check::toFloats;
+
+std::vector<KernelConfig> backwardConfigs(const Program& program, const std::map<std::string, int64_t>& dims,
+                                          const std::string& dtype, int64_t sharedMemoryBytes) {
+  std::vector<KernelConfig> a = program.backwardPassA().candidateConfigs(dims, dtype, sharedMemoryBytes);
+  std::vector<KernelConfig> b = program.backwardPassB().candidateConfigs(dims, dtype, sharedMemoryBytes);
+  std::vector<KernelConfig> both;
+  for (const KernelConfig& x : a)
+    for (const KernelConfig& y : b)
+      if (x.strategy == y.strategy && x.chunk == y.chunk) both.push_back(x);
+  return both;
+}
+
+CheckReport checkBackward(const Program& program, const BackwardCheckOptions& o) {
+  return checkBackwardConfigs(program, o, {}).front();
+}
+
+std::vector<CheckReport> checkBackwardConfigs(const Program& program, const BackwardCheckOptions& options,
+                                              const std::vector<KernelConfig>& configList) {
+  const CheckOptions& o = options.check;
+  std::string why;
+  if (!cuda::available(&why)) throw Error("check needs a GPU: " + why);
+  cuda::useDevice(o.device);
+  const cuda::Driver* d = cuda::driver();
+  const rir::Recurrence& rec = program.recurrence();
+  reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
+
+  ForwardArgs args;
+  args.dtype = o.dtype;
+  args.batch = problem.batch;
+  args.time = problem.time;
+  args.heads = problem.heads;
+  args.dims = problem.dims;
+  std::vector<std::unique_ptr<DeviceBuffer>> buffers;
+  auto upload = [&](const void* host, size_t bytes) {
+    buffers.push_back(std::make_unique<DeviceBuffer>(bytes));
+    if (bytes) cuda::check(d->cuMemcpyHtoD(buffers.back()->ptr, host, bytes), "cuMemcpyHtoD");
+    return buffers.back()->get();
+  };
+  auto poisoned = [&](size_t bytes) {
+    buffers.push_back(std::make_unique<DeviceBuffer>(bytes));
+    if (bytes) cuda::check(d->cuMemsetD8(buffers.back()->ptr, 0xff, bytes), "cuMemsetD8");
+    return buffers.back().get();
+  };
+  for (auto& [name, t] : problem.inputs) {
+    std::vector<char> bytes = encode(t, o.dtype);
+    args.inputs[name] = upload(bytes.data(), bytes.size());
+  }
+  for (auto& [name, t] : problem.initialStates) {
+    std::vector<float> f = toFloats(t);
+    args.initialStates[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
+  }
+  for (auto& [name, t] : problem.vectorParams) {
+    std::vector<float> f = toFloats(t);
+    args.vectorParams[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
+  }
+  std::vector<int64_t> cu = problem.cuSeqlens;
+  if (!cu.empty()) {
+    args.cuSeqlens = upload(cu.data(), cu.size() * 8);
+    args.cuSeqlens64 = true;
+    args.numSequences = static_cast<int64_t>(cu.size()) - 1;
+  }
+
+  std::string error;
+  std::optional<reference::Result> forward = reference::run(rec, problem, error);
+  if (!forward) throw Error("reference: " + error);
+  reference::Cotangents ct = reference::randomCotangents(*forward, o.seed + 1);
+  BackwardArgs base;
+  for (auto& [name, t] : ct.outputs) {
+    std::vector<char> bytes = encode(t, o.dtype);  // the GPU sees d<out> in the dtype; so does the reference
+    base.outputGrads[name] = upload(bytes.data(), bytes.size());
+  }
+  for (auto& [name, t] : ct.finalStates) {
+    std::vector<float> f = toFloats(t);
+    base.finalStateGrads[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
+  }
+  std::optional<reference::Gradients> ref = reference::runBackward(rec, problem, ct, error);
+  if (!ref) throw Error("reference backward: " + error);
+
+  if (options.saveFinalStates) {
+    // The forward on the GPU, as a training step runs it: its final states are the saved tensors.
+    ForwardArgs f = args;
+    for (auto& [name, t] : forward->outputs)
+      f.outputs[name] = poisoned(t.data.size() * (o.dtype == "fp32" ? 4 : 2))->get();
+    for (auto& [name, t] : forward->finalStates) {
+      float* s = static_cast<float*>(poisoned(t.data.size() * 4)->get());
+      f.finalStates[name] = s;
+      base.finalStates[name] = s;
+    }
+    program.forward(f, o.device);
+  }
+
+  cuda::DeviceInfo info = cuda::deviceInfo(o.device);
+  std::vector<KernelConfig> configs = configList;
+  bool chosen = configs.empty();
+  if (chosen) configs.push_back(KernelConfig{});
+  const size_t width = o.dtype == "fp32" ? 4 : 2;
+  std::vector<CheckReport> reports;
+  for (const KernelConfig& config : configs) {
+    BackwardArgs run = base;
+    run.forward = args;
+    if (!chosen) {
+      run.forward.strategy = config.strategy == cir::Strategy::Recurrent ? "recurrent" : "fused";
+      run.forward.chunk = config.chunk;
+    }
+    // Every gradient buffer is poisoned (NaN bytes) so that an element nobody wrote shows.
+    std::map<std::string, DeviceBuffer*> inputGrads, stateGrads, paramGrads;
+    for (auto& [name, t] : ref->inputs) {
+      inputGrads[name] = poisoned(t.data.size() * width);
+      run.inputGrads[name] = inputGrads[name]->get();
+    }
+    for (auto& [name, t] : ref->initialStates) {
+      stateGrads[name] = poisoned(t.data.size() * 4);
+      run.initialStateGrads[name] = static_cast<float*>(stateGrads[name]->get());
+    }
+    for (auto& [name, t] : ref->vectorParams) {
+      paramGrads[name] = poisoned(t.data.size() * 4);
+      run.paramGrads[name] = static_cast<float*>(paramGrads[name]->get());
+    }
+    for (auto& [name, v] : ref->scalarParams) {
+      (void)v;
+      paramGrads[name] = poisoned(4);
+      run.paramGrads[name] = static_cast<float*>(paramGrads[name]->get());
+    }
+    program.backward(run, o.device);
+    cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the backward kernels");
+
+    CheckReport report;
+    if (chosen) {
+      ForwardArgs pick = args;
+      KernelConfig a = program.backwardPassA().chooseConfig(pick, info.maxSharedPerBlockOptin);
+      KernelConfig b = program.backwardPassB().chooseConfig(pick, info.maxSharedPerBlockOptin);
+      report.kernel = program.backwardPassA().emit(a, args.dims, args.dtype).name + " + " +
+                      program.backwardPassB().emit(b, args.dims, args.dtype).name;
+    } else {
+      report.kernel = program.backwardPassA().emit(config, args.dims, args.dtype).name + " + " +
+                      program.backwardPassB().emit(config, args.dims, args.dtype).name;
+    }
+    report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
+    auto fetch = [&](DeviceBuffer* b, const std::string& dtype) {
+      std::vector<char> bytes(b->bytes);
+      if (!bytes.empty()) cuda::check(d->cuMemcpyDtoH(bytes.data(), b->ptr, bytes.size()), "cuMemcpyDtoH");
+      return decode(bytes, dtype);
+    };
+    for (auto& [name, t] : ref->inputs) report.entries.push_back(compare("d" + name, t, fetch(inputGrads[name], o.dtype)));
+    for (auto& [name, t] : ref->initialStates)
+      report.entries.push_back(compare("d(initial " + name + ")", t, fetch(stateGrads[name], "fp32")));
+    for (auto& [name, t] : ref->vectorParams)
+      report.entries.push_back(compare("d" + name, t, fetch(paramGrads[name], "fp32")));
+    for (auto& [name, v] : ref->scalarParams) {
+      reference::Tensor t({1});
+      t.data[0] = v;
+      report.entries.push_back(compare("d" + name, t, fetch(paramGrads[name], "fp32")));
+    }
+    reports.push_back(std::move(report));
+  }
+  return reports;
+}
+
+}  // namespace lina

@@ -1,0 +1,174 @@
+// GPU backward (label `gpu`; skipped without a GPU): Program::backward against the exact
+// reference backward (reverse mode over the unrolled steps, in double) on the same inputs and
+// cotangents. Every library program; every (strategy, chunk) both derived passes can run;
+// bf16 and fp32; T in {1, 7, 63, 64, 65, 1000, 4096}; K = V in {64, 128}; random initial
+// states and d(final state); varlen with zero-length sequences; gates near 0 and near the clamp
+// (-5 in log space); the final states saved by the forward and recomputed. fla's metric on
+// every gradient (dq, dk, dv, dg, ds, dh0, param gradients): RMS error ratio <= 5e-3 (bf16),
+// <= 1e-5 (fp32).
+#include <gtest/gtest.h>
+
+#include "compiler/passes/derive_backward.h"
+#include "runtime/backward_check.h"
+#include "runtime/error.h"
+#include "tests/gpu/gpu_test_support.h"
+
+namespace lina {
+namespace {
+
+CheckOptions options(const std::string& dtype, int64_t B, int64_t T, int64_t H, int64_t D, uint64_t seed) {
+  CheckOptions o;
+  o.dtype = dtype;
+  o.shape.batch = B;
+  o.shape.time = T;
+  o.shape.heads = H;
+  o.shape.dims = {{"K", D}, {"V", D}, {"M", 64}};
+  o.shape.initialStates = true;
+  o.seed = seed;
+  return o;
+}
+
+const char* gateName(reference::ProblemShape::Gates g) {
+  switch (g) {
+    case reference::ProblemShape::Gates::NearZero: return " gates~0";
+    case reference::ProblemShape::Gates::NearClamp: return " gates~-5";
+    default: return "";
+  }
+}
+
+// Checks the configurations (empty: the default choice) on one problem; returns the failures.
+int checkGradients(const std::string& name, const BackwardCheckOptions& b, bool everyConfig) {
+  Program program = Program::fromLibrary(name);
+  const CheckOptions& o = b.check;
+  std::vector<KernelConfig> configs;
+  if (everyConfig) {
+    configs = backwardConfigs(program, o.shape.dims, o.dtype, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+    EXPECT_FALSE(configs.empty()) << describe(name, o);
+  }
+  std::vector<CheckReport> reports = checkBackwardConfigs(program, b, configs);
+  int failures = 0;
+  for (const CheckReport& r : reports) {
+    double worst = 0;
+    std::string worstName;
+    for (const CheckEntry& e : r.entries)
+      if ((e.finite ? e.ratio : 1e30) > worst) {
+        worst = e.finite ? e.ratio : 1e30;
+        worstName = e.name;
+      }
+    char line[512];
+    std::snprintf(line, sizeof line, "bwd %s%s%s %-52s worst %-10s %.2e %s", describe(name, o).c_str(),
+                  gateName(o.shape.gates), b.saveFinalStates ? "" : " recompute", r.kernel.c_str(), worstName.c_str(),
+                  worst, r.passed() ? "PASS" : "FAIL");
+    log(line);
+    if (!r.passed()) {
+      ++failures;
+      for (const CheckEntry& e : r.entries)
+        ADD_FAILURE() << describe(name, o) << " " << r.kernel << " " << e.name << ": ratio " << e.ratio << " max-abs "
+                      << e.maxAbs << (e.finite ? "" : " non-finite");
+    }
+  }
+  return failures;
+}
+
+class LibraryBackward : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LibraryBackward, FixedLengthEveryConfig) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* dtype : {"bf16", "fp32"})
+    for (int64_t D : {64, 128})
+      for (int64_t T : {1, 7, 63, 64, 65, 1000, 4096}) {
+        BackwardCheckOptions b;
+        b.check = T == 4096 ? options(dtype, 1, T, 1, D, 50 + T) : options(dtype, 2, T, 2, D, 50 + T);
+        checkGradients(GetParam(), b, true);
+      }
+}
+
+TEST_P(LibraryBackward, VarlenWithEmptySequences) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* dtype : {"bf16", "fp32"}) {
+    BackwardCheckOptions b;
+    b.check = options(dtype, 1, 0, 2, 64, 77);
+    b.check.shape.cuSeqlens = {0, 0, 37, 37, 137, 201};  // lengths 0, 37, 0, 100, 64
+    b.check.shape.time = 201;
+    checkGradients(GetParam(), b, true);
+  }
+}
+
+TEST_P(LibraryBackward, GatesNearZeroAndNearTheClamp) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (auto gates : {reference::ProblemShape::Gates::NearZero, reference::ProblemShape::Gates::NearClamp})
+    for (const char* dtype : {"bf16", "fp32"}) {
+      BackwardCheckOptions b;
+      b.check = options(dtype, 2, 300, 2, 64, 91);
+      b.check.shape.gates = gates;
+      checkGradients(GetParam(), b, true);
+    }
+}
+
+TEST_P(LibraryBackward, RecomputedFinalStatesAndNoInitialState) {
+  requireGpu();
+  if (IsSkipped()) return;
+  BackwardCheckOptions b;
+  b.check = options("bf16", 2, 200, 2, 128, 5);
+  b.saveFinalStates = false;
+  checkGradients(GetParam(), b, false);
+  b.check.shape.initialStates = false;
+  checkGradients(GetParam(), b, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Library, LibraryBackward, ::testing::Values("gla", "simple_gla", "retention", "gsa"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(BackwardPassKernels, BothPassesOfEveryLibraryProgram) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* name : {"gla", "simple_gla", "retention", "gsa"}) {
+    Program forward = Program::fromLibrary(name);
+    for (const Program* pass : {&forward.backwardPassA(), &forward.backwardPassB()}) {
+      for (const char* dtype : {"bf16", "fp32"})
+        for (int64_t T : {1, 65, 1000}) {
+          CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
+          cuda::DeviceInfo info = cuda::deviceInfo(0);
+          std::vector<KernelConfig> configs = pass->candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
+          for (const CheckReport& r : checkForwardConfigs(*pass, o, configs)) {
+            log(describe(pass->recurrence().name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
+            EXPECT_TRUE(r.passed()) << pass->recurrence().name << " " << r.kernel;
+          }
+        }
+    }
+  }
+}
+
+TEST(BackwardErrors, UnknownNamesAndUnsupportedDimsSayWhy) {
+  requireGpu();
+  if (IsSkipped()) return;
+  Program gla = Program::fromLibrary("gla");
+  BackwardArgs a;
+  a.forward.batch = 1;
+  a.forward.time = 64;
+  a.forward.heads = 1;
+  a.forward.dims = {{"K", 64}, {"V", 64}};
+  float dummy = 0;
+  for (const char* in : {"q", "k", "v", "g"}) a.forward.inputs[in] = &dummy;
+  a.inputGrads["x"] = &dummy;
+  try {
+    gla.backward(a);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inputGrads: 'x' is not an input of @gla"), std::string::npos) << e.what();
+  }
+  a.inputGrads.clear();
+  a.forward.dims = {{"K", 256}, {"V", 256}};
+  try {
+    (void)gla.backwardPassB().chooseConfig(a.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+    FAIL() << "expected an error: K = V = 256 does not fit one CTA's shared memory yet";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fits in"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace lina

@@ -1,0 +1,39 @@
+// Helpers shared by the GPU tests: skip without a GPU, log a summary line per check (to
+// stdout and $LINA_GPU_LOG), and describe a problem in one line.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "runtime/cuda_driver.h"
+#include "runtime/forward_check.h"
+
+namespace lina {
+
+inline void requireGpu() {
+  std::string why;
+  if (!cuda::available(&why)) GTEST_SKIP() << "no GPU: " << why;
+}
+
+inline void log(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  if (const char* path = std::getenv("LINA_GPU_LOG")) {
+    std::ofstream out(path, std::ios::app);
+    out << line << '\n';
+  }
+}
+
+inline std::string describe(const std::string& program, const CheckOptions& o) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-10s %-4s B=%lld T=%-5lld H=%lld K=%lld V=%lld%s", program.c_str(), o.dtype.c_str(),
+                static_cast<long long>(o.shape.batch), static_cast<long long>(o.shape.time),
+                static_cast<long long>(o.shape.heads), static_cast<long long>(o.shape.dims.at("K")),
+                static_cast<long long>(o.shape.dims.at("V")), o.shape.cuSeqlens.empty() ? "" : " varlen");
+  return buf;
+}
+
+}  // namespace lina

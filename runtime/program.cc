@@ -269,7 +269,10 @@ void Program::forward(const ForwardArgs& a, int device) const {
   checkKnown(a.finalStates, rec.states, "final state");
   if (rec.inputs.size() > kMaxInputs || rec.outputs.size() > kMaxOutputs || rec.states.size() > kMaxStates ||
       rec.params.size() > kMaxParams)
-    fail("too many inputs, outputs, states or params for one kernel");
+    fail("the program has " + std::to_string(rec.inputs.size()) + " inputs, " + std::to_string(rec.outputs.size()) +
+         " outputs, " + std::to_string(rec.states.size()) + " states and " + std::to_string(rec.params.size()) +
+         " params; one kernel takes at most " + std::to_string(kMaxInputs) + ", " + std::to_string(kMaxOutputs) + ", " +
+         std::to_string(kMaxStates) + " and " + std::to_string(kMaxParams) + " (codegen/device/lina/device/params.h)");
 
   KernelParams p{};
   for (size_t i = 0; i < rec.inputs.size(); ++i) {

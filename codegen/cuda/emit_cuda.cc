@@ -71,7 +71,8 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
   const int end = static_cast<int>(k.ops.size());
   for (const rir::Decl& s : k.states) buffers["S." + s.name] = {e.extent(s.shape[0]) * e.extent(s.shape[1]), 0, end, true};
   for (const Op& op : k.ops)
-    if (op.kind == OpKind::RunningSum) buffers["carry." + op.result] = {e.extent(op.shape), 0, end, true};
+    if (op.kind == OpKind::RunningSum)  // the sum and its compensation (running_sum is Kahan-summed)
+      buffers["carry." + op.result] = {2 * e.extent(op.shape), 0, end, true};
   auto use = [&](const std::string& name, int i) {
     auto it = buffers.find(name);
     if (it != buffers.end() && !it->second.persistent) it->second.last = std::max(it->second.last, i);
@@ -200,7 +201,7 @@ class Emitter {
     }
     for (const Op& op : k_.ops)
       if (op.kind == OpKind::RunningSum)
-        os_ << "  for (int e = threadIdx.x; e < " << ext(op.shape) << "; e += blockDim.x) " << ident("carry." + op.result)
+        os_ << "  for (int e = threadIdx.x; e < 2 * " << ext(op.shape) << "; e += blockDim.x) " << ident("carry." + op.result)
             << "[e] = 0.f;\n";
     for (size_t i = 0; i < k_.ops.size(); ++i)
       if (k_.ops[i].kind == OpKind::Uniform) emitUniform(k_.ops[i]);

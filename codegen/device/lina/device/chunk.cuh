@@ -124,16 +124,23 @@ __device__ void gate_cumsum(float* inc, float* exc, const float* g, int L) {
 }
 
 // Running sums over the steps of a sequence: out[t] = carry + sum_{s<=t, s<L} x[s]; the carry
-// (zero at the first chunk) advances to the chunk's total.
+// (zero at the first chunk) advances to the chunk's total. Kahan-compensated (carry[D + d] holds
+// the compensation): the gate gradients are running sums over whole sequences.
 template <int C, int D>
 __device__ void running_sum(float* out, const float* x, float* carry, int L) {
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float acc = carry[d];
+    float acc = carry[d], comp = carry[D + d];
     for (int t = 0; t < C; ++t) {
-      if (t < L) acc += x[t * D + d];
+      if (t < L) {
+        const float y = x[t * D + d] - comp;
+        const float next = acc + y;
+        comp = (next - acc) - y;
+        acc = next;
+      }
       out[t * D + d] = acc;
     }
     carry[d] = acc;
+    carry[D + d] = comp;
   }
 }
 

@@ -4,9 +4,9 @@
 
 namespace lina {
 
-constexpr int kMaxInputs = 16;
+constexpr int kMaxInputs = 24;
 constexpr int kMaxOutputs = 16;
-constexpr int kMaxStates = 4;
+constexpr int kMaxStates = 8;
 constexpr int kMaxParams = 8;
 
 struct KernelParams {

@@ -10,5 +10,10 @@ if [ -d /usr/src/googletest ] && [ ! -f /usr/lib/x86_64-linux-gnu/libgtest.a ] &
   cmake --build /tmp/gtest-build -j 16 >/dev/null
   cmake --install /tmp/gtest-build --prefix /usr >/dev/null
 fi
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINA_REQUIRE_LIT=OFF >/dev/null
+# The Python extension against the machine's Python (pybind11 from pip there).
+python_flags=(-DLINA_BUILD_PYTHON=OFF)
+if pybind_dir=$(python3 -m pybind11 --cmakedir 2>/dev/null); then
+  python_flags=(-DLINA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" -Dpybind11_DIR="$pybind_dir")
+fi
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINA_REQUIRE_LIT=OFF "${python_flags[@]}" >/dev/null
 cmake --build "$build" -j 16

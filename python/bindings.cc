@@ -1,0 +1,268 @@
+// lina._lina: the C++ library for Python. Programs (compile, IR and CUDA text), the CPU
+// reference (forward and exact backward, on numpy arrays in double precision) and the GPU
+// forward/backward on raw device pointers (what lina.ops passes from torch tensors: no copies,
+// the caller's stream, no host synchronization). lina::Error becomes lina.LinaError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+
+#include "compiler/reference/backward.h"
+#include "compiler/reference/interpreter.h"
+#include "compiler/rir/printer.h"
+#include "library/library.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/error.h"
+#include "runtime/program.h"
+
+namespace py = pybind11;
+using namespace lina;
+
+namespace {
+
+using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+reference::Tensor toTensor(const Array& a) {
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  reference::Tensor t(shape);
+  std::copy(a.data(), a.data() + a.size(), t.data.begin());
+  return t;
+}
+
+Array toArray(const reference::Tensor& t) {
+  Array a(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
+  std::copy(t.data.begin(), t.data.end(), a.mutable_data());
+  return a;
+}
+
+std::map<std::string, Array> toArrays(const std::map<std::string, reference::Tensor>& m) {
+  std::map<std::string, Array> out;
+  for (const auto& [name, t] : m) out.emplace(name, toArray(t));
+  return out;
+}
+
+py::list decls(const std::vector<rir::Decl>& ds) {
+  py::list out;
+  for (const rir::Decl& d : ds) {
+    py::dict e;
+    e["name"] = d.name;
+    e["shape"] = d.shape;
+    e["is_gate"] = d.isGate;
+    out.append(e);
+  }
+  return out;
+}
+
+std::string printed(const rir::Recurrence& r) {
+  std::ostringstream os;
+  rir::print(os, r);
+  return os.str();
+}
+
+reference::Problem problemFrom(const Program& p, int64_t batch, int64_t time, int64_t heads,
+                               const std::map<std::string, int64_t>& dims, const std::map<std::string, Array>& inputs,
+                               const std::map<std::string, Array>& initialStates,
+                               const std::map<std::string, double>& scalarParams,
+                               const std::map<std::string, Array>& vectorParams, const std::vector<int64_t>& cuSeqlens) {
+  reference::Problem problem;
+  problem.batch = batch;
+  problem.time = time;
+  problem.heads = heads;
+  problem.dims = dims;
+  problem.cuSeqlens = cuSeqlens;
+  for (const std::string& d : p.recurrence().dims)
+    if (!dims.count(d)) throw Error("dims: '" + d + "' needs a size; pass dims={'" + d + "': N, ...}");
+  for (const auto& [name, a] : inputs) problem.inputs[name] = toTensor(a);
+  for (const auto& [name, a] : initialStates) problem.initialStates[name] = toTensor(a);
+  for (const auto& [name, a] : vectorParams) problem.vectorParams[name] = toTensor(a);
+  problem.scalarParams = scalarParams;
+  return problem;
+}
+
+template <typename T>
+T* pointer(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+ForwardArgs forwardArgs(const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
+                        const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,
+                        const std::map<std::string, uintptr_t>& initialStates,
+                        const std::map<std::string, double>& scalarParams,
+                        const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
+                        int64_t numSequences, uintptr_t stream, const std::string& strategy, int chunk) {
+  ForwardArgs a;
+  a.dtype = dtype;
+  a.batch = batch;
+  a.time = time;
+  a.heads = heads;
+  a.dims = dims;
+  for (const auto& [n, p] : inputs) a.inputs[n] = pointer<const void>(p);
+  for (const auto& [n, p] : initialStates) a.initialStates[n] = pointer<const float>(p);
+  a.scalarParams = scalarParams;
+  for (const auto& [n, p] : vectorParams) a.vectorParams[n] = pointer<const float>(p);
+  a.cuSeqlens = pointer<const void>(cuSeqlens);
+  a.cuSeqlens64 = cuSeqlens64;
+  a.numSequences = numSequences;
+  a.stream = reinterpret_cast<CUstream>(stream);
+  a.strategy = strategy;
+  a.chunk = chunk;
+  return a;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_lina, m) {
+  m.doc() = "lina: a JIT compiler for linear-attention recurrences (C++ core)";
+  static py::exception<Error> linaError(m, "LinaError", PyExc_ValueError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      PyErr_SetString(linaError.ptr(), e.what());
+    }
+  });
+
+  m.def("library_programs", [] {
+    std::vector<std::string> names;
+    for (const library::Program& p : library::programs()) names.emplace_back(p.name);
+    return names;
+  });
+  m.def("cuda_available", [] {
+    std::string why;
+    bool ok = cuda::available(&why);
+    return py::make_tuple(ok, why);
+  });
+
+  py::class_<Program>(m, "Program")
+      .def_static("from_source", &Program::fromSource, py::arg("name"), py::arg("source"))
+      .def_static("from_file", &Program::fromFile, py::arg("path"))
+      .def_static("from_library", &Program::fromLibrary, py::arg("name"))
+      .def_property_readonly("name", [](const Program& p) { return p.recurrence().name; })
+      .def_property_readonly("dims", [](const Program& p) { return p.recurrence().dims; })
+      .def_property_readonly("inputs", [](const Program& p) { return decls(p.recurrence().inputs); })
+      .def_property_readonly("outputs", [](const Program& p) { return decls(p.recurrence().outputs); })
+      .def_property_readonly("states", [](const Program& p) { return decls(p.recurrence().states); })
+      .def_property_readonly("params", [](const Program& p) { return decls(p.recurrence().params); })
+      .def_property_readonly("ir", [](const Program& p) { return printed(p.recurrence()); })
+      .def_property_readonly("backward_ir", [](const Program& p) {
+        return printed(p.backwardPassA().recurrence()) + printed(p.backwardPassB().recurrence());
+      })
+      .def(
+          "cuda_source",
+          [](const Program& p, const std::map<std::string, int64_t>& dims, const std::string& dtype,
+             const std::string& strategy, int chunk, int64_t time, const std::string& pass) {
+            if (pass != "forward" && pass != "backward_a" && pass != "backward_b")
+              throw Error("pass_: expected 'forward', 'backward_a' or 'backward_b'; got '" + pass + "'");
+            const Program& target = pass == "forward" ? p : pass == "backward_a" ? p.backwardPassA() : p.backwardPassB();
+            ForwardArgs a;
+            a.dtype = dtype;
+            a.dims = dims;
+            a.time = time;
+            a.strategy = strategy;
+            a.chunk = chunk;
+            KernelConfig c = target.chooseConfig(a, 227 * 1024);
+            cir::TensorLayout layout;
+            if (pass != "forward") {
+              BackwardArgs b;
+              b.forward = a;
+              auto [pa, pb] = p.backwardPassArgs(b);
+              layout = pass == "backward_a" ? pa.layout : pb.layout;
+            }
+            return target.emit(c, dims, dtype, layout).source;
+          },
+          py::arg("dims"), py::arg("dtype") = "bf16", py::arg("strategy") = "auto", py::arg("chunk") = 0,
+          py::arg("time") = 4096, py::arg("pass_") = "forward",
+          "The CUDA C++ of the kernel the runtime would launch (sm_90a shared memory limits).")
+      .def(
+          "run_reference",
+          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
+             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
+             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
+             const std::vector<int64_t>& cuSeqlens) {
+            reference::Problem problem =
+                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
+            std::string error;
+            std::optional<reference::Result> r = reference::run(p.recurrence(), problem, error);
+            if (!r) throw Error("@" + p.recurrence().name + " reference: " + error);
+            return py::make_tuple(toArrays(r->outputs), toArrays(r->finalStates));
+          },
+          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states") = std::map<std::string, Array>{},
+          py::arg("scalar_params") = std::map<std::string, double>{},
+          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{})
+      .def(
+          "reference_backward",
+          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
+             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
+             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
+             const std::vector<int64_t>& cuSeqlens, const std::map<std::string, Array>& outputGrads,
+             const std::map<std::string, Array>& finalStateGrads) {
+            reference::Problem problem =
+                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
+            reference::Cotangents ct;
+            for (const auto& [n, a] : outputGrads) ct.outputs[n] = toTensor(a);
+            for (const auto& [n, a] : finalStateGrads) ct.finalStates[n] = toTensor(a);
+            std::string error;
+            std::optional<reference::Gradients> g = reference::runBackward(p.recurrence(), problem, ct, error);
+            if (!g) throw Error("@" + p.recurrence().name + " reference backward: " + error);
+            return py::make_tuple(toArrays(g->inputs), toArrays(g->initialStates), toArrays(g->vectorParams),
+                                  g->scalarParams);
+          },
+          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states") = std::map<std::string, Array>{},
+          py::arg("scalar_params") = std::map<std::string, double>{},
+          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
+          py::arg("output_grads") = std::map<std::string, Array>{},
+          py::arg("final_state_grads") = std::map<std::string, Array>{})
+      .def(
+          "forward",
+          [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
+             const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,
+             const std::map<std::string, uintptr_t>& outputs, const std::map<std::string, uintptr_t>& initialStates,
+             const std::map<std::string, uintptr_t>& finalStates, const std::map<std::string, double>& scalarParams,
+             const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
+             int64_t numSequences, uintptr_t stream, const std::string& strategy, int chunk, int device) {
+            ForwardArgs a = forwardArgs(dtype, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams,
+                                        cuSeqlens, cuSeqlens64, numSequences, stream, strategy, chunk);
+            for (const auto& [n, ptr] : outputs) a.outputs[n] = pointer<void>(ptr);
+            for (const auto& [n, ptr] : finalStates) a.finalStates[n] = pointer<float>(ptr);
+            py::gil_scoped_release release;
+            p.forward(a, device);
+          },
+          py::arg("dtype"), py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("outputs"), py::arg("initial_states"), py::arg("final_states"), py::arg("scalar_params"),
+          py::arg("vector_params"), py::arg("cu_seqlens"), py::arg("cu_seqlens64"), py::arg("num_sequences"),
+          py::arg("stream"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("device") = 0)
+      .def(
+          "backward",
+          [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
+             const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,
+             const std::map<std::string, uintptr_t>& initialStates, const std::map<std::string, double>& scalarParams,
+             const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
+             int64_t numSequences, uintptr_t stream, const std::map<std::string, uintptr_t>& outputGrads,
+             const std::map<std::string, uintptr_t>& finalStateGrads, const std::map<std::string, uintptr_t>& finalStates,
+             const std::map<std::string, uintptr_t>& inputGrads, const std::map<std::string, uintptr_t>& initialStateGrads,
+             const std::map<std::string, uintptr_t>& paramGrads, uintptr_t workspace, size_t workspaceBytes,
+             const std::string& strategy, int chunk, int device) {
+            BackwardArgs b;
+            b.forward = forwardArgs(dtype, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams,
+                                    cuSeqlens, cuSeqlens64, numSequences, stream, strategy, chunk);
+            for (const auto& [n, ptr] : outputGrads) b.outputGrads[n] = pointer<const void>(ptr);
+            for (const auto& [n, ptr] : finalStateGrads) b.finalStateGrads[n] = pointer<const float>(ptr);
+            for (const auto& [n, ptr] : finalStates) b.finalStates[n] = pointer<const float>(ptr);
+            for (const auto& [n, ptr] : inputGrads) b.inputGrads[n] = pointer<void>(ptr);
+            for (const auto& [n, ptr] : initialStateGrads) b.initialStateGrads[n] = pointer<float>(ptr);
+            for (const auto& [n, ptr] : paramGrads) b.paramGrads[n] = pointer<float>(ptr);
+            b.workspace = pointer<void>(workspace);
+            b.workspaceBytes = workspaceBytes;
+            py::gil_scoped_release release;
+            p.backward(b, device);
+          },
+          py::arg("dtype"), py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states"), py::arg("scalar_params"), py::arg("vector_params"), py::arg("cu_seqlens"),
+          py::arg("cu_seqlens64"), py::arg("num_sequences"), py::arg("stream"), py::arg("output_grads"),
+          py::arg("final_state_grads"), py::arg("final_states"), py::arg("input_grads"), py::arg("initial_state_grads"),
+          py::arg("param_grads"), py::arg("workspace") = 0, py::arg("workspace_bytes") = 0,
+          py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("device") = 0);
+}

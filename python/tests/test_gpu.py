@@ -1,0 +1,168 @@
+"""lina.ops on a GPU (skipped without torch or CUDA): forward and backward of every op against a
+naive PyTorch recurrence written here (float64), bf16 and fp32, fla's RMS error ratio; varlen
+with initial states; validation errors; a CUDA-graph capture and replay of a varlen call."""
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device", allow_module_level=True)
+
+import lina  # noqa: E402
+from lina import ops  # noqa: E402
+
+DEV = torch.device("cuda")
+
+
+def ratio(ref, x):
+    ref, x = ref.double(), x.double()
+    return ((ref - x).pow(2).mean().sqrt() / (ref.pow(2).mean().sqrt() + 1e-8)).item()
+
+
+def naive(kind, q, k, v, scale, h0=None, g=None, s=None):
+    """The recurrences of fla-spec §2, one step at a time (float64)."""
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    if kind == "gsa":
+        M = s.shape[-1]
+        Sk = torch.zeros(B, H, K, M, dtype=q.dtype, device=q.device) if h0 is None else h0[0].clone()
+        Sv = torch.zeros(B, H, M, V, dtype=q.dtype, device=q.device) if h0 is None else h0[1].clone()
+        out = []
+        for t in range(T):
+            e = g[:, t].exp()
+            Sk = Sk * e[:, :, None, :] + k[:, t, :, :, None] * s[:, t, :, None, :]
+            Sv = e[:, :, :, None] * Sv + s[:, t, :, :, None] * v[:, t, :, None, :]
+            p = torch.softmax(torch.einsum("bhk,bhkm->bhm", q[:, t] * scale, Sk), -1)
+            out.append(torch.einsum("bhm,bhmv->bhv", p, Sv))
+        return torch.stack(out, 1), (Sk, Sv)
+    S = torch.zeros(B, H, K, V, dtype=q.dtype, device=q.device) if h0 is None else h0.clone()
+    out = []
+    for t in range(T):
+        if kind == "gla":
+            S = S * g[:, t].exp()[..., None]
+        elif kind == "simple_gla":
+            S = S * g[:, t].exp()[..., None, None]
+        else:  # retention
+            gamma = 1 - 2.0 ** (-5.0 - torch.arange(H, device=q.device, dtype=q.dtype))
+            S = S * gamma[None, :, None, None]
+        S = S + k[:, t, :, :, None] * v[:, t, :, None, :]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
+    return torch.stack(out, 1), S
+
+
+def make(kind, B, T, H, D, dtype, seed=0):
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=gen)
+    x = {"q": r(B, T, H, D), "k": r(B, T, H, D), "v": r(B, T, H, D)}
+    if kind == "gla":
+        x["g"] = torch.nn.functional.logsigmoid(r(B, T, H, D))
+    if kind == "simple_gla":
+        x["g"] = torch.nn.functional.logsigmoid(r(B, T, H))
+    if kind == "gsa":
+        x["s"] = r(B, T, H, 32)
+        x["g"] = torch.nn.functional.logsigmoid(r(B, T, H, 32))
+    return {n: t.to(dtype).to(DEV) for n, t in x.items()}
+
+
+def call(kind, fused, x, **kw):
+    if kind == "gla":
+        return (ops.fused_recurrent_gla(x["q"], x["k"], x["v"], gk=x["g"], **kw) if fused
+                else ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], **kw))
+    if kind == "simple_gla":
+        f = ops.fused_recurrent_simple_gla if fused else ops.chunk_simple_gla
+        return f(x["q"], x["k"], x["v"], x["g"], **kw)
+    if kind == "retention":
+        f = ops.fused_recurrent_retention if fused else ops.chunk_retention
+        return f(x["q"], x["k"], x["v"], **kw)
+    f = ops.fused_recurrent_gsa if fused else ops.chunk_gsa
+    return f(x["q"], x["k"], x["v"], x["s"], x["g"], **kw)
+
+
+@pytest.mark.parametrize("kind", ["gla", "simple_gla", "retention", "gsa"])
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_op_forward_and_backward_match_a_naive_recurrence(kind, fused, dtype):
+    B, T, H, D = 2, 100, 2, 64
+    x = make(kind, B, T, H, D, dtype)
+    for t in x.values():
+        t.requires_grad_()
+    state_shape = [(B, H, D, 32), (B, H, 32, D)] if kind == "gsa" else [(B, H, D, D)]
+    h0 = [torch.randn(*s, device=DEV) for s in state_shape]
+    h0_arg = tuple(h0) if kind == "gsa" else h0[0]
+    o, ht = call(kind, fused, x, initial_state=h0_arg, output_final_state=True)
+    do = torch.randn_like(o)
+    dht = [torch.randn_like(h) for h in h0]
+    finals = ht if kind == "gsa" else (ht,)
+    loss = (o.float() * do.float()).sum() + sum((f * d).sum() for f, d in zip(finals, dht))
+    loss.backward()
+
+    ref_x = {n: t.detach().double().requires_grad_() for n, t in x.items()}
+    ref_h0 = [h.double() for h in h0]
+    scale = D ** -0.5
+    ro, rht = naive(kind, ref_x["q"], ref_x["k"], ref_x["v"], scale,
+                    tuple(ref_h0) if kind == "gsa" else ref_h0[0], ref_x.get("g"), ref_x.get("s"))
+    rfinals = rht if kind == "gsa" else (rht,)
+    rloss = (ro * do.double()).sum() + sum((f * d.double()).sum() for f, d in zip(rfinals, dht))
+    rloss.backward()
+    tol = 5e-3 if dtype == torch.bfloat16 else 1e-4
+    assert ratio(ro, o) <= tol
+    for f, rf in zip(finals, rfinals):
+        assert ratio(rf, f) <= tol
+    for n in x:
+        assert ratio(ref_x[n].grad, x[n].grad) <= tol, n
+
+
+def test_varlen_with_initial_state_equals_separate_calls():
+    cu = torch.tensor([0, 30, 30, 95], dtype=torch.int32)
+    x = make("gla", 1, 95, 2, 64, torch.float32, seed=3)
+    h0 = torch.randn(3, 2, 64, 64, device=DEV)
+    o, ht = ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], initial_state=h0, output_final_state=True, cu_seqlens=cu)
+    for n in range(3):
+        a, b = int(cu[n]), int(cu[n + 1])
+        part = {name: t[:, a:b] for name, t in x.items()}
+        if a == b:
+            assert torch.allclose(ht[n], h0[n])
+            continue
+        po, pht = ops.chunk_gla(part["q"], part["k"], part["v"], part["g"], initial_state=h0[n:n + 1],
+                                output_final_state=True)
+        assert ratio(po, o[:, a:b]) < 1e-5 and ratio(pht[0], ht[n]) < 1e-5
+
+
+def test_validation_errors_name_argument_expected_and_actual():
+    x = make("gla", 2, 16, 2, 64, torch.bfloat16)
+    with pytest.raises(lina.LinaError, match=r"input 'k': expected shape \[2, 16, 2, 64\]"):
+        ops.chunk_gla(x["q"], x["k"][:, :8], x["v"], x["g"])
+    with pytest.raises(lina.LinaError, match="expected a CUDA tensor"):
+        ops.chunk_gla(x["q"].cpu(), x["k"], x["v"], x["g"])
+    with pytest.raises(lina.LinaError, match="packed sequences need batch size 1; got B = 2"):
+        ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=torch.tensor([0, 16], dtype=torch.int32))
+    y = make("gla", 1, 16, 2, 64, torch.bfloat16)
+    with pytest.raises(lina.LinaError, match="last entry to equal T = 16; got 12"):
+        ops.chunk_gla(y["q"], y["k"], y["v"], y["g"], cu_seqlens=torch.tensor([0, 12], dtype=torch.int32))
+    with pytest.raises(lina.LinaError, match="non-decreasing"):
+        ops.chunk_gla(y["q"], y["k"], y["v"], y["g"], cu_seqlens=torch.tensor([0, 10, 4, 16], dtype=torch.int32))
+    with pytest.raises(lina.LinaError, match=r"initial_state 'S': expected shape \[3, 2, 64, 64\]"):
+        ops.chunk_gla(y["q"], y["k"], y["v"], y["g"], cu_seqlens=torch.tensor([0, 4, 10, 16], dtype=torch.int32),
+                      initial_state=torch.zeros(2, 2, 64, 64, device=DEV))
+    with pytest.raises(lina.LinaError, match="fits in"):
+        z = make("gla", 1, 16, 1, 64, torch.bfloat16)
+        big = {n: torch.randn(1, 16, 1, 100000, device=DEV, dtype=torch.bfloat16) for n in "qkg"}
+        ops.chunk_gla(big["q"], big["k"], z["v"], big["g"])
+
+
+def test_cuda_graph_capture_and_replay_of_a_varlen_call():
+    cu = torch.tensor([0, 40, 64], dtype=torch.int32, device=DEV)
+    x = make("gla", 1, 64, 2, 64, torch.bfloat16, seed=4)
+    o = ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=cu)[0]  # warm up: compile and load
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        with torch.cuda.graph(graph, stream=stream):
+            captured = ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=cu)[0]
+    torch.cuda.current_stream().wait_stream(stream)
+    for n in x:
+        x[n].copy_(make("gla", 1, 64, 2, 64, torch.bfloat16, seed=5)[n])
+    graph.replay()
+    torch.cuda.synchronize()
+    fresh = ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=cu)[0]
+    assert torch.equal(captured, fresh) and not torch.equal(captured, o)

@@ -38,7 +38,7 @@ def _check_inputs(op, inputs):
         if x.device != first.device:
             _fail(f"input '{name}': expected device {first.device} like '{names[0]}'; got {x.device}")
         if x.dim() != expected_rank or tuple(x.shape[:3]) != (B, T, H):
-            want = f"[{B}, {T}, {H}" + "".join(f", {d}" for d in shape) + "]"
+            want = f"[{B}, {T}, {H}" + "".join(f", {dims.get(d, d)}" for d in shape) + "]"
             _fail(f"input '{name}': expected shape {want}; got {tuple(x.shape)}")
         for i, d in enumerate(shape):
             size = int(x.shape[3 + i])

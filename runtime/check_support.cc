@@ -94,5 +94,45 @@ CheckEntry compare(const std::string& name, const reference::Tensor& ref, const 
   return e;
 }
 
+void* DeviceBuffers::upload(const void* host, size_t bytes) {
+  owned.push_back(std::make_unique<DeviceBuffer>(bytes));
+  if (bytes) cuda::check(cuda::driver()->cuMemcpyHtoD(owned.back()->ptr, host, bytes), "cuMemcpyHtoD");
+  return owned.back()->get();
+}
+
+DeviceBuffer* DeviceBuffers::poisoned(size_t bytes) {
+  owned.push_back(std::make_unique<DeviceBuffer>(bytes));
+  if (bytes) cuda::check(cuda::driver()->cuMemsetD8(owned.back()->ptr, 0xff, bytes), "cuMemsetD8");
+  return owned.back().get();
+}
+
+ForwardArgs uploadProblem(reference::Problem& problem, const std::string& dtype, DeviceBuffers& buffers) {
+  ForwardArgs args;
+  args.dtype = dtype;
+  args.batch = problem.batch;
+  args.time = problem.time;
+  args.heads = problem.heads;
+  args.dims = problem.dims;
+  for (auto& [name, t] : problem.inputs) {
+    std::vector<char> bytes = encode(t, dtype);
+    args.inputs[name] = buffers.upload(bytes.data(), bytes.size());
+  }
+  for (auto& [name, t] : problem.initialStates) {
+    std::vector<float> f = toFloats(t);
+    args.initialStates[name] = static_cast<const float*>(buffers.upload(f.data(), f.size() * 4));
+  }
+  for (auto& [name, t] : problem.vectorParams) {
+    std::vector<float> f = toFloats(t);
+    args.vectorParams[name] = static_cast<const float*>(buffers.upload(f.data(), f.size() * 4));
+  }
+  const std::vector<int64_t>& cu = problem.cuSeqlens;
+  if (!cu.empty()) {
+    args.cuSeqlens = buffers.upload(cu.data(), cu.size() * 8);
+    args.cuSeqlens64 = true;
+    args.numSequences = static_cast<int64_t>(cu.size()) - 1;
+  }
+  return args;
+}
+
 }  // namespace check
 }  // namespace lina

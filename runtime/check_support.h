@@ -4,12 +4,14 @@
 
 #include <cuda.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compiler/reference/interpreter.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/forward_check.h"
+#include "runtime/program.h"
 
 namespace lina::check {
 
@@ -27,6 +29,20 @@ struct DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   void* get() const { return reinterpret_cast<void*>(ptr); }
 };
+
+// Device buffers for one check, owned together.
+struct DeviceBuffers {
+  std::vector<std::unique_ptr<DeviceBuffer>> owned;
+  // A copy of `bytes` host bytes.
+  void* upload(const void* host, size_t bytes);
+  // A buffer filled with 0xff bytes (NaN), so that an element nobody writes shows.
+  DeviceBuffer* poisoned(size_t bytes);
+};
+
+// Rounds the problem's inputs to `dtype` and its states and vector params to fp32, in place (so
+// the reference sees exactly what the kernels see), uploads them and cu_seqlens, and returns
+// forward arguments with their pointers and shapes.
+ForwardArgs uploadProblem(reference::Problem& problem, const std::string& dtype, DeviceBuffers& buffers);
 
 // Rounds a tensor to `dtype` in place (so the reference sees exactly what the kernel sees) and
 // returns its bytes in that dtype.

@@ -34,39 +34,11 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
   reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
   const cuda::Driver* d = cuda::driver();
 
-  ForwardArgs args;
-  args.dtype = o.dtype;
-  args.batch = problem.batch;
-  args.time = problem.time;
-  args.heads = problem.heads;
-  args.dims = problem.dims;
+  check::DeviceBuffers inputs;
+  ForwardArgs args = check::uploadProblem(problem, o.dtype, inputs);
   args.strategy = o.strategy;
   args.chunk = o.chunk;
   args.tile = o.tile;
-  std::vector<std::unique_ptr<DeviceBuffer>> buffers;
-  auto upload = [&](const void* host, size_t bytes) {
-    buffers.push_back(std::make_unique<DeviceBuffer>(bytes));
-    if (bytes) cuda::check(d->cuMemcpyHtoD(buffers.back()->ptr, host, bytes), "cuMemcpyHtoD");
-    return buffers.back()->get();
-  };
-  for (auto& [name, t] : problem.inputs) {
-    std::vector<char> bytes = encode(t, o.dtype);
-    args.inputs[name] = upload(bytes.data(), bytes.size());
-  }
-  for (auto& [name, t] : problem.initialStates) {
-    std::vector<float> f = toFloats(t);
-    args.initialStates[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
-  }
-  for (auto& [name, t] : problem.vectorParams) {
-    std::vector<float> f = toFloats(t);
-    args.vectorParams[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
-  }
-  std::vector<int64_t> cu = problem.cuSeqlens;
-  if (!cu.empty()) {
-    args.cuSeqlens = upload(cu.data(), cu.size() * 8);
-    args.cuSeqlens64 = true;
-    args.numSequences = static_cast<int64_t>(cu.size()) - 1;
-  }
   std::string error;
   std::optional<reference::Result> ref = reference::run(rec, problem, error);
   if (!ref) throw Error("reference: " + error);

@@ -16,18 +16,6 @@
 namespace lina {
 namespace {
 
-CheckOptions options(const std::string& dtype, int64_t B, int64_t T, int64_t H, int64_t D, uint64_t seed) {
-  CheckOptions o;
-  o.dtype = dtype;
-  o.shape.batch = B;
-  o.shape.time = T;
-  o.shape.heads = H;
-  o.shape.dims = {{"K", D}, {"V", D}, {"M", 64}};
-  o.shape.initialStates = true;
-  o.seed = seed;
-  return o;
-}
-
 const char* gateName(reference::ProblemShape::Gates g) {
   switch (g) {
     case reference::ProblemShape::Gates::NearZero: return " gates~0";

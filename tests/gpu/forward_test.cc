@@ -44,18 +44,6 @@ int checkAll(const std::string& name, CheckOptions o) {
   return failures;
 }
 
-CheckOptions options(const std::string& dtype, int64_t B, int64_t T, int64_t H, int64_t D, uint64_t seed) {
-  CheckOptions o;
-  o.dtype = dtype;
-  o.shape.batch = B;
-  o.shape.time = T;
-  o.shape.heads = H;
-  o.shape.dims = {{"K", D}, {"V", D}, {"M", 64}};
-  o.shape.initialStates = true;
-  o.seed = seed;
-  return o;
-}
-
 class LibraryForward : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LibraryForward, FixedLengthAllConfigs) {

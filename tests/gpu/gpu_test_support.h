@@ -36,4 +36,17 @@ inline std::string describe(const std::string& program, const CheckOptions& o) {
   return buf;
 }
 
+// A problem of B x T x H with K = V = D (M = 64 slots), random initial states.
+inline CheckOptions options(const std::string& dtype, int64_t B, int64_t T, int64_t H, int64_t D, uint64_t seed) {
+  CheckOptions o;
+  o.dtype = dtype;
+  o.shape.batch = B;
+  o.shape.time = T;
+  o.shape.heads = H;
+  o.shape.dims = {{"K", D}, {"V", D}, {"M", 64}};
+  o.shape.initialStates = true;
+  o.seed = seed;
+  return o;
+}
+
 }  // namespace lina

@@ -14,6 +14,7 @@
 #include "library/library.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
+#include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 
 namespace py = pybind11;
@@ -161,7 +162,7 @@ PYBIND11_MODULE(_lina, m) {
             a.time = time;
             a.strategy = strategy;
             a.chunk = chunk;
-            KernelConfig c = target.chooseConfig(a, 227 * 1024);
+            KernelConfig c = target.chooseConfig(a, runtime::sharedMemoryLimitForArch("sm_90a"));
             cir::TensorLayout layout;
             if (pass != "forward") {
               BackwardArgs b;

@@ -39,8 +39,6 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
 
   check::DeviceBuffers device;
   ForwardArgs args = check::uploadProblem(problem, o.dtype, device);
-  auto upload = [&](const void* host, size_t bytes) { return device.upload(host, bytes); };
-  auto poisoned = [&](size_t bytes) { return device.poisoned(bytes); };
 
   std::string error;
   std::optional<reference::Result> forward = reference::run(rec, problem, error);
@@ -49,11 +47,11 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
   BackwardArgs base;
   for (auto& [name, t] : ct.outputs) {
     std::vector<char> bytes = encode(t, o.dtype);  // the GPU sees d<out> in the dtype; so does the reference
-    base.outputGrads[name] = upload(bytes.data(), bytes.size());
+    base.outputGrads[name] = device.upload(bytes.data(), bytes.size());
   }
   for (auto& [name, t] : ct.finalStates) {
     std::vector<float> f = toFloats(t);
-    base.finalStateGrads[name] = static_cast<const float*>(upload(f.data(), f.size() * 4));
+    base.finalStateGrads[name] = static_cast<const float*>(device.upload(f.data(), f.size() * 4));
   }
   std::optional<reference::Gradients> ref = reference::runBackward(rec, problem, ct, error);
   if (!ref) throw Error("reference backward: " + error);
@@ -62,9 +60,9 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
     // The forward on the GPU, as a training step runs it: its final states are the saved tensors.
     ForwardArgs f = args;
     for (auto& [name, t] : forward->outputs)
-      f.outputs[name] = poisoned(t.data.size() * (o.dtype == "fp32" ? 4 : 2))->get();
+      f.outputs[name] = device.poisoned(t.data.size() * (o.dtype == "fp32" ? 4 : 2))->get();
     for (auto& [name, t] : forward->finalStates) {
-      float* s = static_cast<float*>(poisoned(t.data.size() * 4)->get());
+      float* s = static_cast<float*>(device.poisoned(t.data.size() * 4)->get());
       f.finalStates[name] = s;
       base.finalStates[name] = s;
     }
@@ -87,20 +85,20 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
     // Every gradient buffer is poisoned (NaN bytes) so that an element nobody wrote shows.
     std::map<std::string, DeviceBuffer*> inputGrads, stateGrads, paramGrads;
     for (auto& [name, t] : ref->inputs) {
-      inputGrads[name] = poisoned(t.data.size() * width);
+      inputGrads[name] = device.poisoned(t.data.size() * width);
       run.inputGrads[name] = inputGrads[name]->get();
     }
     for (auto& [name, t] : ref->initialStates) {
-      stateGrads[name] = poisoned(t.data.size() * 4);
+      stateGrads[name] = device.poisoned(t.data.size() * 4);
       run.initialStateGrads[name] = static_cast<float*>(stateGrads[name]->get());
     }
     for (auto& [name, t] : ref->vectorParams) {
-      paramGrads[name] = poisoned(t.data.size() * 4);
+      paramGrads[name] = device.poisoned(t.data.size() * 4);
       run.paramGrads[name] = static_cast<float*>(paramGrads[name]->get());
     }
     for (auto& [name, v] : ref->scalarParams) {
       (void)v;
-      paramGrads[name] = poisoned(4);
+      paramGrads[name] = device.poisoned(4);
       run.paramGrads[name] = static_cast<float*>(paramGrads[name]->get());
     }
     program.backward(run, o.device);

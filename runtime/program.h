@@ -110,8 +110,6 @@ class Program {
   // The two derived passes as programs (derived once, on first use).
   const Program& backwardPassA() const;
   const Program& backwardPassB() const;
-  // Which pass-B adjoint state receives d(final state) of each forward state.
-  const std::map<std::string, std::string>& backwardInitialHolders() const;
   // True when a state passed as both initial and final state (updated in place) is shared by
   // the tiles of a split dim, so the kernel must run as one tile.
   bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;

@@ -41,9 +41,6 @@ const Program::DerivedBackward& Program::derivedBackward() const {
 
 const Program& Program::backwardPassA() const { return derivedBackward().passA; }
 const Program& Program::backwardPassB() const { return derivedBackward().passB; }
-const std::map<std::string, std::string>& Program::backwardInitialHolders() const {
-  return derivedBackward().initialHolder;
-}
 
 namespace {
 
@@ -97,12 +94,14 @@ struct GlueKernels {
   CUfunction rowColSums = nullptr, sumRows = nullptr;
 };
 
-GlueKernels glueKernels(int device, const std::string& arch) {
+// The glue module of a device, compiled (or read from the cache) and loaded once.
+GlueKernels glueKernels(int device) {
   static std::mutex mutex;
   static std::map<int, GlueKernels> loaded;
   std::lock_guard<std::mutex> lock(mutex);
   auto it = loaded.find(device);
   if (it != loaded.end()) return it->second;
+  const std::string arch = cuda::deviceInfo(device).arch;
   const std::string source = "// lina: kernels around the derived backward passes\n#include \"lina/device/gradient_glue.cuh\"\n";
   std::vector<char> cubin = runtime::KernelCache::global().cubin(source, "lina_gradient_glue.cu", arch);
   const cuda::Driver* d = cuda::driver();
@@ -386,7 +385,10 @@ void Program::backward(const BackwardArgs& args, int device) const {
          std::to_string(fw.heads) + ") is invalid; expected B >= 1, T >= 0, H >= 1");
 
   const DerivedBackward& derived = derivedBackward();
-  const size_t bytes = planBackward(f, derived, args, nullptr).workspace.bytes;
+  // With the caller's workspace one plan both sizes and places the buffers; without one, the
+  // sizing plan comes first and the placed plan after the allocation.
+  BackwardPlan plan = planBackward(f, derived, args, static_cast<char*>(args.workspace));
+  const size_t bytes = plan.workspace.bytes;
   if (args.workspace && args.workspaceBytes < bytes)
     fail("workspace: expected at least " + std::to_string(bytes) + " bytes (backwardWorkspaceBytes); got " +
          std::to_string(args.workspaceBytes));
@@ -397,14 +399,12 @@ void Program::backward(const BackwardArgs& args, int device) const {
   const cuda::Driver* d = cuda::driver();
   CUstream stream = fw.stream;
   CUdeviceptr owned = 0;
-  char* base = static_cast<char*>(args.workspace);
-  if (!base && bytes > 0) {
+  if (!args.workspace && bytes > 0) {
     cuda::check(d->cuMemAllocAsync(&owned, bytes, stream), "cuMemAllocAsync",
                 "the backward's workspace of " + std::to_string(bytes) + " bytes");
-    base = reinterpret_cast<char*>(owned);
+    plan = planBackward(f, derived, args, reinterpret_cast<char*>(owned));
   }
   try {
-    BackwardPlan plan = planBackward(f, derived, args, base);
     for (const Clear& c : plan.clears)
       if (c.bytes > 0)
         cuda::check(d->cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(c.pointer), 0, c.bytes, stream), "cuMemsetD8Async");
@@ -417,7 +417,7 @@ void Program::backward(const BackwardArgs& args, int device) const {
       }
     }
     GlueKernels glue;
-    if (!plan.stateSums.empty() || !plan.reductions.empty()) glue = glueKernels(device, cuda::deviceInfo(device).arch);
+    if (!plan.stateSums.empty() || !plan.reductions.empty()) glue = glueKernels(device);
     auto launch = [&](const GlueLaunch& g) {
       if (g.kind == GlueLaunch::RowColSums) {
         int R = static_cast<int>(g.rows), C = static_cast<int>(g.cols), H = g.heads;

@@ -11,18 +11,7 @@ namespace lina {
 namespace {
 
 void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) {
-  reference::ProblemShape shape;
-  shape.heads = 2;
-  shape.dims = {{"K", 4}, {"V", 3}, {"M", 3}};
-  shape.initialStates = true;
-  if (varlen) {
-    shape.batch = 1;
-    shape.cuSeqlens = {0, 0, 5, 6, 17};
-    shape.time = 17;
-  } else {
-    shape.batch = 2;
-    shape.time = 11;
-  }
+  reference::ProblemShape shape = varlen ? testing::smallShape(0, {0, 0, 5, 6, 17}) : testing::smallShape(11);
   reference::Problem p = reference::makeRandomProblem(program, shape, 41);
   reference::Result ref = testing::runOrFail(program, p);
   for (auto [strategy, chunk] : {std::pair{cir::Strategy::Recurrent, 1}, std::pair{cir::Strategy::Fused, 3},

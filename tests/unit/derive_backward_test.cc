@@ -26,12 +26,7 @@ TEST_P(PassA, QuerySideGradientsMatchTheReferenceBackward) {
   ASSERT_TRUE(a.has_value());
   ASSERT_TRUE(rir::verify(*a, diags, {.requireKnownStateShapes = true, .requireLogGates = true}));
 
-  reference::ProblemShape shape;
-  shape.batch = 2;
-  shape.time = 9;
-  shape.heads = 2;
-  shape.dims = {{"K", 4}, {"V", 3}, {"M", 3}};
-  shape.initialStates = true;
+  reference::ProblemShape shape = testing::smallShape(9);
   reference::Problem p = reference::makeRandomProblem(f, shape, 21);
   reference::Result forward = testing::runOrFail(f, p);
   reference::Cotangents ct = reference::randomCotangents(forward, 22);
@@ -111,18 +106,7 @@ class DerivedBackward : public ::testing::TestWithParam<std::string> {};
 TEST_P(DerivedBackward, MatchesTheReferenceBackwardEverywhere) {
   rir::Recurrence f = testing::compileAny(GetParam());
   for (bool varlen : {false, true}) {
-    reference::ProblemShape shape;
-    shape.heads = 2;
-    shape.dims = {{"K", 4}, {"V", 3}, {"M", 3}};
-    shape.initialStates = true;
-    if (varlen) {
-      shape.batch = 1;
-      shape.cuSeqlens = {0, 0, 4, 9};
-      shape.time = 9;
-    } else {
-      shape.batch = 2;
-      shape.time = 7;
-    }
+    reference::ProblemShape shape = varlen ? testing::smallShape(0, {0, 0, 4, 9}) : testing::smallShape(7);
     reference::Problem p = reference::makeRandomProblem(f, shape, 31);
     reference::Result forward = testing::runOrFail(f, p);
     reference::Cotangents ct = reference::randomCotangents(forward, 32);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -47,6 +48,19 @@ inline rir::Recurrence compileTestProgram(const std::string& name) {
 // A library program by name, else one under tests/programs.
 inline rir::Recurrence compileAny(const std::string& name) {
   return library::find(name) ? compileLibrary(name) : compileTestProgram(name);
+}
+
+// A small random problem: H = 2, K = 4, V = 3, M = 3, initial states; B = 2 sequences of
+// `time` steps, or (with cu_seqlens) one packed batch of the lengths they describe.
+inline reference::ProblemShape smallShape(int64_t time, std::vector<int64_t> cuSeqlens = {}) {
+  reference::ProblemShape shape;
+  shape.heads = 2;
+  shape.dims = {{"K", 4}, {"V", 3}, {"M", 3}};
+  shape.initialStates = true;
+  shape.batch = cuSeqlens.empty() ? 2 : 1;
+  shape.time = cuSeqlens.empty() ? time : cuSeqlens.back();
+  shape.cuSeqlens = std::move(cuSeqlens);
+  return shape;
 }
 
 inline reference::Result runOrFail(const rir::Recurrence& rec, const reference::Problem& problem) {

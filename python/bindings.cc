@@ -12,6 +12,7 @@
 #include "compiler/reference/interpreter.h"
 #include "compiler/rir/printer.h"
 #include "library/library.h"
+#include "python/dlpack.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/nvrtc_compiler.h"
@@ -123,6 +124,8 @@ PYBIND11_MODULE(_lina, m) {
       PyErr_SetString(linaError.ptr(), e.what());
     }
   });
+
+  dlpack::bind(m);
 
   m.def("library_programs", [] {
     std::vector<std::string> names;

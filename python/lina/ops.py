@@ -5,13 +5,9 @@ default); states [N, H, K, V] fp32."""
 from . import _lina
 from .program import library
 
-_ops = {}
-
-
-def _op(name):
-    if name not in _ops:
-        _ops[name] = library(name)
-    return _ops[name]
+# Built at import (milliseconds; kernels compile on first use), so a torch.compile trace of an op
+# call finds them ready and never calls into the extension.
+_OPS = {name: library(name) for name in ("gla", "simple_gla", "retention", "gsa")}
 
 
 def _params(scale):
@@ -27,7 +23,7 @@ def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=Fal
     """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t)."""
     if state_v_first:
         _unsupported("state_v_first=True", "pass states as [N, H, K, V]")
-    return _op("gla")(q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
+    return _OPS["gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
                       cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
 
 
@@ -47,7 +43,7 @@ def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=No
     """o, final_state = chunk_simple_gla(q, k, v, g) with a scalar log decay g: [B, T, H] per head."""
     if g is None or g_gamma is not None:
         _unsupported("g_gamma", "pass g [B, T, H] (a constant per-head decay is chunk_retention's form)")
-    return _op("simple_gla")(q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
+    return _OPS["simple_gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
                              cu_seqlens=cu_seqlens, scalar_params=_params(scale),
                              strategy=kwargs.get("strategy", "auto"))
 
@@ -62,7 +58,7 @@ def fused_recurrent_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initia
 
 def chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None, **kwargs):
     """o, final_state = chunk_retention(q, k, v): decay gamma_h = 1 - 2^(-5 - h) per head."""
-    return _op("retention")(q=q, k=k, v=v, initial_state=initial_state, output_final_state=output_final_state,
+    return _OPS["retention"](q=q, k=k, v=v, initial_state=initial_state, output_final_state=output_final_state,
                             cu_seqlens=cu_seqlens, scalar_params=_params(scale),
                             strategy=kwargs.get("strategy", "auto"))
 
@@ -79,7 +75,7 @@ def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_s
     """o, (Hk, Hv) = chunk_gsa(q, k, v, s, g): gated slot attention with M = s.shape[-1] slots."""
     if g is None:
         _unsupported("g=None", "pass the slot forget gate g [B, T, H, M]")
-    return _op("gsa")(q=q, k=k, v=v, s=s, g=g, initial_state=initial_state, output_final_state=output_final_state,
+    return _OPS["gsa"](q=q, k=k, v=v, s=s, g=g, initial_state=initial_state, output_final_state=output_final_state,
                       cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
 
 

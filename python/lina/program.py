@@ -1,5 +1,6 @@
 """lina.compile: an op for any DSL program, with IR/CUDA views, the CPU reference and (with torch
 on a GPU) a differentiable GPU call whose backward is the compiler-derived one."""
+import hashlib
 import os
 
 from . import _lina
@@ -9,8 +10,21 @@ class Op:
     """A compiled recurrence. Inputs are named as in the program; per-step tensors are
     [B, T, H] or [B, T, H, d]; states [N, H, rows, cols] fp32; vector params [H, d]."""
 
-    def __init__(self, program):
+    def __init__(self, program, key):
         self.program = program
+        # The signature, cached as plain Python so a torch.compile trace reads it without calling
+        # into the extension.
+        self.key = key
+        self.input_shapes = {d["name"]: list(d["shape"]) for d in program.inputs}
+        self.output_shapes = {d["name"]: list(d["shape"]) for d in program.outputs}
+        self.state_shapes = {d["name"]: tuple(d["shape"]) for d in program.states}
+        self.vector_params = {d["name"]: d["shape"][0] for d in program.params if d["shape"]}
+        self.scalar_params = [d["name"] for d in program.params if not d["shape"]]
+        try:
+            from . import torch_library
+        except (ImportError, AttributeError):  # no torch, or one without torch.library.custom_op (< 2.4)
+            return
+        torch_library.register(self)
 
     @property
     def name(self):
@@ -28,15 +42,15 @@ class Op:
 
     @property
     def inputs(self):
-        return [d["name"] for d in self.program.inputs]
+        return list(self.input_shapes)
 
     @property
     def outputs(self):
-        return [d["name"] for d in self.program.outputs]
+        return list(self.output_shapes)
 
     @property
     def states(self):
-        return [d["name"] for d in self.program.states]
+        return list(self.state_shapes)
 
     def cuda_source(self, dims, dtype="bf16", strategy="auto", chunk=0, time=4096, pass_="forward"):
         """The CUDA C++ the runtime would compile for these dims (pass_: forward, backward_a,
@@ -63,10 +77,31 @@ class Op:
             cu_seqlens=[] if cu_seqlens is None else [int(x) for x in cu_seqlens], output_grads=output_grads,
             final_state_grads=final_state_grads or {})
 
+    def forward_dlpack(self, inputs, initial_states=None, vector_params=None, scalar_params=None, cu_seqlens=None,
+                       output_final_state=False, stream=0, strategy="auto", chunk=0):
+        """The GPU forward on any arrays that speak DLPack (no torch needed): inputs borrowed, results
+        returned as (outputs, final_states) dicts of lina.DeviceArray, queued on `stream` (a CUDA
+        stream handle; 0 is the legacy default stream)."""
+        from . import dlpack
+        return dlpack.forward(self, inputs, initial_states, vector_params, scalar_params, cu_seqlens,
+                              output_final_state, stream, strategy, chunk)
+
+    def backward_dlpack(self, inputs, output_grads, final_state_grads=None, initial_states=None, final_states=None,
+                        vector_params=None, scalar_params=None, cu_seqlens=None, stream=0, strategy="auto", chunk=0):
+        """The compiler-derived backward on DLPack arrays: returns (input_grads, initial_state_grads,
+        vector_param_grads) as dicts of lina.DeviceArray."""
+        from . import dlpack
+        return dlpack.backward(self, inputs, output_grads, final_state_grads, initial_states, final_states,
+                               vector_params, scalar_params, cu_seqlens, stream, strategy, chunk)
+
     def __call__(self, initial_state=None, output_final_state=False, cu_seqlens=None, scalar_params=None,
                  vector_params=None, strategy="auto", chunk=0, **inputs):
-        """The GPU call on torch tensors, with autograd. `initial_state`: a dict state -> tensor (or
-        one tensor for a one-state program). Returns (outputs..., final_state or None)."""
+        """The call on torch tensors, with autograd: lina's kernels on CUDA tensors, the reference
+        interpreter on CPU tensors (float64 allowed there, for gradcheck). `initial_state`: a dict
+        state -> tensor, a tuple in the program's state order, or one tensor for a one-state
+        program. `vector_params`: a dict name -> [H, d] tensor (differentiable). Returns
+        (outputs..., final_state or None). Registered with torch.library: torch.compile and CUDA
+        graphs see one custom op."""
         from .torch_ops import run_op
         return run_op(self, inputs, initial_state, output_final_state, cu_seqlens, scalar_params or {},
                       vector_params or {}, strategy, chunk)
@@ -86,10 +121,17 @@ def _leading_shape(inputs, names):
 def compile(source_or_path, name=None):
     """An Op for a DSL program: a path to a .lina file, or the DSL text itself."""
     if "\n" not in source_or_path and os.path.exists(source_or_path):
-        return Op(_lina.Program.from_file(source_or_path))
-    return Op(_lina.Program.from_source(name or "<lina.compile>", source_or_path))
+        with open(source_or_path, encoding="utf-8") as f:
+            text = f.read()
+        return Op(_lina.Program.from_file(source_or_path), _key("file", source_or_path + "\0" + text))
+    name = name or "<lina.compile>"
+    return Op(_lina.Program.from_source(name, source_or_path), _key("source", name + "\0" + source_or_path))
+
+
+def _key(kind, text):
+    return f"{kind}:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
 def library(name):
     """An Op for a standard-library program: gla, simple_gla, retention, gsa."""
-    return Op(_lina.Program.from_library(name))
+    return Op(_lina.Program.from_library(name), "library:" + name)

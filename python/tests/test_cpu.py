@@ -136,3 +136,14 @@ def test_reference_validation_names_the_argument():
         op.reference(x, dims={"K": 8})
     with pytest.raises(lina.LinaError):
         op.reference(x, dims={"K": 8, "V": 8}, cu_seqlens=[0, 3, 2])
+
+
+def test_dlpack_path_names_the_argument_for_arrays_it_cannot_take():
+    op = lina.library("gla")
+    x = np.zeros((1, 4, 2, 8), np.float32)
+    with pytest.raises(lina.LinaError, match=r"input 'q': expected an array on a CUDA device .* got device type 1"):
+        op.forward_dlpack({"q": x, "k": x, "v": x, "g": x})
+    with pytest.raises(lina.LinaError, match=r"input 'g': missing; @gla reads q, k, v, g"):
+        op.forward_dlpack({"q": x, "k": x, "v": x})
+    with pytest.raises(lina.LinaError, match=r"input 'q': expected an array with __dlpack__ .* got list"):
+        op.forward_dlpack({"q": [1.0], "k": x, "v": x, "g": x})

@@ -131,8 +131,10 @@ def test_validation_errors_name_argument_expected_and_actual():
     x = make("gla", 2, 16, 2, 64, torch.bfloat16)
     with pytest.raises(lina.LinaError, match=r"input 'k': expected shape \[2, 16, 2, 64\]"):
         ops.chunk_gla(x["q"], x["k"][:, :8], x["v"], x["g"])
-    with pytest.raises(lina.LinaError, match="expected a CUDA tensor"):
+    with pytest.raises(lina.LinaError, match="input 'k': expected device cpu like 'q'; got cuda"):
         ops.chunk_gla(x["q"].cpu(), x["k"], x["v"], x["g"])
+    with pytest.raises(lina.LinaError, match="expected one of .* on cuda; got torch.float64"):
+        ops.chunk_gla(x["q"].double(), x["k"], x["v"], x["g"])
     with pytest.raises(lina.LinaError, match="packed sequences need batch size 1; got B = 2"):
         ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=torch.tensor([0, 16], dtype=torch.int32))
     y = make("gla", 1, 16, 2, 64, torch.bfloat16)
@@ -166,3 +168,73 @@ def test_cuda_graph_capture_and_replay_of_a_varlen_call():
     torch.cuda.synchronize()
     fresh = ops.chunk_gla(x["q"], x["k"], x["v"], x["g"], cu_seqlens=cu)[0]
     assert torch.equal(captured, fresh) and not torch.equal(captured, o)
+
+
+class ToyModel(torch.nn.Module):
+    """Two GLA layers and one GSA layer, pre-norm residual, bf16."""
+
+    def __init__(self, width=256, heads=2, slots=32):
+        super().__init__()
+        self.heads, self.slots = heads, slots
+        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(width) for _ in range(3))
+        self.gla = torch.nn.ModuleList(torch.nn.Linear(width, 4 * width, bias=False) for _ in range(2))
+        self.gsa = torch.nn.Linear(width, 3 * width + 2 * heads * slots, bias=False)
+        self.outs = torch.nn.ModuleList(torch.nn.Linear(width, width, bias=False) for _ in range(3))
+
+    def forward(self, x, cu_seqlens=None):
+        b, t, _ = x.shape
+        for i in range(2):
+            q, k, v, g = self.gla[i](self.norms[i](x)).view(b, t, self.heads, 4, -1).unbind(3)
+            o, _ = ops.chunk_gla(q, k, v, torch.nn.functional.logsigmoid(g) / 16, cu_seqlens=cu_seqlens)
+            x = x + self.outs[i](o.reshape(b, t, -1))
+        qkv, sg = self.gsa(self.norms[2](x)).split([x.shape[-1] * 3, 2 * self.heads * self.slots], -1)
+        q, k, v = qkv.view(b, t, self.heads, 3, -1).unbind(3)
+        s, g = sg.view(b, t, self.heads, 2, self.slots).unbind(3)
+        o, _ = ops.chunk_gsa(q, k, v, s, torch.nn.functional.logsigmoid(g), cu_seqlens=cu_seqlens)
+        return x + self.outs[2](o.reshape(b, t, -1))
+
+
+def test_torch_compile_fullgraph_model_on_gpu_matches_eager():
+    torch.manual_seed(0)
+    model = ToyModel().to(DEV, torch.bfloat16)
+    x = torch.randn(1, 300, 256, device=DEV, dtype=torch.bfloat16)
+    cu = torch.tensor([0, 100, 100, 300], dtype=torch.int32, device=DEV)
+    eager = model(x, cu)
+    eager.float().square().mean().backward()
+    eager_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    explained = torch._dynamo.explain(model)(x, cu)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    compiled = torch.compile(model, fullgraph=True)
+    y = compiled(x, cu)
+    y.float().square().mean().backward()
+    assert ratio(eager, y) < 1e-2
+    for p, g in zip(model.parameters(), eager_grads):
+        assert ratio(g, p.grad) < 2e-2
+
+
+def test_dlpack_forward_and_backward_match_the_torch_path():
+    op = lina.library("gla")
+    x = make("gla", 1, 90, 2, 64, torch.bfloat16, seed=6)
+    cu = torch.tensor([0, 20, 20, 90], dtype=torch.int32, device=DEV)
+    h0 = torch.randn(3, 2, 64, 64, device=DEV)
+    stream = torch.cuda.current_stream().cuda_stream
+    outs, finals = op.forward_dlpack(x, initial_states={"S": h0}, cu_seqlens=cu, output_final_state=True,
+                                     stream=stream)
+    o, ht = torch.from_dlpack(outs["o"]), torch.from_dlpack(finals["S"])
+    assert o.dtype == torch.bfloat16 and ht.dtype == torch.float32 and o.data_ptr() == outs["o"].pointer
+    leaves = {n: t.clone().requires_grad_() for n, t in x.items()}
+    h0_leaf = h0.clone().requires_grad_()
+    ref_o, ref_ht = ops.chunk_gla(*leaves.values(), initial_state=h0_leaf, output_final_state=True, cu_seqlens=cu)
+    assert torch.equal(o, ref_o) and torch.equal(ht, ref_ht)
+    do, dht = torch.randn_like(o), torch.randn_like(ht)
+    ((ref_o.float() * do.float()).sum() + (ref_ht * dht).sum()).backward()
+    grads, state_grads, _ = op.backward_dlpack(x, {"o": do}, final_state_grads={"S": dht}, initial_states={"S": h0},
+                                               final_states={"S": ht}, cu_seqlens=cu, stream=stream)
+    for n in x:
+        assert ratio(leaves[n].grad, torch.from_dlpack(grads[n])) < 1e-6, n
+    assert ratio(h0_leaf.grad, torch.from_dlpack(state_grads["S"])) < 1e-6
+    with pytest.raises(lina.LinaError, match=r"input 'q': expected a row-major contiguous array"):
+        op.forward_dlpack({**x, "q": x["q"].transpose(1, 2)})
+    with pytest.raises(lina.LinaError, match=r"input 'k': expected bf16 like 'q'; got fp32"):
+        op.forward_dlpack({**x, "k": x["k"].float()})

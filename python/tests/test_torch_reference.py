@@ -1,0 +1,134 @@
+"""The torch path on CPU tensors (skipped without torch >= 2.4): lina's custom ops run the
+reference interpreter, so torch.autograd.gradcheck in float64 checks the compiler-derived
+backward against finite differences of the forward, through torch.library's autograd; and
+torch.compile(fullgraph=True) traces a two-layer model with no graph break."""
+import pytest
+
+torch = pytest.importorskip("torch")
+if not hasattr(torch.library, "custom_op"):
+    pytest.skip("torch.library.custom_op needs torch >= 2.4", allow_module_level=True)
+
+import os  # noqa: E402
+
+import lina  # noqa: E402
+from lina import ops  # noqa: E402
+
+SOURCE_DIR = os.environ.get("LINA_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+gradcheck = torch.autograd.gradcheck
+
+
+def leaf(*shape, gate=False, seed=[0]):
+    seed[0] += 1
+    gen = torch.Generator().manual_seed(seed[0])
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    if gate:
+        x = torch.nn.functional.logsigmoid(x)
+    return x.requires_grad_()
+
+
+B, T, H, D, M = 1, 7, 2, 3, 2
+
+
+@pytest.mark.parametrize("kind", ["gla", "simple_gla", "retention"])
+def test_gradcheck_float64_with_initial_and_final_state(kind):
+    q, k, v, h0 = leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, H, D, D)
+    args = [q, k, v]
+    if kind == "gla":
+        args.append(leaf(B, T, H, D, gate=True))
+        f = lambda q, k, v, g, h0: ops.chunk_gla(q, k, v, g, initial_state=h0, output_final_state=True)
+    elif kind == "simple_gla":
+        args.append(leaf(B, T, H, gate=True))
+        f = lambda q, k, v, g, h0: ops.chunk_simple_gla(q, k, v, g, scale=0.3, initial_state=h0,
+                                                         output_final_state=True)
+    else:
+        f = lambda q, k, v, h0: ops.chunk_retention(q, k, v, initial_state=h0, output_final_state=True)
+    assert gradcheck(f, (*args, h0))
+
+
+def test_gradcheck_float64_gsa_two_states():
+    x = [leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, M), leaf(B, T, H, M, gate=True)]
+    h0 = (leaf(B, H, D, M), leaf(B, H, M, D))
+
+    def f(q, k, v, s, g, hk, hv):
+        o, (fk, fv) = ops.chunk_gsa(q, k, v, s, g, initial_state=(hk, hv), output_final_state=True)
+        return o, fk, fv
+
+    assert gradcheck(f, (*x, *h0))
+
+
+def test_gradcheck_float64_varlen_with_an_empty_sequence():
+    cu = torch.tensor([0, 3, 3, T])
+    q, k, v, g, h0 = leaf(1, T, H, D), leaf(1, T, H, D), leaf(1, T, H, D), leaf(1, T, H, D, gate=True), leaf(3, H, D, D)
+    f = lambda q, k, v, g, h0: ops.chunk_gla(q, k, v, g, initial_state=h0, output_final_state=True, cu_seqlens=cu)
+    assert gradcheck(f, (q, k, v, g, h0))
+
+
+def test_gradcheck_float64_user_program_with_a_vector_param():
+    rwkv6 = lina.compile(os.path.join(SOURCE_DIR, "tests", "programs", "rwkv6.lina"))
+    r, k, v, w, u = leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D, gate=True), leaf(H, D)
+    f = lambda r, k, v, w, u: rwkv6(r=r, k=k, v=v, w=w, vector_params={"u": u})[0]
+    assert gradcheck(f, (r, k, v, w, u))
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    # The check above can fail: scale one input's gradient and gradcheck must reject it.
+    class Wrong(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return 1.01 * g
+
+    q, k, v, g = leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D, gate=True)
+    f = lambda q, k, v, g: ops.chunk_gla(Wrong.apply(q), k, v, g)[0]
+    assert not gradcheck(f, (q, k, v, g), raise_exception=False)
+
+
+class ToyGLALayer(torch.nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.norm = torch.nn.LayerNorm(width)
+        self.qkvg = torch.nn.Linear(width, 4 * width)
+        self.out = torch.nn.Linear(width, width)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v, g = self.qkvg(self.norm(x)).view(b, t, self.heads, 4, -1).unbind(3)
+        o, _ = ops.chunk_gla(q, k, v, torch.nn.functional.logsigmoid(g) / 16)
+        return x + self.out(o.reshape(b, t, -1))
+
+
+def test_torch_compile_fullgraph_two_layer_model_matches_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(ToyGLALayer(16, 2), ToyGLALayer(16, 2)).double()
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    eager = model(x)
+    eager.square().sum().backward()
+    eager_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    explained = torch._dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    compiled = torch.compile(model, fullgraph=True)
+    y = compiled(x)
+    y.square().sum().backward()
+    assert torch.allclose(y, eager, rtol=1e-10, atol=1e-12)
+    for p, g in zip(model.parameters(), eager_grads):
+        assert torch.allclose(p.grad, g, rtol=1e-9, atol=1e-12)
+
+
+def test_cpu_validation_errors():
+    q = torch.randn(1, 4, 2, 3, dtype=torch.float64)
+    with pytest.raises(lina.LinaError, match=r"input 'k': expected shape \[1, 4, 2, 3\]"):
+        ops.chunk_gla(q, q[:, :2], q, q)
+    rwkv6 = lina.compile(os.path.join(SOURCE_DIR, "tests", "programs", "rwkv6.lina"))
+    with pytest.raises(lina.LinaError, match=r"vector_params 'u': expected shape \[2, 3\] \(\[H, K\]\); got \(3,\)"):
+        rwkv6(r=q, k=q, v=q, w=q, vector_params={"u": torch.zeros(3)})
+    with pytest.raises(lina.LinaError, match=r"vector_params 'u': missing; @rwkv6 needs an \[H, K\] array"):
+        rwkv6(r=q, k=q, v=q, w=q)
+    with pytest.raises(lina.LinaError, match=r"initial_state 'S': expected shape \[1, 2, 3, 3\]"):
+        ops.chunk_gla(q, q, q, q, initial_state=torch.zeros(2, 2, 3, 3, dtype=torch.float64))
+    with pytest.raises(lina.LinaError, match="scalar_params 'gamma': @gla has no such scalar param"):
+        lina.library("gla")(q=q, k=q, v=q, g=q, scalar_params={"gamma": 1.0})

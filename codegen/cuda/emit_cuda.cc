@@ -400,7 +400,8 @@ class Emitter {
         bool tc = tensorCores(e_.extent(s->shape[0]), e_.extent(s->shape[1]));
         os_ << "    lina::carry<C, E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << kindConstant(op.rows.kind)
             << ", " << kindConstant(op.cols.kind) << ", " << (tc ? "true" : "false") << ", "
-            << (splits(op.u, op.rows) ? "true" : "false") << ", " << (splits(op.w, op.cols) ? "true" : "false") << ">("
+            << (splits(op.u, op.rows) ? "true" : "false") << ", " << (splits(op.w, op.cols) ? "true" : "false") << ", "
+            << (spec_.layout.preciseProducts ? "true" : "false") << ">("
             << ident("S." + op.symbol) << ", " << ident(op.u) << ", "
             << ident(op.w) << ", " << g(op.rows) << ", " << g(op.cols) << ", " << scratch << ", " << scratch
             << " + C * E_" << s->shape[0] << ", L);\n";

@@ -202,7 +202,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     if constexpr (RK != kVectorGate) {
       // Scores on tensor cores, then the scalar decays and the causal mask per entry.
-      mma_gemm<C, C, R, false, PRECISE, PRECISE>(P, C, x, R, 1, key, 1, R);
+      mma_gemm<C, C, R, false, PRECISE, PRECISE, PRECISE ? 3 : 2>(P, C, x, R, 1, key, 1, R);
       __syncthreads();
       for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
         int t = i / C, s = i - t * C;
@@ -217,7 +217,8 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     __syncthreads();
     // Inter: out = xt . S (state split into bf16 hi + lo), then the output-side decay.
-    mma_gemm<C, N, R, false, true, PRECISE>(out, N, xt, R, 1, S, TRANSPOSED ? 1 : N, TRANSPOSED ? R : 1);
+    mma_gemm<C, N, R, false, true, PRECISE, PRECISE ? 3 : 2>(out, N, xt, R, 1, S, TRANSPOSED ? 1 : N,
+                                                     TRANSPOSED ? R : 1);
     __syncthreads();
     for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
       int t = i / N, n = i - t * N;
@@ -235,7 +236,7 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     if constexpr (NK != kVectorGate) {
       __syncthreads();
-      mma_gemm<C, N, C, true, PRECISE, PRECISE>(out, N, P, C, 1, val, N, 1);  // intra: P . val (0 where masked)
+      mma_gemm<C, N, C, true, PRECISE, PRECISE, PRECISE ? 3 : 2>(out, N, P, C, 1, val, N, 1);  // intra: P . val
     }
     return;
   }
@@ -271,7 +272,9 @@ __device__ void attend(float* out, const float* x, const float* key, const float
 // Scratch: ut [C][R], wt [C][N].
 // SPLIT_U / SPLIT_W: the tensor-core product splits that operand (hi + lo) because it is not
 // exact in bf16 (gated, or computed in fp32), so the carried state keeps fp32 precision.
-template <int C, int R, int N, int RG, int CG, bool TC = false, bool SPLIT_U = false, bool SPLIT_W = false>
+// PRECISE: three-level splits (the derived backward passes).
+template <int C, int R, int N, int RG, int CG, bool TC = false, bool SPLIT_U = false, bool SPLIT_W = false,
+          bool PRECISE = false>
 __device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
                       int L) {
   const int last = L - 1;
@@ -294,7 +297,7 @@ __device__ void carry(float* S, const float* u, const float* w, const float* A, 
       S[i] *= decay;
     }
     __syncthreads();
-    mma_gemm<R, N, C, true, SPLIT_W, SPLIT_U>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
+    mma_gemm<R, N, C, true, SPLIT_W, SPLIT_U, PRECISE ? 3 : 2>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
     return;
   }
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {

@@ -2,7 +2,10 @@
 // fp32 accumulation (sm_80+). Operands are rounded to bf16 while the fragments are built, so the
 // chunk buffers stay fp32; SPLIT_B adds a second product with B's rounding residual (B = hi + lo
 // in bf16), which keeps an fp32 operand such as the carried state near fp32 precision; SPLIT_A
-// does the same for A (with both: hi.hi + hi.lo + lo.hi, error ~2^-16 relative).
+// does the same for A (with both: hi.hi + hi.lo + lo.hi, error ~2^-16 relative). LEVELS = 3
+// splits each split operand once more (hi + mid + lo, the six products down to 2^-24 terms),
+// for fp32 precision: the derived backward's gate gradients are long sums whose terms must
+// cancel to fp32 accuracy.
 #pragma once
 
 #include "lina/device/common.cuh"
@@ -30,9 +33,10 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&c)[4], const unsigned (
 // and B(k, n) = B[k * sbk + n * sbn] in shared memory and D row-major with leading dim ldd.
 // M % 16 == 0, N % 8 == 0, K % 16 == 0. Each warp owns whole 16x8 output tiles; call with the
 // whole block; no barrier inside.
-template <int M, int N, int K, bool ACCUMULATE, bool SPLIT_B, bool SPLIT_A = false>
+template <int M, int N, int K, bool ACCUMULATE, bool SPLIT_B, bool SPLIT_A = false, int LEVELS = 2>
 __device__ void mma_gemm(float* D, int ldd, const float* A, int sam, int sak, const float* B, int sbk, int sbn) {
   static_assert(M % 16 == 0 && N % 8 == 0 && K % 16 == 0, "mma_gemm tile shape");
+  static_assert(LEVELS == 2 || LEVELS == 3, "mma_gemm: LEVELS is 2 (hi + lo) or 3 (hi + mid + lo)");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
   const int g = lane >> 2, q = (lane & 3) * 2;
   constexpr int TN = N / 8;
@@ -45,20 +49,47 @@ __device__ void mma_gemm(float* D, int ldd, const float* A, int sam, int sak, co
 #pragma unroll 4
     for (int k0 = 0; k0 < K; k0 += 16) {
       const int k = k0 + q;
-      unsigned a[4] = {pack_bf16(a0[k * sak], a0[(k + 1) * sak]), pack_bf16(a1[k * sak], a1[(k + 1) * sak]),
-                       pack_bf16(a0[(k + 8) * sak], a0[(k + 9) * sak]), pack_bf16(a1[(k + 8) * sak], a1[(k + 9) * sak])};
-      const float bk0 = b0[k * sbk], bk1 = b0[(k + 1) * sbk], bk8 = b0[(k + 8) * sbk], bk9 = b0[(k + 9) * sbk];
-      unsigned b[2] = {pack_bf16(bk0, bk1), pack_bf16(bk8, bk9)};
+      // The fragment's values in mma.sync's register order: A rows g / g + 8, cols k, k + 1,
+      // k + 8, k + 9; B rows k, k + 1, k + 8, k + 9.
+      float av[8] = {a0[k * sak],       a0[(k + 1) * sak], a1[k * sak],       a1[(k + 1) * sak],
+                     a0[(k + 8) * sak], a0[(k + 9) * sak], a1[(k + 8) * sak], a1[(k + 9) * sak]};
+      float bv[4] = {b0[k * sbk], b0[(k + 1) * sbk], b0[(k + 8) * sbk], b0[(k + 9) * sbk]};
+      unsigned a[4] = {pack_bf16(av[0], av[1]), pack_bf16(av[2], av[3]), pack_bf16(av[4], av[5]),
+                       pack_bf16(av[6], av[7])};
+      unsigned b[2] = {pack_bf16(bv[0], bv[1]), pack_bf16(bv[2], bv[3])};
+      if constexpr (LEVELS == 3) {
+        // The smallest products first; each level is the previous level's residual.
+        float ar[8], br[4];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) ar[i] = bf16_residual(av[i]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) br[i] = bf16_residual(bv[i]);
+        unsigned amid[4] = {pack_bf16(ar[0], ar[1]), pack_bf16(ar[2], ar[3]), pack_bf16(ar[4], ar[5]),
+                            pack_bf16(ar[6], ar[7])};
+        unsigned bmid[2] = {pack_bf16(br[0], br[1]), pack_bf16(br[2], br[3])};
+        if constexpr (SPLIT_B) {
+          unsigned blo[2] = {pack_bf16_residual(br[0], br[1]), pack_bf16_residual(br[2], br[3])};
+          mma_bf16_16x8x16(c, a, blo);
+        }
+        if constexpr (SPLIT_A) {
+          unsigned alo[4] = {pack_bf16_residual(ar[0], ar[1]), pack_bf16_residual(ar[2], ar[3]),
+                             pack_bf16_residual(ar[4], ar[5]), pack_bf16_residual(ar[6], ar[7])};
+          mma_bf16_16x8x16(c, alo, b);
+        }
+        if constexpr (SPLIT_A && SPLIT_B) mma_bf16_16x8x16(c, amid, bmid);
+        if constexpr (SPLIT_B) mma_bf16_16x8x16(c, a, bmid);
+        if constexpr (SPLIT_A) mma_bf16_16x8x16(c, amid, b);
+        mma_bf16_16x8x16(c, a, b);
+        continue;
+      }
       mma_bf16_16x8x16(c, a, b);
       if constexpr (SPLIT_B) {
-        unsigned lo[2] = {pack_bf16_residual(bk0, bk1), pack_bf16_residual(bk8, bk9)};
+        unsigned lo[2] = {pack_bf16_residual(bv[0], bv[1]), pack_bf16_residual(bv[2], bv[3])};
         mma_bf16_16x8x16(c, a, lo);
       }
       if constexpr (SPLIT_A) {
-        unsigned alo[4] = {pack_bf16_residual(a0[k * sak], a0[(k + 1) * sak]),
-                           pack_bf16_residual(a1[k * sak], a1[(k + 1) * sak]),
-                           pack_bf16_residual(a0[(k + 8) * sak], a0[(k + 9) * sak]),
-                           pack_bf16_residual(a1[(k + 8) * sak], a1[(k + 9) * sak])};
+        unsigned alo[4] = {pack_bf16_residual(av[0], av[1]), pack_bf16_residual(av[2], av[3]),
+                           pack_bf16_residual(av[4], av[5]), pack_bf16_residual(av[6], av[7])};
         mma_bf16_16x8x16(c, alo, b);
       }
     }

@@ -5,9 +5,53 @@ default); states [N, H, K, V] fp32."""
 from . import _lina
 from .program import library
 
+from .program import compile as _compile
+
+# GLA with both fla gates (fused_recurrent_gla's gk on the rows and gv on the columns of S),
+# written in the DSL: one more program, no new kernel code.
+_GLA_GK_GV = """
+recurrence gla_gk_gv {
+  dims  K, V
+  in    q[K], k[K], v[V]
+  in    gk[K] : gate, gv[V] : gate
+  state S[K, V]
+  out   o[V]
+  param scale = K ** -0.5
+  S = exp(gk) * S * exp(gv) + outer(k, v)
+  o = scale * (q @ S)
+  chunk tune(16, 32, 64, 128)
+}
+"""
+
 # Built at import (milliseconds; kernels compile on first use), so a torch.compile trace of an op
 # call finds them ready and never calls into the extension.
 _OPS = {name: library(name) for name in ("gla", "simple_gla", "retention", "gsa")}
+_OPS["gla_gk_gv"] = _compile(_GLA_GK_GV, name="<lina.ops gla_gk_gv>")
+
+
+def _transposed_state(state):
+    """fla's state_v_first layout [N, H, V, K] <-> lina's [N, H, K, V]."""
+    return None if state is None else state.transpose(-1, -2)
+
+
+def _reversed_in_time(x, cu_seqlens):
+    """x [B, T, ...] with every sequence reversed (each packed sequence on its own), computed on
+    the device without a host sync; differentiable."""
+    if cu_seqlens is None:
+        return x.flip(1)
+    import torch
+    cu = cu_seqlens.to(x.device).long()
+    t = torch.arange(x.shape[1], device=x.device)
+    seq = torch.searchsorted(cu[1:], t, right=True)
+    return x.index_select(1, cu[seq] + cu[seq + 1] - 1 - t)
+
+
+def _run_reversed(call, tensors, cu_seqlens):
+    """fla's reverse=True: the recurrence runs from the last token to the first of each sequence
+    (the initial state enters at the end; the final state is the one after the first token)."""
+    flipped = [None if x is None else _reversed_in_time(x, cu_seqlens) for x in tensors]
+    o, final = call(*flipped)
+    return _reversed_in_time(o, cu_seqlens), final
 
 
 def _params(scale):
@@ -20,40 +64,65 @@ def _unsupported(what, fix):
 
 def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
               state_v_first=False, **kwargs):
-    """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t)."""
+    """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t).
+    state_v_first=True: initial and final states are [N, H, V, K] (fla's GLA layer layout)."""
     if state_v_first:
-        _unsupported("state_v_first=True", "pass states as [N, H, K, V]")
-    return _OPS["gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                      cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
+        initial_state = _transposed_state(initial_state)
+    o, final = _OPS["gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
+                           cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
+    return o, _transposed_state(final) if state_v_first else final
 
 
 def fused_recurrent_gla(q, k, v, gk=None, gv=None, scale=None, initial_state=None, output_final_state=False,
                         reverse=False, state_v_first=False, cu_seqlens=None):
-    if gv is not None or gk is None:
-        _unsupported("fused_recurrent_gla without gk or with gv", "pass gk only (a value-side gate is a DSL program: "
-                     "tests/programs/gla_gv.lina with lina.compile)")
-    if reverse:
-        _unsupported("reverse=True", "flip the sequence before the call")
-    return chunk_gla(q, k, v, gk, scale, initial_state, output_final_state, cu_seqlens, state_v_first,
-                     strategy="recurrent")
+    """fla's fused_recurrent_gla: gk decays the rows (key side), gv the columns (value side); either
+    may be absent. reverse=True runs each sequence from its last token to its first."""
+    if state_v_first:
+        initial_state = _transposed_state(initial_state)
+
+    def call(q, k, v, gk, gv):
+        if gv is None and gk is not None:
+            return _OPS["gla"](q=q, k=k, v=v, g=gk, initial_state=initial_state, output_final_state=output_final_state,
+                               cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy="recurrent")
+        if gk is None:  # no key-side decay: log gate 0
+            gk = q.new_zeros(q.shape)
+        if gv is None:
+            gv = v.new_zeros(v.shape)
+        return _OPS["gla_gk_gv"](q=q, k=k, v=v, gk=gk, gv=gv, initial_state=initial_state,
+                                 output_final_state=output_final_state, cu_seqlens=cu_seqlens,
+                                 scalar_params=_params(scale), strategy="recurrent")
+
+    tensors = (q, k, v, gk, gv)
+    o, final = _run_reversed(call, tensors, cu_seqlens) if reverse else call(*tensors)
+    return o, _transposed_state(final) if state_v_first else final
+
+
+def _simple_gla_gate(q, g, g_gamma):
+    """fla's simple GLA gate: g [B, T, H] and/or a constant per-head log decay g_gamma [H]
+    (both given: both decays apply, consistently in forward and backward)."""
+    if g is None and g_gamma is None:
+        _unsupported("chunk_simple_gla without g or g_gamma", "pass g [B, T, H] or g_gamma [H]")
+    if g_gamma is None:
+        return g
+    decay = g_gamma.to(q.dtype if g is None else g.dtype).reshape(1, 1, -1).expand(q.shape[0], q.shape[1], -1)
+    return decay if g is None else g + decay
 
 
 def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None, output_final_state=False,
                      cu_seqlens=None, **kwargs):
-    """o, final_state = chunk_simple_gla(q, k, v, g) with a scalar log decay g: [B, T, H] per head."""
-    if g is None or g_gamma is not None:
-        _unsupported("g_gamma", "pass g [B, T, H] (a constant per-head decay is chunk_retention's form)")
-    return _OPS["simple_gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                             cu_seqlens=cu_seqlens, scalar_params=_params(scale),
-                             strategy=kwargs.get("strategy", "auto"))
+    """o, final_state = chunk_simple_gla(q, k, v, g) with a scalar log decay per head and step:
+    g [B, T, H], or a constant g_gamma [H]."""
+    return _OPS["simple_gla"](q=q, k=k, v=v, g=_simple_gla_gate(q, g, g_gamma), initial_state=initial_state,
+                              output_final_state=output_final_state, cu_seqlens=cu_seqlens,
+                              scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
 
 
 def fused_recurrent_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None,
                                output_final_state=False, reverse=False, cu_seqlens=None):
-    if reverse:
-        _unsupported("reverse=True", "flip the sequence before the call")
-    return chunk_simple_gla(q, k, v, g, g_gamma, scale, initial_state, output_final_state, cu_seqlens,
-                            strategy="recurrent")
+    call = lambda q, k, v, g: chunk_simple_gla(q, k, v, g, None, scale, initial_state, output_final_state,
+                                               cu_seqlens, strategy="recurrent")
+    tensors = (q, k, v, _simple_gla_gate(q, g, g_gamma))
+    return _run_reversed(call, tensors, cu_seqlens) if reverse else call(*tensors)
 
 
 def chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None, **kwargs):
@@ -65,9 +134,9 @@ def chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=
 
 def fused_recurrent_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, reverse=False,
                               cu_seqlens=None):
-    if reverse:
-        _unsupported("reverse=True", "flip the sequence before the call")
-    return chunk_retention(q, k, v, scale, initial_state, output_final_state, cu_seqlens, strategy="recurrent")
+    call = lambda q, k, v: chunk_retention(q, k, v, scale, initial_state, output_final_state, cu_seqlens,
+                                           strategy="recurrent")
+    return _run_reversed(call, (q, k, v), cu_seqlens) if reverse else call(q, k, v)
 
 
 def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
@@ -81,9 +150,9 @@ def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_s
 
 def fused_recurrent_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False,
                         reverse=False, cu_seqlens=None):
-    if reverse:
-        _unsupported("reverse=True", "flip the sequence before the call")
-    return chunk_gsa(q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens, strategy="recurrent")
+    call = lambda q, k, v, s, g: chunk_gsa(q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens,
+                                           strategy="recurrent")
+    return _run_reversed(call, (q, k, v, s, g), cu_seqlens) if reverse else call(q, k, v, s, g)
 
 
 __all__ = ["chunk_gla", "fused_recurrent_gla", "chunk_simple_gla", "fused_recurrent_simple_gla", "chunk_retention",

@@ -238,3 +238,30 @@ def test_dlpack_forward_and_backward_match_the_torch_path():
         op.forward_dlpack({**x, "q": x["q"].transpose(1, 2)})
     with pytest.raises(lina.LinaError, match=r"input 'k': expected bf16 like 'q'; got fp32"):
         op.forward_dlpack({**x, "k": x["k"].float()})
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_both_gla_gates_reversed_with_state_v_first_match_a_naive_recurrence(dtype):
+    B, T, H, D = 2, 80, 2, 64
+    x = make("gla", B, T, H, D, dtype, seed=7)
+    x["gv"] = torch.nn.functional.logsigmoid(torch.randn(B, T, H, D, device=DEV)).to(dtype)
+    for t in x.values():
+        t.requires_grad_()
+    h0 = torch.randn(B, H, D, D, device=DEV)  # [N, H, V, K] with state_v_first
+    o, ht = ops.fused_recurrent_gla(x["q"], x["k"], x["v"], gk=x["g"], gv=x["gv"], initial_state=h0,
+                                    output_final_state=True, reverse=True, state_v_first=True)
+    do, dht = torch.randn_like(o), torch.randn_like(ht)
+    ((o.float() * do.float()).sum() + (ht * dht).sum()).backward()
+    ref = {n: t.detach().double().flip(1).requires_grad_() for n, t in x.items()}
+    S = h0.double().transpose(-1, -2).clone()
+    outs = []
+    for t in range(T):
+        S = S * ref["g"][:, t].exp()[..., None] * ref["gv"][:, t].exp()[..., None, :]
+        S = S + ref["k"][:, t, :, :, None] * ref["v"][:, t, :, None, :]
+        outs.append(torch.einsum("bhk,bhkv->bhv", ref["q"][:, t] * D ** -0.5, S))
+    ro = torch.stack(outs, 1).flip(1)
+    ((ro * do.double()).sum() + (S.transpose(-1, -2) * dht.double()).sum()).backward()
+    tol = 5e-3 if dtype == torch.bfloat16 else 1e-4
+    assert ratio(ro, o) <= tol and ratio(S.transpose(-1, -2), ht) <= tol
+    for n in x:
+        assert ratio(ref[n].grad.flip(1), x[n].grad) <= tol, n

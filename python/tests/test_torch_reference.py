@@ -132,3 +132,61 @@ def test_cpu_validation_errors():
         ops.chunk_gla(q, q, q, q, initial_state=torch.zeros(2, 2, 3, 3, dtype=torch.float64))
     with pytest.raises(lina.LinaError, match="scalar_params 'gamma': @gla has no such scalar param"):
         lina.library("gla")(q=q, k=q, v=q, g=q, scalar_params={"gamma": 1.0})
+
+
+def naive_gla(q, k, v, gk=None, gv=None, scale=None, h0=None):
+    """fla-spec §2: S_t = diag(exp(gk_t)) S_{t-1} diag(exp(gv_t)) + k_t v_t^T, o_t = S_t^T (scale q_t)."""
+    B, T, H, K = q.shape
+    scale = K ** -0.5 if scale is None else scale
+    S = torch.zeros(B, H, K, v.shape[-1], dtype=q.dtype) if h0 is None else h0.clone()
+    out = []
+    for t in range(T):
+        if gk is not None:
+            S = S * gk[:, t].exp()[..., None]
+        if gv is not None:
+            S = S * gv[:, t].exp()[..., None, :]
+        S = S + k[:, t, :, :, None] * v[:, t, :, None, :]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
+    return torch.stack(out, 1), S
+
+
+def test_fla_options_state_v_first_reverse_gv_and_g_gamma_match_a_naive_recurrence():
+    q, k, v = leaf(2, 6, 2, 3), leaf(2, 6, 2, 3), leaf(2, 6, 2, 3)
+    gk, gv, h0 = leaf(2, 6, 2, 3, gate=True), leaf(2, 6, 2, 3, gate=True), leaf(2, 2, 3, 3)
+    close = lambda a, b: torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    # state_v_first: states are [N, H, V, K].
+    o, ht = ops.chunk_gla(q, k, v, gk, initial_state=h0.transpose(-1, -2), output_final_state=True,
+                          state_v_first=True)
+    ro, rht = naive_gla(q, k, v, gk, h0=h0)
+    assert close(o, ro) and close(ht, rht.transpose(-1, -2))
+    # Both gates, and gv alone.
+    o, ht = ops.fused_recurrent_gla(q, k, v, gk=gk, gv=gv, initial_state=h0, output_final_state=True)
+    ro, rht = naive_gla(q, k, v, gk, gv, h0=h0)
+    assert close(o, ro) and close(ht, rht)
+    o, _ = ops.fused_recurrent_gla(q, k, v, gv=gv)
+    assert close(o, naive_gla(q, k, v, gv=gv)[0])
+    # reverse=True: each sequence runs from its last token to its first.
+    o, ht = ops.fused_recurrent_gla(q, k, v, gk=gk, initial_state=h0, output_final_state=True, reverse=True)
+    ro, rht = naive_gla(*(x.flip(1) for x in (q, k, v, gk)), h0=h0)
+    assert close(o, ro.flip(1)) and close(ht, rht)
+    # reverse with packed sequences (one empty): each reversed on its own.
+    cu = torch.tensor([0, 4, 4, 12])
+    flat = [x.reshape(1, 12, 2, 3) for x in (q, k, v, gk)]
+    o, _ = ops.fused_recurrent_gla(*flat[:3], gk=flat[3], reverse=True, cu_seqlens=cu)
+    for a, b in ((0, 4), (4, 12)):
+        part = [x[:, a:b].flip(1) for x in flat]
+        assert close(o[:, a:b], naive_gla(*part)[0].flip(1))
+    # g_gamma: a constant per-head log decay, alone or with g.
+    gamma = torch.tensor([-0.1, -0.7], dtype=torch.float64)
+    g = leaf(2, 6, 2, gate=True)
+    o, _ = ops.chunk_simple_gla(q, k, v, g_gamma=gamma)
+    assert close(o, naive_gla(q, k, v, gamma.expand(2, 6, 2)[..., None].expand(2, 6, 2, 3))[0])
+    o, _ = ops.fused_recurrent_simple_gla(q, k, v, g=g, g_gamma=gamma)
+    assert close(o, naive_gla(q, k, v, (g + gamma)[..., None].expand(2, 6, 2, 3))[0])
+
+
+def test_gradcheck_float64_reverse_and_both_gates():
+    q, k, v = leaf(1, 5, 2, 3), leaf(1, 5, 2, 3), leaf(1, 5, 2, 3)
+    gk, gv = leaf(1, 5, 2, 3, gate=True), leaf(1, 5, 2, 3, gate=True)
+    f = lambda q, k, v, gk, gv: ops.fused_recurrent_gla(q, k, v, gk=gk, gv=gv, reverse=True)[0]
+    assert gradcheck(f, (q, k, v, gk, gv))

@@ -12,11 +12,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")
 backend2=gloo
 [ "$gpus" -ge 2 ] && backend2=nccl
-echo "gpus=$gpus two-rank backend=$backend2 steps=$steps" | tee "$out/setup.txt"
+echo "gpus=$gpus two-rank backend=$backend2 steps=$steps" | tee "$out/runs.log"
+export PYTHONFAULTHANDLER=1  # a crashing rank prints its Python stack
 for parallel in ddp fsdp; do
   python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$here/train_toy.py" --parallel $parallel --backend nccl \
-    --steps "$steps" --out "$out/${parallel}_1rank.json" 2>&1 | tee "$out/${parallel}_1rank.log"
+    --steps "$steps" --check --out "$out/${parallel}_1rank.json" 2>&1 | tee -a "$out/runs.log"
   python3 -m torch.distributed.run --standalone --nproc_per_node=2 "$here/train_toy.py" --parallel $parallel --backend $backend2 \
-    --steps "$steps" --check --out "$out/${parallel}_2rank_${backend2}_check.json" 2>&1 |
-    tee "$out/${parallel}_2rank_${backend2}_check.log"
+    --steps "$steps" --check --out "$out/${parallel}_2rank_${backend2}.json" 2>&1 | tee -a "$out/runs.log"
 done

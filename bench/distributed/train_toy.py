@@ -134,7 +134,7 @@ def train(model, batches, steps, lr, tokens_per_rank, device, on_first_step=None
         loss.backward()
         if step == 0 and on_first_step:
             on_first_step(model)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        clip_grad_norm(model, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.detach())
@@ -144,14 +144,32 @@ def train(model, batches, steps, lr, tokens_per_rank, device, on_first_step=None
 
 
 def full_grads(model):
-    """Every parameter's gradient as a full tensor (FSDP's DTensor shards gathered)."""
+    """Every parameter's gradient as a full CPU tensor. FSDP's gradients are DTensors sharded on
+    dim 0; their shards are gathered with plain c10d collectives (DTensor's own full_tensor()
+    goes through functional collectives, which crash on gloo with CUDA tensors in torch 2.11)."""
     out = {}
     for name, p in model.named_parameters():
         g = p.grad
-        if hasattr(g, "full_tensor"):
-            g = g.full_tensor()
-        out[name.replace("module.", "")] = g.detach().float().clone()
+        if hasattr(g, "to_local"):
+            shards = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, g.to_local().detach().float().cpu())
+            g = torch.cat(shards, 0)[: g.shape[0]]
+        out[name.replace("module.", "")] = g.detach().float().cpu().clone()
     return out
+
+
+def clip_grad_norm(model, max_norm):
+    """torch.nn.utils.clip_grad_norm_ for replicated (DDP) or dim-0-sharded (FSDP) gradients, with
+    one c10d all-reduce of the squared norm when sharded (for the same reason as full_grads)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    sharded = any(hasattr(g, "to_local") for g in grads)
+    local = [g.to_local() if hasattr(g, "to_local") else g for g in grads]
+    square = torch.stack([x.float().square().sum() for x in local]).sum()
+    if sharded:
+        dist.all_reduce(square)
+    coef = (max_norm / (square.sqrt() + 1e-6)).clamp(max=1.0)
+    for x in local:
+        x.mul_(coef.to(x.dtype))
 
 
 def relative(a, b):

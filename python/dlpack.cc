@@ -102,7 +102,9 @@ Borrowed::Borrowed(py::handle obj, const std::string& argument, int64_t stream) 
     throw Error(argument + ": expected an array on a CUDA device (DLPack device type 2); got device type " + type +
                 " (copy it to the GPU first)");
   }
-  if (t.strides) {
+  bool empty = false;
+  for (int i = 0; i < t.ndim; ++i) empty = empty || t.shape[i] == 0;
+  if (t.strides && !empty) {  // an empty array has nothing to lay out (its strides are arbitrary)
     int64_t expected = 1;
     for (int i = t.ndim - 1; i >= 0; --i) {
       if (t.shape[i] != 1 && t.strides[i] != expected) {
@@ -126,13 +128,38 @@ void Borrowed::release() {
   managed_ = nullptr;
 }
 
+namespace {
+// Makes device `ordinal`'s primary context current for a scope and restores the caller's context
+// after, so that lina never changes which device the caller's framework is on.
+class OnDevice {
+ public:
+  explicit OnDevice(int ordinal) {
+    cuda::driver()->cuCtxGetCurrent(&previous_);
+    cuda::useDevice(ordinal);
+  }
+  ~OnDevice() {
+    if (previous_) cuda::driver()->cuCtxSetCurrent(previous_);
+  }
+  OnDevice(const OnDevice&) = delete;
+  OnDevice& operator=(const OnDevice&) = delete;
+
+ private:
+  CUcontext previous_ = nullptr;
+};
+}  // namespace
+
 struct DeviceArray::Allocation {
   CUdeviceptr pointer = 0;
+  CUevent written = nullptr;  // recorded on the stream that last wrote the array
   int device = 0;
   ~Allocation() {
-    if (!pointer) return;
-    cuda::useDevice(device);
-    cuda::driver()->cuMemFree(pointer);
+    if (!pointer && !written) return;
+    try {  // a destructor must not throw (a driver that is gone, a forked child)
+      OnDevice scope(device);
+      if (written) cuda::driver()->cuEventDestroy(written);
+      if (pointer) cuda::driver()->cuMemFree(pointer);
+    } catch (...) {
+    }
   }
 };
 
@@ -143,11 +170,28 @@ DeviceArray::DeviceArray(std::vector<int64_t> shape, const std::string& dtype, i
     if (d < 0) throw Error("shape: expected sizes >= 0; got " + shapeText(shape_));
     bytes *= static_cast<size_t>(d);
   }
-  cuda::useDevice(device);
+  std::string why;
+  if (!cuda::available(&why)) throw Error("lina.DeviceArray: no GPU: " + why);
+  OnDevice scope(device);
   allocation_->device = device;
   if (bytes)
     cuda::check(cuda::driver()->cuMemAlloc(&allocation_->pointer, bytes), "cuMemAlloc",
                 std::to_string(bytes) + " bytes for an array " + shapeText(shape_));
+}
+
+void DeviceArray::writtenOn(uintptr_t stream) {
+  OnDevice scope(device_);
+  const cuda::Driver* d = cuda::driver();
+  if (!allocation_->written)
+    cuda::check(d->cuEventCreate(&allocation_->written, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+  cuda::check(d->cuEventRecord(allocation_->written, reinterpret_cast<CUstream>(stream)), "cuEventRecord");
+}
+
+void DeviceArray::orderBefore(uintptr_t consumerStream) const {
+  if (!allocation_->written) return;
+  OnDevice scope(device_);
+  cuda::check(cuda::driver()->cuStreamWaitEvent(reinterpret_cast<CUstream>(consumerStream), allocation_->written, 0),
+              "cuStreamWaitEvent", "ordering the consumer's stream after lina's writes");
 }
 
 uintptr_t DeviceArray::pointer() const { return static_cast<uintptr_t>(allocation_->pointer); }
@@ -204,12 +248,37 @@ void bind(py::module_& m) {
       .def_property_readonly("device", &DeviceArray::device)
       .def_property_readonly("dtype", &DeviceArray::dtype)
       .def_property_readonly("shape", &DeviceArray::shape)
-      .def("__dlpack__",
-           [](const DeviceArray& a, py::object stream, py::kwargs) {
-             (void)stream;  // lina's work on this array was queued on the stream the caller chose
-             return a.dlpack();
-           },
-           py::arg("stream") = py::none())
+      .def(
+          "written_on", [](DeviceArray& a, uintptr_t stream) { a.writtenOn(stream); }, py::arg("stream"),
+          "Records that work queued on `stream` (a CUDA stream handle) writes this array; a consumer's "
+          "__dlpack__(stream=...) then waits for it.")
+      .def(
+          "__dlpack__",
+          [](const DeviceArray& a, py::object stream, py::object maxVersion, py::object dlDevice, py::object copy) {
+            (void)maxVersion;  // the legacy (unversioned) capsule, which every consumer accepts
+            if (!copy.is_none() && copy.cast<bool>())
+              throw py::buffer_error(
+                  "lina.DeviceArray.__dlpack__: copy=True is not supported; it exports its own memory (copy after "
+                  "import)");
+            if (!dlDevice.is_none()) {
+              auto want = dlDevice.cast<std::pair<int, int>>();
+              if (want.first != kDLCUDA || want.second != a.device())
+                throw py::buffer_error("lina.DeviceArray.__dlpack__: dl_device (" + std::to_string(want.first) +
+                                       ", " + std::to_string(want.second) + ") requested; the array is on (2, " +
+                                       std::to_string(a.device()) + ")");
+            }
+            // The protocol's consumer stream: None means the legacy default stream (1), 2 the
+            // per-thread default stream, -1 no ordering; 0 is not allowed for CUDA.
+            int64_t s = stream.is_none() ? 1 : stream.cast<int64_t>();
+            if (s == 0)
+              throw py::value_error(
+                  "lina.DeviceArray.__dlpack__: stream=0 is ambiguous for CUDA; pass 1 (legacy default), 2 "
+                  "(per-thread default) or a stream handle");
+            if (s != -1) a.orderBefore(static_cast<uintptr_t>(s));  // 1 and 2 are the driver's own handles
+            return a.dlpack();
+          },
+          py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+          py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
       .def("__dlpack_device__", [](const DeviceArray& a) { return py::make_tuple(kDLCUDA, a.device()); });
 }
 

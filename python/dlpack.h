@@ -48,9 +48,12 @@ class DeviceArray {
   int device() const { return device_; }
   const std::string& dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
-  // The capsule of the DLPack protocol; `stream` is the consumer's stream (work lina queued on
-  // its own stream is ordered by the caller, who passed that stream to lina).
+  // The capsule of the DLPack protocol (ordering with the consumer's stream is orderBefore's).
   pybind11::capsule dlpack() const;
+  // Records an event on `stream` after the work that writes this array.
+  void writtenOn(uintptr_t stream);
+  // Makes `consumerStream` wait for that event (nothing when the array was never written by lina).
+  void orderBefore(uintptr_t consumerStream) const;
 
   struct Allocation;
 

@@ -41,6 +41,9 @@ struct Driver {
   X(cuEventCreate, "cuEventCreate")                               \
   X(cuEventDestroy, "cuEventDestroy_v2")                          \
   X(cuEventRecord, "cuEventRecord")                               \
+  X(cuStreamWaitEvent, "cuStreamWaitEvent")                       \
+  X(cuCtxPushCurrent, "cuCtxPushCurrent_v2")                      \
+  X(cuCtxPopCurrent, "cuCtxPopCurrent_v2")                        \
   X(cuEventSynchronize, "cuEventSynchronize")                     \
   X(cuEventElapsedTime, "cuEventElapsedTime_v2")
 #define LINA_CU_MEMBER(fn, sym) decltype(&::fn) fn = nullptr;

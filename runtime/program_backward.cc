@@ -393,11 +393,19 @@ void Program::backward(const BackwardArgs& args, int device) const {
     fail("workspace: expected at least " + std::to_string(bytes) + " bytes (backwardWorkspaceBytes); got " +
          std::to_string(args.workspaceBytes));
   const int64_t N = fw.cuSeqlens ? fw.numSequences : fw.batch;
-  if (N == 0) return;
-
   cuda::useDevice(device);
   const cuda::Driver* d = cuda::driver();
   CUstream stream = fw.stream;
+  if (N == 0) {
+    // No sequence, no token: the param gradients (the only non-empty outputs) are zero.
+    for (const auto& [name, out] : args.paramGrads) {
+      const rir::Decl* p = f.param(name);
+      size_t width = p->shape.empty() ? 1 : static_cast<size_t>(fw.heads * fw.dims.at(p->shape[0]));
+      cuda::check(d->cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(out), 0, width * sizeof(float), stream),
+                  "cuMemsetD8Async", "paramGrads '" + name + "'");
+    }
+    return;
+  }
   CUdeviceptr owned = 0;
   if (!args.workspace && bytes > 0) {
     cuda::check(d->cuMemAllocAsync(&owned, bytes, stream), "cuMemAllocAsync",

@@ -17,6 +17,7 @@ concatenation exactly, and any gradient difference is rounding.
 without NCCL: what a one-GPU machine can run).
 """
 import argparse
+import datetime
 import json
 import os
 import socket
@@ -190,7 +191,8 @@ def main():
     ap.add_argument("--out", help="write the figures as JSON here (rank 0)")
     args = ap.parse_args()
 
-    dist.init_process_group(args.backend)
+    # Long timeout: with --check the other ranks wait while rank 0 trains the single-GPU reference.
+    dist.init_process_group(args.backend, timeout=datetime.timedelta(minutes=60))
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", rank))
     gpus = torch.cuda.device_count()

@@ -14,6 +14,19 @@ def _borrow(kind, given, stream):
     return {n: _lina.Borrowed(x, f"{kind} '{n}'", stream) for n, x in given.items()}
 
 
+def _same_device(device, what, b):
+    if b.device != device:
+        fail(f"{what}: expected CUDA device {device} like the inputs; got device {b.device}")
+
+
+def _fp32_on(device, kind, group):
+    """Every array of `group` fp32 on `device` (states, their gradients, vector params)."""
+    for n, b in group.items():
+        if b.dtype != "fp32":
+            fail(f"{kind} '{n}': expected fp32; got {b.dtype}")
+        _same_device(device, f"{kind} '{n}'", b)
+
+
 def _setup(op, inputs, initial_states, vector_params, scalar_params, cu_seqlens, stream):
     signature.check_input_names(op, inputs)
     signature.check_scalar_params(op, scalar_params)
@@ -34,6 +47,7 @@ def _setup(op, inputs, initial_states, vector_params, scalar_params, cu_seqlens,
         if cu.dtype not in ("int32", "int64"):
             fail(f"cu_seqlens: expected int32 or int64; got {cu.dtype}")
         N = signature.check_cu_seqlens_shape(tuple(cu.shape), B)
+        _same_device(first.device, "cu_seqlens", cu)
     states = _borrow("initial_state", signature.state_names_in_order(op, initial_states), stream)
     for n, b in states.items():
         signature.check_state_shape(op, n, tuple(b.shape), N, H, dims)
@@ -41,9 +55,7 @@ def _setup(op, inputs, initial_states, vector_params, scalar_params, cu_seqlens,
     for n, b in vparams.items():
         signature.check_vector_shape(op, n, tuple(b.shape), H, dims)
     for kind, group in (("initial_state", states), ("vector_params", vparams)):
-        for n, b in group.items():
-            if b.dtype != "fp32":
-                fail(f"{kind} '{n}': expected fp32; got {b.dtype}")
+        _fp32_on(first.device, kind, group)
     call = dict(dtype=first.dtype, batch=B, time=T, heads=H, dims=dims,
                 inputs={n: b.pointer for n, b in ins.items()},
                 initial_states={n: b.pointer for n, b in states.items()},
@@ -67,6 +79,8 @@ def forward(op, inputs, initial_states=None, vector_params=None, scalar_params=N
         finals = {n: _lina.DeviceArray([N, H, dims[r], dims[c]], "fp32", device) for n, (r, c) in op.state_shapes.items()}
     op.program.forward(**call, outputs={n: a.pointer for n, a in outputs.items()},
                        final_states={n: a.pointer for n, a in finals.items()}, strategy=strategy, chunk=chunk)
+    for a in (*outputs.values(), *finals.values()):
+        a.written_on(stream)  # a consumer's __dlpack__(stream=...) waits for this work
     del held
     return outputs, finals
 
@@ -84,11 +98,14 @@ def backward(op, inputs, output_grads, final_state_grads=None, initial_states=No
         want = (B, T, H) + tuple(dims[d] for d in op.output_shapes[n])
         if tuple(b.shape) != want or b.dtype != call["dtype"]:
             fail(f"output_grads '{n}': expected {call['dtype']} {list(want)}; got {b.dtype} {list(b.shape)}")
-    dht = _borrow("final_state_grads", signature.state_names_in_order(op, final_state_grads), stream)
-    finals = _borrow("final_states", signature.state_names_in_order(op, final_states), stream)
-    for group in (dht, finals):
+        _same_device(device, f"output_grads '{n}'", b)
+    dht = _borrow("final_state_grads", signature.state_names_in_order(op, final_state_grads, "final_state_grads"),
+                  stream)
+    finals = _borrow("final_states", signature.state_names_in_order(op, final_states, "final_states"), stream)
+    for kind, group in (("final_state_grads", dht), ("final_states", finals)):
         for n, b in group.items():
-            signature.check_state_shape(op, n, tuple(b.shape), N, H, dims)
+            signature.check_state_shape(op, n, tuple(b.shape), N, H, dims, kind)
+        _fp32_on(device, kind, group)
     input_grads = {n: _lina.DeviceArray([B, T, H] + [dims[d] for d in shape], call["dtype"], device)
                    for n, shape in op.input_shapes.items()}
     state_grads = {n: _lina.DeviceArray([N, H, dims[r], dims[c]], "fp32", device)
@@ -100,5 +117,8 @@ def backward(op, inputs, output_grads, final_state_grads=None, initial_states=No
                         input_grads={n: a.pointer for n, a in input_grads.items()},
                         initial_state_grads={n: a.pointer for n, a in state_grads.items()},
                         param_grads={n: a.pointer for n, a in param_grads.items()}, strategy=strategy, chunk=chunk)
+    for group in (input_grads, state_grads, param_grads):
+        for a in group.values():
+            a.written_on(stream)
     del held, dout, dht, finals
     return input_grads, state_grads, param_grads

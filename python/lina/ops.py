@@ -62,14 +62,29 @@ def _unsupported(what, fix):
     raise _lina.LinaError(f"{what} is not supported by lina yet; {fix}")
 
 
-def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
-              state_v_first=False, **kwargs):
+def _options(op_name, kwargs):
+    """The keyword arguments fla's chunk ops take beyond their named ones: `chunk_size` (lina's
+    chunk), `cu_seqlens_cpu` (not needed: lina builds its chunk tables on the device) and lina's
+    `strategy`. Anything else, fla's removed `head_first` included, is an error rather than
+    silently ignored."""
+    for key in kwargs:
+        if key == "head_first":
+            raise _lina.LinaError(f"{op_name}: head_first: the [B, H, T, d] layout is gone from fla and not taken by "
+                                  "lina; pass [B, T, H, d] tensors (e.g. x.transpose(1, 2))")
+        if key not in ("strategy", "chunk_size", "cu_seqlens_cpu"):
+            raise _lina.LinaError(f"{op_name}: unexpected keyword argument '{key}'; expected strategy, chunk_size "
+                                  "or cu_seqlens_cpu")
+    return dict(strategy=kwargs.get("strategy", "auto"), chunk=int(kwargs.get("chunk_size") or 0))
+
+
+def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, state_v_first=False,
+              cu_seqlens=None, **kwargs):
     """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t).
     state_v_first=True: initial and final states are [N, H, V, K] (fla's GLA layer layout)."""
     if state_v_first:
         initial_state = _transposed_state(initial_state)
     o, final = _OPS["gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                           cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
+                           cu_seqlens=cu_seqlens, scalar_params=_params(scale), **_options("chunk_gla", kwargs))
     return o, _transposed_state(final) if state_v_first else final
 
 
@@ -114,7 +129,7 @@ def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=No
     g [B, T, H], or a constant g_gamma [H]."""
     return _OPS["simple_gla"](q=q, k=k, v=v, g=_simple_gla_gate(q, g, g_gamma), initial_state=initial_state,
                               output_final_state=output_final_state, cu_seqlens=cu_seqlens,
-                              scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
+                              scalar_params=_params(scale), **_options("chunk_simple_gla", kwargs))
 
 
 def fused_recurrent_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None,
@@ -129,7 +144,7 @@ def chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=
     """o, final_state = chunk_retention(q, k, v): decay gamma_h = 1 - 2^(-5 - h) per head."""
     return _OPS["retention"](q=q, k=k, v=v, initial_state=initial_state, output_final_state=output_final_state,
                             cu_seqlens=cu_seqlens, scalar_params=_params(scale),
-                            strategy=kwargs.get("strategy", "auto"))
+                            **_options("chunk_retention", kwargs))
 
 
 def fused_recurrent_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, reverse=False,
@@ -145,7 +160,7 @@ def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_s
     if g is None:
         _unsupported("g=None", "pass the slot forget gate g [B, T, H, M]")
     return _OPS["gsa"](q=q, k=k, v=v, s=s, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                      cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy=kwargs.get("strategy", "auto"))
+                      cu_seqlens=cu_seqlens, scalar_params=_params(scale), **_options("chunk_gsa", kwargs))
 
 
 def fused_recurrent_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False,

@@ -55,30 +55,31 @@ def check_cu_seqlens_values(values, T):
         fail(f"cu_seqlens: expected the last entry to equal T = {T}; got {values[-1]}")
 
 
-def state_names_in_order(op, initial_state):
-    """initial_state (None, one array, a tuple in the program's state order, or a dict) as a dict."""
+def state_names_in_order(op, initial_state, argument="initial_state"):
+    """A per-state argument (None, one array, a tuple in the program's state order, or a dict) as
+    a dict; `argument` names it in errors."""
     states = list(op.state_shapes)
     if initial_state is None:
         return {}
     if isinstance(initial_state, dict):
         for name in initial_state:
             if name not in op.state_shapes:
-                fail(f"initial_state '{name}': @{op.name} has no such state; it has {', '.join(states)}")
+                fail(f"{argument} '{name}': @{op.name} has no such state; it has {', '.join(states)}")
         return dict(initial_state)
     if isinstance(initial_state, (tuple, list)):
         if len(initial_state) != len(states):
-            fail(f"initial_state: expected {len(states)} arrays ({', '.join(states)}); got {len(initial_state)}")
+            fail(f"{argument}: expected {len(states)} arrays ({', '.join(states)}); got {len(initial_state)}")
         return dict(zip(states, initial_state))
     if len(states) != 1:
-        fail(f"initial_state: @{op.name} has {len(states)} states; pass a tuple in the order {', '.join(states)}")
+        fail(f"{argument}: @{op.name} has {len(states)} states; pass a tuple in the order {', '.join(states)}")
     return {states[0]: initial_state}
 
 
-def check_state_shape(op, name, shape, N, H, dims):
+def check_state_shape(op, name, shape, N, H, dims, argument="initial_state"):
     rows, cols = op.state_shapes[name]
     want = (N, H, dims[rows], dims[cols])
     if tuple(shape) != want:
-        fail(f"initial_state '{name}': expected shape {list(want)} ([N, H, {rows}, {cols}], N = number of "
+        fail(f"{argument} '{name}': expected shape {list(want)} ([N, H, {rows}, {cols}], N = number of "
              f"sequences); got {tuple(shape)}")
 
 

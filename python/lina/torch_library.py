@@ -216,13 +216,14 @@ def _backward(ctx, grads):
     out_names = list(op.output_shapes)
     out_grads = [(n, g) for n, g in zip(out_names, grads[:n_out]) if g is not None]
     final_grads = [(n, g) for n, g in zip(op.state_shapes, grads[n_out:]) if g is not None]
-    # needs_input_grad follows the op's arguments; a list argument counts as needing a gradient
-    # when any of its tensors does, so ask for every tensor of such a list that requires one.
+    # needs_input_grad follows the op's arguments; for a list argument it is a list with one flag
+    # per tensor, so only the gradients somebody needs are computed.
     needs = []
-    for kind, names, ts, arg in (("input", cfg["inputs"], ins, 2), ("state", cfg["states"], initial, 3),
-                                 ("vparam", cfg["vparams"], vparams, 4)):
-        if ctx.needs_input_grad[arg]:
-            needs += [f"{kind}:{n}" for n in names]
+    for kind, names, arg in (("input", cfg["inputs"], 2), ("state", cfg["states"], 3), ("vparam", cfg["vparams"], 4)):
+        flags = ctx.needs_input_grad[arg]
+        if isinstance(flags, bool):
+            flags = [flags] * len(names)
+        needs += [f"{kind}:{n}" for n, need in zip(names, flags) if need]
     config = (ctx.config + f";needs={','.join(needs)};out_grads={','.join(n for n, _ in out_grads)}"
               f";final_grads={','.join(n for n, _ in final_grads)}")
     result = backward(ctx.program, config, ins, initial, vparams, cu_seqlens, finals,

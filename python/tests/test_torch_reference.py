@@ -70,6 +70,14 @@ def test_gradcheck_float64_user_program_with_a_vector_param():
     assert gradcheck(f, (r, k, v, w, u))
 
 
+def test_only_the_gradients_somebody_needs_are_computed():
+    q, k, v, g = leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D), leaf(B, T, H, D, gate=True)
+    frozen = k.detach()
+    o, _ = ops.chunk_gla(q, frozen, v.detach(), g.detach())
+    o.sum().backward()
+    assert q.grad is not None and k.grad is None and v.grad is None and g.grad is None
+
+
 def test_gradcheck_catches_a_wrong_gradient():
     # The check above can fail: scale one input's gradient and gradcheck must reject it.
     class Wrong(torch.autograd.Function):
@@ -130,6 +138,10 @@ def test_cpu_validation_errors():
         rwkv6(r=q, k=q, v=q, w=q)
     with pytest.raises(lina.LinaError, match=r"initial_state 'S': expected shape \[1, 2, 3, 3\]"):
         ops.chunk_gla(q, q, q, q, initial_state=torch.zeros(2, 2, 3, 3, dtype=torch.float64))
+    with pytest.raises(lina.LinaError, match=r"chunk_gla: head_first: the \[B, H, T, d\] layout is gone"):
+        ops.chunk_gla(q, q, q, q, head_first=True)
+    with pytest.raises(lina.LinaError, match="chunk_gla: unexpected keyword argument 'foo'"):
+        ops.chunk_gla(q, q, q, q, foo=1)
     with pytest.raises(lina.LinaError, match="scalar_params 'gamma': @gla has no such scalar param"):
         lina.library("gla")(q=q, k=q, v=q, g=q, scalar_params={"gamma": 1.0})
 

@@ -36,24 +36,13 @@ int checkGradients(const std::string& name, const BackwardCheckOptions& b, bool 
   std::vector<CheckReport> reports = checkBackwardConfigs(program, b, configs);
   int failures = 0;
   for (const CheckReport& r : reports) {
-    double worst = 0;
-    std::string worstName;
-    for (const CheckEntry& e : r.entries)
-      if ((e.finite ? e.ratio : 1e30) > worst) {
-        worst = e.finite ? e.ratio : 1e30;
-        worstName = e.name;
-      }
+    const CheckEntry* worst = worstEntry(r);
     char line[512];
     std::snprintf(line, sizeof line, "bwd %s%s%s %-52s worst %-10s %.2e %s", describe(name, o).c_str(),
-                  gateName(o.shape.gates), b.saveFinalStates ? "" : " recompute", r.kernel.c_str(), worstName.c_str(),
-                  worst, r.passed() ? "PASS" : "FAIL");
+                  gateName(o.shape.gates), b.saveFinalStates ? "" : " recompute", r.kernel.c_str(),
+                  worst ? worst->name.c_str() : "", worstRatio(r), r.passed() ? "PASS" : "FAIL");
     log(line);
-    if (!r.passed()) {
-      ++failures;
-      for (const CheckEntry& e : r.entries)
-        ADD_FAILURE() << describe(name, o) << " " << r.kernel << " " << e.name << ": ratio " << e.ratio << " max-abs "
-                      << e.maxAbs << (e.finite ? "" : " non-finite");
-    }
+    failures += reportFailure(describe(name, o), r);
   }
   return failures;
 }

@@ -28,18 +28,11 @@ int checkAll(const std::string& name, CheckOptions o) {
   std::vector<CheckReport> reports = checkForwardConfigs(program, o, configs);
   int failures = 0;
   for (const CheckReport& r : reports) {
-    double worst = 0;
-    for (const CheckEntry& e : r.entries) worst = std::max(worst, e.finite ? e.ratio : 1e30);
     char line[512];
-    std::snprintf(line, sizeof line, "%s %-28s worst-ratio %.2e %s", describe(name, o).c_str(), r.kernel.c_str(), worst,
-                  r.passed() ? "PASS" : "FAIL");
+    std::snprintf(line, sizeof line, "%s %-28s worst-ratio %.2e %s", describe(name, o).c_str(), r.kernel.c_str(),
+                  worstRatio(r), r.passed() ? "PASS" : "FAIL");
     log(line);
-    if (!r.passed()) {
-      ++failures;
-      for (const CheckEntry& e : r.entries)
-        ADD_FAILURE() << describe(name, o) << " " << r.kernel << " " << e.name << ": ratio " << e.ratio << " max-abs "
-                      << e.maxAbs << (e.finite ? "" : " non-finite");
-    }
+    failures += reportFailure(describe(name, o), r);
   }
   return failures;
 }

@@ -1,5 +1,5 @@
 // Helpers shared by the GPU tests: skip without a GPU, log a summary line per check (to
-// stdout and $LINA_GPU_LOG), and describe a problem in one line.
+// stdout and $LINA_GPU_LOG), describe a problem in one line, and report a check's failures.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -34,6 +34,29 @@ inline std::string describe(const std::string& program, const CheckOptions& o) {
                 static_cast<long long>(o.shape.heads), static_cast<long long>(o.shape.dims.at("K")),
                 static_cast<long long>(o.shape.dims.at("V")), o.shape.cuSeqlens.empty() ? "" : " varlen");
   return buf;
+}
+
+// The entry with the largest error ratio (a non-finite one counts as the largest).
+inline const CheckEntry* worstEntry(const CheckReport& r) {
+  const CheckEntry* worst = nullptr;
+  auto ratio = [](const CheckEntry& e) { return e.finite ? e.ratio : 1e30; };
+  for (const CheckEntry& e : r.entries)
+    if (!worst || ratio(e) > ratio(*worst)) worst = &e;
+  return worst;
+}
+
+inline double worstRatio(const CheckReport& r) {
+  const CheckEntry* e = worstEntry(r);
+  return !e ? 0 : e->finite ? e->ratio : 1e30;
+}
+
+// A gtest failure per entry of a failed report, prefixed by `context`; returns 1 if it failed.
+inline int reportFailure(const std::string& context, const CheckReport& r) {
+  if (r.passed()) return 0;
+  for (const CheckEntry& e : r.entries)
+    ADD_FAILURE() << context << " " << r.kernel << " " << e.name << ": ratio " << e.ratio << " max-abs " << e.maxAbs
+                  << (e.finite ? "" : " non-finite");
+  return 1;
 }
 
 // A problem of B x T x H with K = V = D (M = 64 slots), random initial states.

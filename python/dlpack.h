@@ -64,7 +64,7 @@ class DeviceArray {
   int device_ = 0;
 };
 
-// Binds Borrowed-free helpers and DeviceArray into the module.
+// Binds Borrowed and DeviceArray into the module.
 void bind(pybind11::module_& m);
 
 }  // namespace lina::dlpack

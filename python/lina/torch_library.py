@@ -12,8 +12,6 @@ from typing import Optional
 
 import torch
 
-from . import _lina
-
 _PROGRAMS = {}  # registry key -> Op (lina.program.Op); filled when an Op is created, outside any trace
 
 
@@ -32,23 +30,20 @@ def make_config(inputs, states, vector_params, scalar_params, final, strategy, c
 
 def parse_config(config):
     fields = dict(item.split("=", 1) for item in config.split(";"))
-    names = lambda key: [n for n in fields[key].split(",") if n]
-    scalars = {}
-    for item in names("scalars"):
-        k, v = item.split(":", 1)
-        scalars[k] = float(v)
+    names = lambda key: [n for n in fields.get(key, "").split(",") if n]  # the backward's fields are optional
+    scalars = {k: float(v) for k, v in (item.split(":", 1) for item in names("scalars"))}
     return dict(inputs=names("inputs"), states=names("states"), vparams=names("vparams"), scalars=scalars,
                 final=fields["final"] == "1", strategy=fields["strategy"], chunk=int(fields["chunk"]),
-                needs=names("needs") if "needs" in fields else [], out_grads=names("out_grads") if "out_grads" in
-                fields else [], final_grads=names("final_grads") if "final_grads" in fields else [])
+                needs=names("needs"), out_grads=names("out_grads"), final_grads=names("final_grads"))
 
 
 _DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
-def _state_dtype(x):
-    """States are fp32; the CPU reference path in float64 keeps float64 so gradcheck sees exact values."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+def state_dtype(dtype):
+    """States and vector params are fp32; the CPU reference path in float64 keeps float64 so
+    gradcheck sees exact values."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _shapes(op, cfg, inputs, cu_seqlens):
@@ -63,11 +58,29 @@ def _shapes(op, cfg, inputs, cu_seqlens):
     return B, T, H, N, dims
 
 
+def _launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens):
+    """The arguments Program.forward and Program.backward share: shapes, the caller's tensors as
+    device pointers, the current stream and device."""
+    B, T, H, N, dims = _shapes(op, cfg, inputs, cu_seqlens)
+    device = inputs[0].device
+    return dict(dtype=_DTYPES[inputs[0].dtype], batch=B, time=T, heads=H, dims=dims,
+                inputs=_ptrs(cfg["inputs"], inputs), initial_states=_ptrs(cfg["states"], initial_states),
+                scalar_params=cfg["scalars"], vector_params=_ptrs(cfg["vparams"], vector_params),
+                cu_seqlens=0 if cu_seqlens is None else cu_seqlens.data_ptr(),
+                cu_seqlens64=cu_seqlens is not None and cu_seqlens.dtype == torch.int64, num_sequences=N,
+                stream=torch.cuda.current_stream(device).cuda_stream, strategy=cfg["strategy"], chunk=cfg["chunk"],
+                device=device.index or 0)
+
+
+def _ptrs(names, tensors):
+    return {n: t.data_ptr() for n, t in zip(names, tensors)}
+
+
 def _output_specs(op, cfg, inputs, cu_seqlens):
     B, T, H, N, dims = _shapes(op, cfg, inputs, cu_seqlens)
     specs = [((B, T, H) + tuple(dims[d] for d in shape), inputs[0].dtype) for shape in op.output_shapes.values()]
     if cfg["final"]:
-        specs += [((N, H, dims[r], dims[c]), _state_dtype(inputs[0])) for r, c in op.state_shapes.values()]
+        specs += [((N, H, dims[r], dims[c]), state_dtype(inputs[0].dtype)) for r, c in op.state_shapes.values()]
     return specs
 
 
@@ -80,21 +93,12 @@ def forward(program: str, config: str, inputs: list[torch.Tensor], initial_state
     cfg = parse_config(config)
     if inputs[0].device.type == "cpu":
         return _reference_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
-    B, T, H, N, dims = _shapes(op, cfg, inputs, cu_seqlens)
     results = [torch.empty(shape, dtype=dtype, device=inputs[0].device)
                for shape, dtype in _output_specs(op, cfg, inputs, cu_seqlens)]
     n_out = len(op.output_shapes)
-    ptrs = lambda names, ts: {n: t.data_ptr() for n, t in zip(names, ts)}
-    device = inputs[0].device
-    op.program.forward(
-        dtype=_DTYPES[inputs[0].dtype], batch=B, time=T, heads=H, dims=dims, inputs=ptrs(cfg["inputs"], inputs),
-        outputs=ptrs(op.output_shapes, results[:n_out]), initial_states=ptrs(cfg["states"], initial_states),
-        final_states=ptrs(op.state_shapes, results[n_out:]), scalar_params=cfg["scalars"],
-        vector_params=ptrs(cfg["vparams"], vector_params),
-        cu_seqlens=0 if cu_seqlens is None else cu_seqlens.data_ptr(),
-        cu_seqlens64=cu_seqlens is not None and cu_seqlens.dtype == torch.int64, num_sequences=N,
-        stream=torch.cuda.current_stream(device).cuda_stream, strategy=cfg["strategy"], chunk=cfg["chunk"],
-        device=device.index or 0)
+    op.program.forward(**_launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens),
+                       outputs=_ptrs(op.output_shapes, results[:n_out]),
+                       final_states=_ptrs(op.state_shapes, results[n_out:]))
     return results
 
 
@@ -123,7 +127,7 @@ def _reference_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlen
         **_reference_problem(op, cfg, inputs, initial_states, vector_params, cu_seqlens))
     results = [torch.from_numpy(outputs[n]).to(inputs[0].dtype) for n in op.output_shapes]
     if cfg["final"]:
-        results += [torch.from_numpy(finals[n]).to(_state_dtype(inputs[0])) for n in op.state_shapes]
+        results += [torch.from_numpy(finals[n]).to(state_dtype(inputs[0].dtype)) for n in op.state_shapes]
     return results
 
 
@@ -141,21 +145,12 @@ def backward(program: str, config: str, inputs: list[torch.Tensor], initial_stat
         return _reference_backward(op, cfg, inputs, initial_states, vector_params, cu_seqlens, output_grads,
                                    final_grads)
     grads = _empty_grads(cfg, inputs, initial_states, vector_params)
-    B, T, H, N, dims = _shapes(op, cfg, inputs, cu_seqlens)
-    ptrs = lambda names, ts: {n: t.data_ptr() for n, t in zip(names, ts)}
     by_kind = lambda kind: {n: g.data_ptr() for (k, n), g in grads.items() if k == kind}
-    device = inputs[0].device
-    op.program.backward(
-        dtype=_DTYPES[inputs[0].dtype], batch=B, time=T, heads=H, dims=dims, inputs=ptrs(cfg["inputs"], inputs),
-        initial_states=ptrs(cfg["states"], initial_states), scalar_params=cfg["scalars"],
-        vector_params=ptrs(cfg["vparams"], vector_params),
-        cu_seqlens=0 if cu_seqlens is None else cu_seqlens.data_ptr(),
-        cu_seqlens64=cu_seqlens is not None and cu_seqlens.dtype == torch.int64, num_sequences=N,
-        stream=torch.cuda.current_stream(device).cuda_stream, output_grads=ptrs(cfg["out_grads"], output_grads),
-        final_state_grads=ptrs(cfg["final_grads"], final_grads),
-        final_states=ptrs(op.state_shapes, final_states), input_grads=by_kind("input"),
-        initial_state_grads=by_kind("state"), param_grads=by_kind("vparam"), strategy=cfg["strategy"],
-        chunk=cfg["chunk"], device=device.index or 0)
+    op.program.backward(**_launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens),
+                        output_grads=_ptrs(cfg["out_grads"], output_grads),
+                        final_state_grads=_ptrs(cfg["final_grads"], final_grads),
+                        final_states=_ptrs(op.state_shapes, final_states), input_grads=by_kind("input"),
+                        initial_state_grads=by_kind("state"), param_grads=by_kind("vparam"))
     return list(grads.values())
 
 
@@ -192,14 +187,11 @@ def _reference_backward(op, cfg, inputs, initial_states, vector_params, cu_seqle
 
 def _setup_context(ctx, inputs, output):
     program, config, ins, initial, vparams, cu_seqlens = inputs
-    op = _PROGRAMS[program]
-    cfg = parse_config(config)
-    n_out = len(op.output_shapes)
+    n_out = len(_PROGRAMS[program].output_shapes)
     ctx.program, ctx.config = program, config
     ctx.counts = (len(ins), len(initial), len(vparams), len(output) - n_out)
     ctx.has_cu = cu_seqlens is not None
     ctx.save_for_backward(*ins, *initial, *vparams, *output[n_out:], *([cu_seqlens] if ctx.has_cu else []))
-    del cfg
 
 
 def _backward(ctx, grads):

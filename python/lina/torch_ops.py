@@ -81,9 +81,8 @@ def run_op(op, inputs, initial_state, output_final_state, cu_seqlens, scalar_par
     # States and vector params are fp32 (float64 on the CPU reference path in float64). One element
     # type per kernel: every per-step input in the first input's dtype (a gate given in fp32 with
     # bf16 q/k/v, as fla's simple GLA takes it, is converted).
-    state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    states = _tensors("initial_state", initial, state_names, device, state_dtype)
-    vparams = _tensors("vector_params", vector_params, vparam_names, device, state_dtype)
+    states = _tensors("initial_state", initial, state_names, device, torch_library.state_dtype(dtype))
+    vparams = _tensors("vector_params", vector_params, vparam_names, device, torch_library.state_dtype(dtype))
     tensors = [inputs[n].to(dtype).contiguous() for n in names]
     config = torch_library.make_config(names, state_names, vparam_names, scalar_params, output_final_state,
                                        strategy, chunk)

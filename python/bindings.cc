@@ -173,7 +173,9 @@ PYBIND11_MODULE(_lina, m) {
               auto [pa, pb] = p.backwardPassArgs(b);
               layout = pass == "backward_a" ? pa.layout : pb.layout;
             }
-            return target.emit(c, dims, dtype, layout).source;
+            std::string source;
+            for (const codegen::EmittedKernel& k : target.emitKernels(c, dims, dtype, layout)) source += k.source;
+            return source;
           },
           py::arg("dims"), py::arg("dtype") = "bf16", py::arg("strategy") = "auto", py::arg("chunk") = 0,
           py::arg("time") = 4096, py::arg("pass_") = "forward",

@@ -19,7 +19,8 @@ std::vector<KernelConfig> backwardConfigs(const Program& program, const std::map
   std::vector<KernelConfig> both;
   for (const KernelConfig& x : a)
     for (const KernelConfig& y : b)
-      if (x.strategy == y.strategy && x.chunk == y.chunk) both.push_back(x);
+      // The passes run fused or recurrent: the split strategy is a forward one (chooseConfig).
+      if (x.strategy == y.strategy && x.chunk == y.chunk && x.strategy != cir::Strategy::Split) both.push_back(x);
   return both;
 }
 

@@ -44,7 +44,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
   if (!ref) throw Error("reference: " + error);
   cuda::DeviceInfo info = cuda::deviceInfo(o.device);
   std::vector<KernelConfig> configs = configList;
-  if (configs.empty()) configs.push_back(program.chooseConfig(args, info.maxSharedPerBlockOptin));
+  if (configs.empty()) configs.push_back(program.chooseConfig(args, info.maxSharedPerBlockOptin, info.multiprocessors));
   size_t width = o.dtype == "fp32" ? 4 : 2;
   std::vector<CheckReport> reports;
   for (const KernelConfig& config : configs) {
@@ -52,7 +52,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
     std::vector<std::unique_ptr<DeviceBuffer>> results;
     std::map<std::string, DeviceBuffer*> outBuffers, stateBuffers;
     ForwardArgs run = args;
-    run.strategy = config.strategy == cir::Strategy::Recurrent ? "recurrent" : "fused";
+    run.strategy = cir::strategyName(config.strategy);
     run.chunk = config.chunk;
     run.tile = config.tile;
     for (auto& [name, t] : ref->outputs) {
@@ -78,7 +78,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
     program.forward(run, o.device);
     cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the forward kernel");
     CheckReport report;
-    report.kernel = program.emit(config, args.dims, args.dtype).name + " tile=" + std::to_string(config.tile);
+    report.kernel = program.kernelNames(config, args.dims, args.dtype) + " tile=" + std::to_string(config.tile);
     report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
     for (auto& [name, t] : ref->outputs) {
       std::vector<char> bytes(outBuffers[name]->bytes);

@@ -38,6 +38,19 @@ Program::LoadedKernel loadKernel(int device, const codegen::EmittedKernel& kerne
   return k;
 }
 
+// Device attributes, read once per device.
+cuda::DeviceInfo cachedDeviceInfo(int device) {
+  static std::mutex mutex;
+  static std::map<int, cuda::DeviceInfo> infos;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = infos.find(device);
+  if (it == infos.end()) it = infos.emplace(device, cuda::deviceInfo(device)).first;
+  return it->second;
+}
+
+// Snapshot buffers start 256-byte aligned in the workspace.
+size_t alignUp(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
 std::string shapeText(const std::vector<int64_t>& s) {
   std::string t = "[";
   for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
@@ -100,10 +113,10 @@ Program Program::fromLibrary(const std::string& name) {
   return fromSource(p->path, p->source);
 }
 
-cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps) const {
+cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps, cir::Phase phase) const {
   SourceManager sources;
   DiagnosticEngine diags(sources);
-  std::optional<cir::Kernel> k = cir::lowerRirToCir(*rir_, strategy, chunk, diags);
+  std::optional<cir::Kernel> k = cir::lowerRirToCir(*rir_, strategy, chunk, diags, phase);
   if (!k) {
     std::ostringstream os;
     diags.print(os);
@@ -117,14 +130,34 @@ cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps) const 
   return *k;
 }
 
-codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
-                                     const std::string& dtype, const cir::TensorLayout& layout) const {
+std::vector<codegen::EmittedKernel> Program::emitKernels(const KernelConfig& config,
+                                                         const std::map<std::string, int64_t>& dims,
+                                                         const std::string& dtype, const cir::TensorLayout& layout) const {
   cir::Specialization spec;
   spec.layout = layout;
   spec.dims = dims;
   spec.dtype = dtype;
   spec.tile = config.tile;
-  return codegen::emitCuda(kernel(config.strategy, config.chunk, config.warps), spec, sourceName_);
+  std::vector<cir::Phase> phases = {cir::Phase::Whole};
+  if (config.strategy == cir::Strategy::Split) phases = {cir::Phase::States, cir::Phase::Outputs};
+  std::vector<codegen::EmittedKernel> out;
+  for (cir::Phase phase : phases)
+    out.push_back(codegen::emitCuda(kernel(config.strategy, config.chunk, config.warps, phase), spec, sourceName_));
+  return out;
+}
+
+codegen::EmittedKernel Program::emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                                     const std::string& dtype, const cir::TensorLayout& layout) const {
+  if (config.strategy == cir::Strategy::Split)
+    throw Error("@" + name_ + ": the split strategy has two kernels; use emitKernels");
+  return emitKernels(config, dims, dtype, layout).front();
+}
+
+std::string Program::kernelNames(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                                 const std::string& dtype) const {
+  std::string names;
+  for (const codegen::EmittedKernel& k : emitKernels(config, dims, dtype)) names += (names.empty() ? "" : " + ") + k.name;
+  return names;
 }
 
 std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
@@ -145,7 +178,19 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
   std::vector<std::pair<cir::Strategy, int>> shapes = {{cir::Strategy::Recurrent, 1}};
   for (int64_t c : rir_->chunkSizes)
     if (c <= 64) shapes.push_back({cir::Strategy::Fused, static_cast<int>(c)});  // the SIMT path caps chunks at 64
+  for (int64_t c : rir_->chunkSizes)
+    if (c <= 64) shapes.push_back({cir::Strategy::Split, static_cast<int>(c)});
   for (auto [strategy, chunk] : shapes) {
+    std::vector<cir::Kernel> kernels;
+    if (strategy == cir::Strategy::Split) {
+      try {
+        kernels = {kernel(strategy, chunk, 16, cir::Phase::States), kernel(strategy, chunk, 16, cir::Phase::Outputs)};
+      } catch (const Error&) {
+        continue;  // the program cannot be split (a running sum): fused and recurrent remain
+      }
+    } else {
+      kernels = {kernel(strategy, chunk)};
+    }
     for (int tile : tiles) {
       if (tile == 0 && !tiled.empty()) continue;
       KernelConfig config{strategy, chunk, tile};
@@ -153,7 +198,10 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
       spec.dims = dims;
       spec.dtype = dtype;
       spec.tile = tile;
-      if (codegen::planSharedMemory(kernel(strategy, chunk), spec).totalBytes <= sharedMemoryBytes) {
+      bool fits = std::all_of(kernels.begin(), kernels.end(), [&](const cir::Kernel& k) {
+        return codegen::planSharedMemory(k, spec).totalBytes <= sharedMemoryBytes;
+      });
+      if (fits) {
         out.push_back(config);
         if (!requireWholeTile) break;  // the largest tile that fits
       }
@@ -192,7 +240,17 @@ bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
   return false;
 }
 
-KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const {
+size_t Program::splitSnapshotBytes(const ForwardArgs& a, int chunk) const {
+  const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
+  const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
+  const int64_t slots = (tokens + chunk - 1) / chunk + N;  // see chunk_of_slot in device/common.cuh
+  size_t bytes = 0;
+  for (const rir::Decl& st : rir_->states)
+    bytes += alignUp(static_cast<size_t>(slots * a.heads * a.dims.at(st.shape[0]) * a.dims.at(st.shape[1])) * sizeof(float));
+  return bytes;
+}
+
+KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors) const {
   // A state updated in place that every tile reads and writes (GSA's Sk) needs one CTA per
   // (sequence, head): otherwise a tile could read a block another tile already overwrote.
   bool wholeTile = updatesInPlaceAcrossTiles(args);
@@ -209,6 +267,8 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
     chosen = pick(cir::Strategy::Recurrent, 0);
   } else if (a.strategy == "fused") {
     chosen = pick(cir::Strategy::Fused, a.chunk);
+  } else if (a.strategy == "split") {
+    chosen = pick(cir::Strategy::Split, a.chunk);
   } else if (a.strategy == "auto") {
     // Short sequences (decode) step through time. Longer ones take the chunk from a table
     // measured on H100 (bench/results/2026-11-25-h100-forward): 16 when a read contracts a
@@ -218,9 +278,23 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
     int preferred = a.chunk ? a.chunk : preferredChunk();
     for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
       if (it->strategy == cir::Strategy::Fused && it->chunk <= preferred) chosen = &*it;
+    // Few long sequences leave most SMs idle when one CTA walks each (sequence, head, tile):
+    // then the split strategy computes the chunks' outputs in parallel, from snapshots of the
+    // walk's states. A forward only: the derived backward passes keep their layouts fused.
+    if (chosen && chosen->strategy == cir::Strategy::Fused && multiprocessors > 0 && a.layout.key() == cir::TensorLayout().key()) {
+      const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
+      const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
+      std::string tiled = cir::tileableDim(*rir_);
+      const int64_t tiles = tiled.empty() || chosen->tile == 0 ? 1 : a.dims.at(tiled) / chosen->tile;
+      const bool fewWalks = N * a.heads * tiles < multiprocessors;
+      const bool longWalks = tokens >= 8LL * chosen->chunk * std::max<int64_t>(N, 1);
+      if (fewWalks && longWalks)
+        for (const KernelConfig& c : candidates)
+          if (c.strategy == cir::Strategy::Split && c.chunk == chosen->chunk && c.tile == chosen->tile) chosen = &c;
+    }
     if (!chosen) chosen = pick(cir::Strategy::Recurrent, 0);
   } else {
-    throw Error("strategy: expected auto, fused or recurrent; got '" + a.strategy + "'");
+    throw Error("strategy: expected auto, fused, split or recurrent; got '" + a.strategy + "'");
   }
   if (!chosen) {
     std::string dimText;
@@ -337,15 +411,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
   p.heads = static_cast<int>(a.heads);
   if (N == 0) return;
 
-  static std::mutex infoMutex;
-  static std::map<int, cuda::DeviceInfo> infos;  // device attributes are read once per device
-  cuda::DeviceInfo info;
-  {
-    std::lock_guard<std::mutex> lock(infoMutex);
-    auto it = infos.find(device);
-    if (it == infos.end()) it = infos.emplace(device, cuda::deviceInfo(device)).first;
-    info = it->second;
-  }
+  cuda::DeviceInfo info = cachedDeviceInfo(device);
   cuda::useDevice(device);
   // Repeat calls with the same request skip config selection (which lowers and plans every
   // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
@@ -354,30 +420,79 @@ void Program::forward(const ForwardArgs& a, int device) const {
                         std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
                         a.layout.key();
   for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
-  codegen::EmittedKernel kernel;
-  LoadedKernel loaded;
+  std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> kernels;
   {
     std::lock_guard<std::mutex> lock(emitted_->mutex);
     auto it = emitted_->launches.find(request);
     if (it == emitted_->launches.end()) {
-      KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin);
+      KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
       if (a.warps) config.warps = a.warps;
-      codegen::EmittedKernel emitted = emit(config, a.dims, a.dtype, a.layout);
-      LoadedKernel l = loadKernel(device, emitted, info.arch);
-      it = emitted_->launches.emplace(request, std::make_pair(std::move(emitted), l)).first;
+      std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> loaded;
+      for (codegen::EmittedKernel& emitted : emitKernels(config, a.dims, a.dtype, a.layout)) {
+        LoadedKernel l = loadKernel(device, emitted, info.arch);
+        loaded.emplace_back(std::move(emitted), l);
+      }
+      it = emitted_->launches.emplace(request, std::move(loaded)).first;
     }
-    kernel = it->second.first;
-    loaded = it->second.second;
+    kernels = it->second;
   }
-  void* kernelArgs[] = {&p};
   const cuda::Driver* d = cuda::driver();
-  cuda::check(d->cuLaunchKernel(loaded.function, static_cast<unsigned>(kernel.tiles), static_cast<unsigned>(a.heads),
-                                static_cast<unsigned>(N), static_cast<unsigned>(kernel.threads), 1, 1,
-                                static_cast<unsigned>(kernel.smem.totalBytes), a.stream, kernelArgs, nullptr),
-              "cuLaunchKernel",
-              "kernel " + kernel.name + ", grid (" + std::to_string(kernel.tiles) + ", " + std::to_string(a.heads) +
-                  ", " + std::to_string(N) + "), block " + std::to_string(kernel.threads) + ", shared memory " +
-                  std::to_string(kernel.smem.totalBytes) + " bytes");
+  auto launch = [&](const codegen::EmittedKernel& kernel, const LoadedKernel& loaded, unsigned x, unsigned y, unsigned z) {
+    void* kernelArgs[] = {&p};
+    cuda::check(d->cuLaunchKernel(loaded.function, x, y, z, static_cast<unsigned>(kernel.threads), 1, 1,
+                                  static_cast<unsigned>(kernel.smem.totalBytes), a.stream, kernelArgs, nullptr),
+                "cuLaunchKernel",
+                "kernel " + kernel.name + ", grid (" + std::to_string(x) + ", " + std::to_string(y) + ", " +
+                    std::to_string(z) + "), block " + std::to_string(kernel.threads) + ", shared memory " +
+                    std::to_string(kernel.smem.totalBytes) + " bytes");
+  };
+  if (kernels.size() == 1) {
+    const auto& [kernel, loaded] = kernels.front();
+    launch(kernel, loaded, static_cast<unsigned>(kernel.tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(N));
+    return;
+  }
+  // The split strategy: the walk stores every chunk's starting state, then one CTA per
+  // (chunk slot, head, tile) computes the outputs.
+  const auto& [walk, walkLoaded] = kernels[0];
+  const auto& [outputs, outputsLoaded] = kernels[1];
+  const size_t bytes = splitSnapshotBytes(a, walk.chunk);
+  if (a.workspace && a.workspaceBytes < bytes)
+    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the split " +
+         "strategy's snapshots; got " + std::to_string(a.workspaceBytes));
+  const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
+  const int64_t slots = (tokens + walk.chunk - 1) / walk.chunk + N;
+  if (slots > 0x7fffffff) fail("the split strategy numbers " + std::to_string(slots) + " chunks; at most 2^31 - 1");
+  CUdeviceptr owned = 0;
+  char* base = static_cast<char*>(a.workspace);
+  if (!base) {
+    cuda::check(d->cuMemAllocAsync(&owned, bytes, a.stream), "cuMemAllocAsync",
+                "the split strategy's snapshots of " + std::to_string(bytes) + " bytes");
+    base = reinterpret_cast<char*>(owned);
+  }
+  size_t offset = 0;
+  for (size_t i = 0; i < rec.states.size(); ++i) {
+    p.snapshots[i] = reinterpret_cast<float*>(base + offset);
+    offset += alignUp(static_cast<size_t>(slots * a.heads * a.dims.at(rec.states[i].shape[0]) *
+                                          a.dims.at(rec.states[i].shape[1])) * sizeof(float));
+  }
+  try {
+    launch(walk, walkLoaded, static_cast<unsigned>(walk.tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(N));
+    launch(outputs, outputsLoaded, static_cast<unsigned>(slots), static_cast<unsigned>(a.heads),
+           static_cast<unsigned>(outputs.tiles));
+  } catch (...) {
+    if (owned) (void)d->cuMemFreeAsync(owned, a.stream);
+    throw;
+  }
+  if (owned) cuda::check(d->cuMemFreeAsync(owned, a.stream), "cuMemFreeAsync");
+}
+
+size_t Program::forwardWorkspaceBytes(const ForwardArgs& a, int device) const {
+  if (a.strategy == "fused" || a.strategy == "recurrent") return 0;
+  const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
+  if (N == 0) return 0;
+  cuda::DeviceInfo info = cachedDeviceInfo(device);
+  KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
+  return config.strategy == cir::Strategy::Split ? splitSnapshotBytes(a, config.chunk) : 0;
 }
 
 }  // namespace lina

@@ -35,7 +35,7 @@ struct ForwardArgs {
   bool cuSeqlens64 = false;
   int64_t numSequences = 0;         // N with cu_seqlens
   CUstream stream = nullptr;
-  // "auto", "fused" or "recurrent"; chunk 0 picks the largest program chunk that fits.
+  // "auto", "fused", "split" or "recurrent"; chunk 0 picks the largest program chunk that fits.
   std::string strategy = "auto";
   int chunk = 0;
   int tile = 0;   // 0: choose
@@ -43,6 +43,10 @@ struct ForwardArgs {
   // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
   // default; Program::backward sets it for the derived passes.
   cir::TensorLayout layout;
+  // Scratch memory on the device for the split strategy's chunk snapshots, at least
+  // forwardWorkspaceBytes(args); null: allocated and freed on `stream` (stream-ordered).
+  void* workspace = nullptr;
+  size_t workspaceBytes = 0;
 };
 
 // The gradients of L = sum(d<out> (.) <out>) + sum(dht (.) final state) with respect to every
@@ -91,14 +95,24 @@ class Program {
   // `requireWholeTile` keeps every tile size that fits (the whole dim included), not only the largest.
   std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
                                              int64_t sharedMemoryBytes, bool requireWholeTile = false) const;
-  // The CIR kernel of a strategy, chunk size and block size.
-  cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 16) const;
+  // The CIR kernel of a strategy, chunk size and block size; `phase` picks one of the split
+  // strategy's two kernels (States or Outputs) and is Whole for the others.
+  cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 16, cir::Phase phase = cir::Phase::Whole) const;
+  // The kernels of a configuration in launch order: one, or the split strategy's two.
+  std::vector<codegen::EmittedKernel> emitKernels(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                                                  const std::string& dtype, const cir::TensorLayout& layout = {}) const;
+  // The one kernel of a fused or recurrent configuration (a split one is an error).
   codegen::EmittedKernel emit(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
                               const std::string& dtype, const cir::TensorLayout& layout = {}) const;
+  // The kernel names of a configuration, joined by " + ".
+  std::string kernelNames(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
+                          const std::string& dtype) const;
 
   // Validates the arguments and launches the forward on args.stream. Throws lina::Error naming
   // the argument, the expected and the actual value on bad input.
   void forward(const ForwardArgs& args, int device = 0) const;
+  // The workspace forward(args) needs: the split strategy's snapshots, else 0.
+  size_t forwardWorkspaceBytes(const ForwardArgs& args, int device = 0) const;
 
   // The derived backward (runtime/program_backward.cc): pass A, pass B and the glue kernels, on
   // args.forward.stream with no host synchronization. Throws lina::Error on bad input.
@@ -115,8 +129,11 @@ class Program {
   bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;
   // The chunk size the runtime prefers for this program (see chooseConfig).
   int preferredChunk() const;
-  // The configuration forward() would launch.
-  KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes) const;
+  // The configuration forward() would launch on a device with `sharedMemoryBytes` of opt-in
+  // shared memory per block and `multiprocessors` SMs (0: never choose split automatically).
+  KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors = 0) const;
+  // Bytes of snapshots the split strategy stores for `args` at chunk size `chunk`.
+  size_t splitSnapshotBytes(const ForwardArgs& args, int chunk) const;
 
  private:
   std::string name_;
@@ -135,7 +152,7 @@ class Program {
   // its loaded function.
   struct EmittedCache {
     std::mutex mutex;
-    std::map<std::string, std::pair<codegen::EmittedKernel, LoadedKernel>> launches;
+    std::map<std::string, std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>> launches;
   };
   std::shared_ptr<EmittedCache> emitted_;
 

@@ -375,6 +375,8 @@ void Program::backward(const BackwardArgs& args, int device) const {
   checkNames(args.paramGrads, f.params, "a param", "paramGrads");
   for (const auto& [name, pointer] : args.paramGrads)
     if (!pointer) fail("paramGrads: '" + name + "' is null; pass a device buffer or leave it out");
+  if (fw.strategy == "split")
+    fail("strategy: the backward passes run fused or recurrent kernels; got 'split' (pass auto, fused or recurrent)");
   for (const rir::Decl& in : f.inputs)
     if (!fw.inputs.count(in.name) || !fw.inputs.at(in.name))
       fail("input '" + in.name + "' is missing from BackwardArgs::forward; pass the forward's inputs");

@@ -188,16 +188,24 @@ class Emitter {
     for (const auto& [name, offset] : smem_.offset)
       os_ << "  float* const " << ident(name) << " = smem + " << offset << ";  // " << smem_.size.at(name)
           << " floats\n";
-    os_ << "  const int tile = blockIdx.x, h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
+    const bool outputsPhase = k_.phase == cir::Phase::Outputs;
+    if (outputsPhase) {
+      // One CTA per (chunk slot, head, tile); its state is the walk's snapshot of that chunk.
+      os_ << "  const int tile = blockIdx.z, h = blockIdx.y, H = p.heads;\n";
+      os_ << "  const long long slot = blockIdx.x;\n  int n;\n  long long bos, len, c0;\n";
+      os_ << "  if (!lina::chunk_of_slot(p, C, slot, n, bos, len, c0)) return;  // a spare slot\n";
+    } else {
+      os_ << "  const int tile = blockIdx.x, h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
+      os_ << "  long long bos, len;\n  lina::sequence_bounds(p, n, bos, len);\n";
+    }
     for (const std::string& d : k_.dims)
       os_ << "  const int O_" << d << " = " << (d == k_.tiledDim ? "tile * E_" + d : std::string("0")) << ";\n";
     os_ << "  (void)tile;\n";
-    os_ << "  long long bos, len;\n  lina::sequence_bounds(p, n, bos, len);\n";
     for (size_t i = 0; i < k_.states.size(); ++i) {
       const rir::Decl& s = k_.states[i];
-      os_ << "  lina::load_state<E_" << s.shape[0] << ", E_" << s.shape[1] << ">(" << ident("S." + s.name)
-          << ", p.initialStates[" << i << "], n, h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0]
-          << ", O_" << s.shape[1] << ");\n";
+      os_ << "  lina::load_state<E_" << s.shape[0] << ", E_" << s.shape[1] << ">(" << ident("S." + s.name) << ", "
+          << (outputsPhase ? "p.snapshots[" : "p.initialStates[") << i << "], " << (outputsPhase ? "slot" : "n")
+          << ", h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0] << ", O_" << s.shape[1] << ");\n";
     }
     for (const Op& op : k_.ops)
       if (op.kind == OpKind::RunningSum)
@@ -206,15 +214,27 @@ class Emitter {
     for (size_t i = 0; i < k_.ops.size(); ++i)
       if (k_.ops[i].kind == OpKind::Uniform) emitUniform(k_.ops[i]);
     os_ << "  __syncthreads();\n";
-    os_ << "  for (long long c0 = 0; c0 < len; c0 += C) {\n";
+    os_ << (outputsPhase ? "  {\n" : "  for (long long c0 = 0; c0 < len; c0 += C) {\n");
     os_ << "    const int L = static_cast<int>(len - c0 < C ? len - c0 : C);\n";
     os_ << "    const lina::Rows rows = "
         << (spec_.layout.reverseTime ? "lina::Rows{bos + len - 1 - c0, -1}" : "lina::Rows{bos + c0, 1}") << ";\n";
     os_ << "    (void)rows;\n";
+    if (k_.phase == cir::Phase::States) {
+      // The state at the start of this chunk, for the outputs phase. A state without the tiled
+      // dim is the same in every tile: tile 0 stores it.
+      os_ << "    const long long slot = bos / C + n + c0 / C;\n";
+      for (size_t i = 0; i < k_.states.size(); ++i) {
+        const rir::Decl& s = k_.states[i];
+        bool shared = !k_.tiledDim.empty() && s.shape[0] != k_.tiledDim && s.shape[1] != k_.tiledDim;
+        os_ << "    " << (shared ? "if (tile == 0) " : "") << "lina::store_state<E_" << s.shape[0] << ", E_"
+            << s.shape[1] << ">(p.snapshots[" << i << "], " << ident("S." + s.name) << ", slot, h, H, D_" << s.shape[0]
+            << ", D_" << s.shape[1] << ", O_" << s.shape[0] << ", O_" << s.shape[1] << ");\n";
+      }
+    }
     for (size_t i = 0; i < k_.ops.size(); ++i)
       if (k_.ops[i].kind != OpKind::Uniform) emitChunkOp(k_.ops[i], static_cast<int>(i));
     os_ << "  }\n";
-    for (size_t i = 0; i < k_.states.size(); ++i) {
+    for (size_t i = 0; i < k_.states.size() && !outputsPhase; ++i) {
       const rir::Decl& s = k_.states[i];
       os_ << "  lina::store_state<E_" << s.shape[0] << ", E_" << s.shape[1] << ">(p.finalStates[" << i << "], "
           << ident("S." + s.name) << ", n, h, H, D_" << s.shape[0] << ", D_" << s.shape[1] << ", O_" << s.shape[0]
@@ -499,6 +519,8 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
   out.threads = k.warps * 32;
   out.tiledDim = k.tiledDim;
   out.tile = e.tile;
+  out.chunk = k.chunk;
+  out.phase = k.phase;
   out.tiles = k.tiledDim.empty() ? 1 : static_cast<int>(e.full(k.tiledDim) / e.tile);
   out.source = Emitter(k, spec, e, smem, sourceName).run();
   return out;

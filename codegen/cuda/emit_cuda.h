@@ -22,9 +22,12 @@ struct EmittedKernel {
   std::string source;
   SharedMemoryPlan smem;
   int threads = 128;
-  int tiles = 1;        // grid.x: CTAs per (sequence, head)
+  int tiles = 1;        // CTAs per (sequence or chunk slot, head)
   std::string tiledDim;
   int tile = 0;
+  int chunk = 1;
+  // Whole and States: grid (tiles, heads, sequences). Outputs: grid (chunk slots, heads, tiles).
+  cir::Phase phase = cir::Phase::Whole;
 };
 
 // Plans shared memory and emits the kernel for one specialization. `sourceName` is the .lina

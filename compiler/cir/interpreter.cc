@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 namespace lina::cir {
 
@@ -10,9 +11,13 @@ namespace {
 
 using Buffer = std::vector<double>;  // [C][E] for per-step values, [E] for per-head ones
 
+// Each chunk's starting states, per (sequence, head, chunk index): what the split strategy's
+// walk stores and its outputs phase reads.
+using Snapshots = std::map<std::tuple<int64_t, int64_t, int64_t>, std::map<std::string, std::vector<double>>>;
+
 class ChunkRunner {
  public:
-  ChunkRunner(const Kernel& k, const reference::Problem& p) : k_(k), p_(p) {}
+  ChunkRunner(const Kernel& k, const reference::Problem& p, Snapshots& snapshots) : k_(k), p_(p), snapshots_(snapshots) {}
 
   std::optional<reference::Result> run(std::string& error) {
     for (const std::string& d : k_.dims)
@@ -56,6 +61,9 @@ class ChunkRunner {
         for (int64_t c0 = 0; c0 < len; c0 += C) {
           int L = static_cast<int>(std::min<int64_t>(C, len - c0));
           int64_t tok0 = bos + c0;
+          auto key = std::make_tuple(seq, h, c0 / C);
+          if (k_.phase == Phase::States) snapshots_[key] = state;
+          if (k_.phase == Phase::Outputs) state = snapshots_.at(key);
           std::map<std::string, Buffer> buf;
           for (const Op& op : k_.ops) chunkOp(op, buf, uniform, state, carry, result, b, tok0, h, L);
         }
@@ -276,12 +284,34 @@ class ChunkRunner {
 
   const Kernel& k_;
   const reference::Problem& p_;
+  Snapshots& snapshots_;
 };
 
 }  // namespace
 
 std::optional<reference::Result> interpret(const Kernel& kernel, const reference::Problem& problem, std::string& error) {
-  return ChunkRunner(kernel, problem).run(error);
+  if (kernel.phase != Phase::Whole) {
+    error = "kernel " + kernel.name + " is one phase of the split strategy; interpret it with interpretSplit";
+    return std::nullopt;
+  }
+  Snapshots none;
+  return ChunkRunner(kernel, problem, none).run(error);
+}
+
+std::optional<reference::Result> interpretSplit(const Kernel& states, const Kernel& outputs,
+                                                const reference::Problem& problem, std::string& error) {
+  if (states.phase != Phase::States || outputs.phase != Phase::Outputs) {
+    error = "interpretSplit takes the states and the outputs phase of the split strategy, got " +
+            std::string(phaseName(states.phase)) + " and " + phaseName(outputs.phase);
+    return std::nullopt;
+  }
+  Snapshots snapshots;
+  std::optional<reference::Result> walk = ChunkRunner(states, problem, snapshots).run(error);
+  if (!walk) return std::nullopt;
+  std::optional<reference::Result> result = ChunkRunner(outputs, problem, snapshots).run(error);
+  if (!result) return std::nullopt;
+  result->finalStates = walk->finalStates;  // the walk's; the outputs phase carries nothing
+  return result;
 }
 
 }  // namespace lina::cir

@@ -12,6 +12,12 @@
 
 namespace lina::cir {
 
+// A fused or recurrent kernel (Phase::Whole).
 std::optional<reference::Result> interpret(const Kernel& kernel, const reference::Problem& problem, std::string& error);
+
+// The split strategy: the walk (Phase::States) records each chunk's starting states, then the
+// outputs phase computes every chunk from them. Final states come from the walk.
+std::optional<reference::Result> interpretSplit(const Kernel& states, const Kernel& outputs,
+                                                const reference::Problem& problem, std::string& error);
 
 }  // namespace lina::cir

@@ -20,8 +20,19 @@ namespace lina::cir {
 enum class Strategy {
   Fused,      // one CTA per (sequence, head, tile) walks the chunks with the states on chip
   Recurrent,  // the same walk one step at a time (C = 1): decode and short sequences
+  Split,      // two kernels: the walk carries the states and stores each chunk's starting state;
+              // then one CTA per (chunk, head, tile) computes that chunk's outputs in parallel
 };
 const char* strategyName(Strategy s);
+
+// Which part of a strategy's work one kernel does. Fused and recurrent kernels do everything;
+// the split strategy's two kernels each do one part.
+enum class Phase {
+  Whole,    // carries, reads and stores
+  States,   // the walk: carries only, storing the state at the start of every chunk (snapshot)
+  Outputs,  // per chunk: the state from its snapshot, reads and stores, no carry
+};
+const char* phaseName(Phase p);
 
 enum class GateKind { None, Scalar, Vector };
 const char* gateKindName(GateKind k);
@@ -68,6 +79,7 @@ struct Kernel {
   std::string name;          // e.g. gla_fwd_fused_c64
   std::string program;       // the recurrence
   Strategy strategy = Strategy::Fused;
+  Phase phase = Phase::Whole;  // States or Outputs exactly when strategy is Split
   int chunk = 64;            // C (1 for Recurrent)
   std::string tiledDim;      // empty: no tiling; else blocks split this dim
   int warps = 16;            // 512 threads: measured 2-4x faster than 4 warps on H100 (bench/results)

@@ -1,5 +1,6 @@
 #include "compiler/cir/lower.h"
 
+#include "compiler/cir/split.h"
 #include "compiler/cir/verify.h"
 
 #include <algorithm>
@@ -8,7 +9,23 @@
 
 namespace lina::cir {
 
-const char* strategyName(Strategy s) { return s == Strategy::Fused ? "fused" : "recurrent"; }
+const char* strategyName(Strategy s) {
+  switch (s) {
+    case Strategy::Fused: return "fused";
+    case Strategy::Recurrent: return "recurrent";
+    case Strategy::Split: return "split";
+  }
+  return "?";
+}
+
+const char* phaseName(Phase p) {
+  switch (p) {
+    case Phase::Whole: return "whole";
+    case Phase::States: return "states";
+    case Phase::Outputs: return "outputs";
+  }
+  return "?";
+}
 
 const char* gateKindName(GateKind k) {
   switch (k) {
@@ -70,7 +87,18 @@ GateRef gateRef(const rir::Gate& g, const rir::Recurrence& rec, const std::set<s
 
 }  // namespace
 
-std::optional<Kernel> lowerRirToCir(const rir::Recurrence& rec, Strategy strategy, int chunk, DiagnosticEngine& diags) {
+std::optional<Kernel> lowerRirToCir(const rir::Recurrence& rec, Strategy strategy, int chunk, DiagnosticEngine& diags,
+                                    Phase phase) {
+  if ((strategy == Strategy::Split) != (phase != Phase::Whole)) {
+    diags.error(rec.loc, std::string("internal: the ") + strategyName(strategy) + " strategy has no phase " + phaseName(phase));
+    return std::nullopt;
+  }
+  if (strategy == Strategy::Split) {
+    // Both kernels of the split strategy are parts of the fused kernel.
+    std::optional<Kernel> whole = lowerRirToCir(rec, Strategy::Fused, chunk, diags);
+    if (!whole) return std::nullopt;
+    return splitPhase(*whole, phase, diags);
+  }
   Kernel k;
   k.program = rec.name;
   k.strategy = strategy;

@@ -30,8 +30,13 @@ class Parser {
       } else if (key == "strategy") {
         std::string s;
         if (!name(s)) return std::nullopt;
-        if (s != "fused" && s != "recurrent") return fail("expected strategy fused or recurrent");
-        k.strategy = s == "fused" ? Strategy::Fused : Strategy::Recurrent;
+        if (s != "fused" && s != "recurrent" && s != "split") return fail("expected strategy fused, recurrent or split");
+        k.strategy = s == "fused" ? Strategy::Fused : s == "split" ? Strategy::Split : Strategy::Recurrent;
+      } else if (key == "phase") {
+        std::string s;
+        if (!name(s)) return std::nullopt;
+        if (s != "states" && s != "outputs") return fail("expected phase states or outputs");
+        k.phase = s == "states" ? Phase::States : Phase::Outputs;
       } else if (key == "chunk" || key == "warps") {
         double v;
         if (!number(v)) return std::nullopt;

@@ -23,8 +23,9 @@ std::string gateText(const GateRef& g) {
 }  // namespace
 
 void print(std::ostream& os, const Kernel& k) {
-  os << "cir.kernel @" << k.name << " program=@" << k.program << " strategy=" << strategyName(k.strategy)
-     << " chunk=" << k.chunk << " tile=" << (k.tiledDim.empty() ? "none" : k.tiledDim) << " warps=" << k.warps
+  os << "cir.kernel @" << k.name << " program=@" << k.program << " strategy=" << strategyName(k.strategy);
+  if (k.phase != Phase::Whole) os << " phase=" << phaseName(k.phase);
+  os      << " chunk=" << k.chunk << " tile=" << (k.tiledDim.empty() ? "none" : k.tiledDim) << " warps=" << k.warps
      << " {\n";
   // The declarations the kernel's loads, stores and states refer to, as in RIR.
   if (!k.dims.empty()) {

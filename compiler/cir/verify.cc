@@ -21,15 +21,27 @@ class Verifier {
   bool run() {
     if (k_.chunk < 1) fail(SourceRange(), "chunk must be >= 1, got " + std::to_string(k_.chunk));
     if (k_.strategy == Strategy::Recurrent && k_.chunk != 1) fail(SourceRange(), "the recurrent strategy has chunk 1");
+    if ((k_.strategy == Strategy::Split) != (k_.phase != Phase::Whole))
+      fail(SourceRange(), std::string("a ") + strategyName(k_.strategy) + " kernel cannot have phase " + phaseName(k_.phase) +
+                              "; split kernels have phase states or outputs, the others whole");
     if (k_.warps < 1 || k_.warps > 32) fail(SourceRange(), "warps must be in [1, 32]");
     if (!k_.tiledDim.empty() && !isDim(k_.tiledDim)) fail(SourceRange(), "tile dim '" + k_.tiledDim + "' is not a dim");
     for (const rir::Decl& s : k_.states)
       if (s.shape.size() != 2) fail(s.loc, "state '" + s.name + "' needs two dims");
     for (size_t i = 0; i < k_.ops.size(); ++i) check(k_.ops[i]);
-    for (const rir::Decl& s : k_.states)
-      if (!carried_.count(s.name)) fail(s.loc, "state '" + s.name + "' has no carry");
-    for (const rir::Decl& o : k_.outputs)
-      if (!stored_.count(o.name)) fail(o.loc, "output '" + o.name + "' is never stored");
+    // The states phase carries every state and stores nothing; the outputs phase stores every
+    // output and carries nothing (its states come from the snapshots).
+    if (k_.phase != Phase::Outputs)
+      for (const rir::Decl& s : k_.states)
+        if (!carried_.count(s.name)) fail(s.loc, "state '" + s.name + "' has no carry");
+    if (k_.phase != Phase::States)
+      for (const rir::Decl& o : k_.outputs)
+        if (!stored_.count(o.name)) fail(o.loc, "output '" + o.name + "' is never stored");
+    if (k_.phase == Phase::Outputs && !carried_.empty()) fail(SourceRange(), "the outputs phase carries a state");
+    if (k_.phase == Phase::States && !stored_.empty()) fail(SourceRange(), "the states phase stores an output");
+    if (k_.phase != Phase::Whole)
+      for (const Op& op : k_.ops)
+        if (op.kind == OpKind::RunningSum) fail(op.loc, "a split kernel cannot hold a running_sum");
     return ok_;
   }
 

@@ -146,7 +146,10 @@ def backward(program: str, config: str, inputs: list[torch.Tensor], initial_stat
                                    final_grads)
     grads = _empty_grads(cfg, inputs, initial_states, vector_params)
     by_kind = lambda kind: {n: g.data_ptr() for (k, n), g in grads.items() if k == kind}
-    op.program.backward(**_launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens),
+    args = _launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
+    if args["strategy"] == "split":
+        args["strategy"] = "auto"  # split is a forward strategy; the derived passes pick their own
+    op.program.backward(**args,
                         output_grads=_ptrs(cfg["out_grads"], output_grads),
                         final_state_grads=_ptrs(cfg["final_grads"], final_grads),
                         final_states=_ptrs(op.state_shapes, final_states), input_grads=by_kind("input"),

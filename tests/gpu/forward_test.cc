@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "compiler/reference/random_problem.h"
+#include "runtime/check_support.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
 #include "runtime/forward_check.h"
@@ -113,6 +115,80 @@ TEST(VariantForward, LinacCheckOnDslVariants) {
         }
       }
   }
+}
+
+// The split strategy does the fused kernel's arithmetic in two launches: the snapshots are
+// exact fp32 copies of the walk's on-chip state, so outputs and final states must match the
+// fused kernel's bit for bit, with stream-ordered snapshots and with the caller's workspace.
+TEST(SplitStrategy, MatchesFusedBitForBit) {
+  requireGpu();
+  if (IsSkipped()) return;
+  const cuda::Driver* d = cuda::driver();
+  for (const char* name : {"gla", "retention", "gsa"})
+    for (bool varlen : {false, true}) {
+      Program program = Program::fromLibrary(name);
+      CheckOptions o = options("bf16", 2, 1000, 2, 128, 900);
+      if (varlen) {
+        o.shape.batch = 1;
+        o.shape.cuSeqlens = {0, 0, 37, 100, 164, 1000, 1001};
+        o.shape.time = o.shape.cuSeqlens.back();
+      }
+      reference::Problem problem = reference::makeRandomProblem(program.recurrence(), o.shape, o.seed);
+      check::DeviceBuffers device;
+      ForwardArgs args = check::uploadProblem(problem, o.dtype, device);
+      std::string error;
+      std::optional<reference::Result> shapes = reference::run(program.recurrence(), problem, error);
+      ASSERT_TRUE(shapes) << error;
+      // Runs one strategy; returns every output's and final state's bytes, in name order.
+      auto run = [&](const std::string& strategy, bool ownWorkspace) {
+        ForwardArgs a = args;
+        a.strategy = strategy;
+        a.chunk = 32;
+        a.tile = 64;
+        std::vector<check::DeviceBuffer*> buffers;
+        for (auto& [out, t] : shapes->outputs) {
+          buffers.push_back(device.poisoned(t.data.size() * 2));
+          a.outputs[out] = buffers.back()->get();
+        }
+        for (auto& [state, t] : shapes->finalStates) {
+          buffers.push_back(device.poisoned(t.data.size() * 4));
+          a.finalStates[state] = static_cast<float*>(buffers.back()->get());
+        }
+        if (ownWorkspace) {
+          size_t bytes = program.forwardWorkspaceBytes(a);
+          EXPECT_GT(bytes, 0u);
+          a.workspace = device.poisoned(bytes)->get();
+          a.workspaceBytes = bytes;
+        }
+        program.forward(a);
+        cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize");
+        std::vector<std::vector<char>> bytes;
+        for (check::DeviceBuffer* b : buffers) {
+          bytes.emplace_back(b->bytes);
+          if (b->bytes) cuda::check(d->cuMemcpyDtoH(bytes.back().data(), b->ptr, b->bytes), "cuMemcpyDtoH");
+        }
+        return bytes;
+      };
+      auto fused = run("fused", false);
+      std::string tag = std::string(name) + (varlen ? " varlen" : "");
+      bool streamOrdered = fused == run("split", false), callers = fused == run("split", true);
+      EXPECT_TRUE(streamOrdered) << tag << ": split (stream-ordered snapshots) differs from fused";
+      EXPECT_TRUE(callers) << tag << ": split (caller's workspace) differs from fused";
+      log(tag + " split == fused bit for bit: " + (streamOrdered && callers ? "PASS" : "FAIL"));
+      // A workspace too small for the snapshots is refused before any launch.
+      ForwardArgs small = args;
+      small.strategy = "split";
+      small.outputs = {};
+      for (auto& [out, t] : shapes->outputs) small.outputs[out] = device.poisoned(t.data.size() * 2)->get();
+      small.workspace = device.poisoned(256)->get();
+      small.workspaceBytes = 256;
+      try {
+        program.forward(small);
+        ADD_FAILURE() << tag << ": expected a workspace error";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("workspace: expected at least"), std::string::npos) << e.what();
+      }
+    }
 }
 
 // The derived backward's two passes are ordinary programs: their kernels run on the GPU against

@@ -29,6 +29,34 @@ void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) 
     for (const auto& [name, t] : ref.finalStates)
       EXPECT_LT(testing::maxRelativeError(got->finalStates.at(name).data, t.data), 1e-10) << tag << " state " << name;
   }
+  // The split strategy: the walk keeps only the carries, the outputs phase only the reads and
+  // stores, and the two together give the reference's outputs and final states.
+  bool runningSum = false;
+  for (const rir::Inst& inst : program.body) runningSum = runningSum || inst.op == rir::Op::RunningSum;
+  for (int chunk : {3, 16}) {
+    SourceManager sources;
+    DiagnosticEngine diags(sources);
+    std::optional<cir::Kernel> walk = cir::lowerRirToCir(program, cir::Strategy::Split, chunk, diags, cir::Phase::States);
+    std::optional<cir::Kernel> outputs = cir::lowerRirToCir(program, cir::Strategy::Split, chunk, diags, cir::Phase::Outputs);
+    if (runningSum) {
+      // A running sum is carried across chunks but has no snapshot: the split is refused.
+      EXPECT_FALSE(walk || outputs) << program.name;
+      EXPECT_NE(testing::render(diags).find("cannot use the split strategy"), std::string::npos);
+      continue;
+    }
+    ASSERT_TRUE(walk && outputs) << program.name << ": " << testing::render(diags);
+    for (const cir::Op& op : walk->ops)
+      EXPECT_TRUE(op.kind != cir::OpKind::Attend && op.kind != cir::OpKind::Store) << program.name << " walk keeps a read";
+    for (const cir::Op& op : outputs->ops) EXPECT_NE(op.kind, cir::OpKind::Carry) << program.name;
+    std::string error;
+    std::optional<reference::Result> got = cir::interpretSplit(*walk, *outputs, p, error);
+    ASSERT_TRUE(got.has_value()) << error;
+    std::string tag = program.name + " split chunk " + std::to_string(chunk) + (varlen ? " varlen" : "");
+    for (const auto& [name, t] : ref.outputs)
+      EXPECT_LT(testing::maxRelativeError(got->outputs.at(name).data, t.data), 1e-10) << tag << " output " << name;
+    for (const auto& [name, t] : ref.finalStates)
+      EXPECT_LT(testing::maxRelativeError(got->finalStates.at(name).data, t.data), 1e-10) << tag << " state " << name;
+  }
 }
 
 class ChunkedAlgorithm : public ::testing::TestWithParam<std::string> {};

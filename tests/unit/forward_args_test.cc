@@ -85,6 +85,58 @@ TEST(ForwardArgs, RequiredVectorParamAndStrategy) {
   EXPECT_THROW((void)gla.chooseConfig(b, 232448), Error);
 }
 
+// The tuner's choice between the fused walk and the split strategy, without a GPU: an H100's
+// 132 SMs and 227 KB of shared memory.
+TEST(ForwardArgs, SplitIsChosenForFewLongWalks) {
+  constexpr int64_t kSmem = 232448;
+  constexpr int kSms = 132;
+  Program gla = Program::fromLibrary("gla");
+  ForwardArgs a = goodGla();
+  a.dims = {{"K", 128}, {"V", 128}};
+  a.batch = 1;
+  a.time = 8192;
+  a.heads = 4;  // 1 x 4 x 2 tiles = 8 walks on 132 SMs
+  EXPECT_EQ(gla.chooseConfig(a, kSmem, kSms).strategy, cir::Strategy::Split);
+  EXPECT_EQ(gla.chooseConfig(a, kSmem).strategy, cir::Strategy::Fused) << "no SM count: never split automatically";
+  a.batch = 4;
+  a.heads = 64;  // 512 walks: enough to fill the GPU
+  EXPECT_EQ(gla.chooseConfig(a, kSmem, kSms).strategy, cir::Strategy::Fused);
+  a.batch = 1;
+  a.heads = 4;
+  a.time = 64;  // a short walk: the snapshots would cost more than the parallelism gives
+  EXPECT_EQ(gla.chooseConfig(a, kSmem, kSms).strategy, cir::Strategy::Fused);
+  a.time = 8192;
+  a.layout.reverseTime = true;  // a derived backward pass: kept fused
+  EXPECT_EQ(gla.chooseConfig(a, kSmem, kSms).strategy, cir::Strategy::Fused);
+  a.layout = {};
+  a.strategy = "split";
+  a.chunk = 32;
+  KernelConfig split = gla.chooseConfig(a, kSmem);
+  EXPECT_EQ(split.strategy, cir::Strategy::Split);
+  EXPECT_EQ(split.chunk, 32);
+  EXPECT_EQ(gla.kernelNames(split, a.dims, "bf16"), "gla_fwd_split_states_c32 + gla_fwd_split_outputs_c32");
+  EXPECT_THROW((void)gla.emit(split, a.dims, "bf16"), Error);
+  // ceil(8192 / 32) + 1 chunk slots of a [128, 128] fp32 state per head.
+  EXPECT_EQ(gla.splitSnapshotBytes(a, 32), static_cast<size_t>(257) * 4 * 128 * 128 * 4);
+  // Varlen: the slots are ceil(total / C) + N, whatever the lengths.
+  int cu[4] = {0, 5, 5, 70};
+  a.cuSeqlens = cu;
+  a.numSequences = 3;
+  a.time = 70;
+  EXPECT_EQ(gla.splitSnapshotBytes(a, 32), static_cast<size_t>(3 + 3) * 4 * 128 * 128 * 4);
+  // A program with a running sum (GLA's backward pass B) has no split kernels.
+  BackwardArgs backward;
+  backward.forward = goodGla();
+  ForwardArgs b = gla.backwardPassArgs(backward).second;
+  b.strategy = "split";
+  try {
+    (void)gla.backwardPassB().chooseConfig(b, kSmem, kSms);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no split kernel"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ForwardArgs, ProgramErrorsCarryTheDiagnostics) {
   try {
     (void)Program::fromSource("bad.lina", "recurrence r {\n  dims K\n  in q[K]\n  state S[K, K]\n}\n");

@@ -52,6 +52,13 @@ inline rir::Recurrence compileAny(const std::string& name) {
 
 // A small random problem: H = 2, K = 4, V = 3, M = 3, initial states; B = 2 sequences of
 // `time` steps, or (with cu_seqlens) one packed batch of the lengths they describe.
+// Everything the engine reported, as printed.
+inline std::string render(DiagnosticEngine& diags) {
+  std::ostringstream os;
+  diags.print(os);
+  return os.str();
+}
+
 inline reference::ProblemShape smallShape(int64_t time, std::vector<int64_t> cuSeqlens = {}) {
   reference::ProblemShape shape;
   shape.heads = 2;

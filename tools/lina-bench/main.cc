@@ -183,9 +183,9 @@ int run(int argc, char** argv) {
   }
   std::sort(times.begin(), times.end());
   cuda::DeviceInfo info = cuda::deviceInfo(0);
-  KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin);
+  KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin, info.multiprocessors);
   if (warps) config.warps = warps;
-  std::string kernel = program.emit(config, dims, dtype).name;
+  std::string kernel = program.kernelNames(config, dims, dtype);
   std::printf(
       "{\"tool\": \"lina-bench\", \"device\": \"%s\", \"op\": \"%s\", \"B\": %lld, \"T\": %lld, \"H\": %lld, "
       "\"dims\": \"%s\", \"dtype\": \"%s\", \"kernel\": \"%s\", \"tile\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "

@@ -44,7 +44,7 @@ const char* kUsage =
     "\n"
     "compile options:\n"
     "  --emit=ast|rir|cir|cuda what to print (default rir, after the whole pipeline)\n"
-    "  --strategy=fused|recurrent, --chunk=N, --tile=N, --dtype=bf16|fp16|fp32\n"
+    "  --strategy=fused|split|recurrent, --chunk=N, --tile=N, --dtype=bf16|fp16|fp32\n"
     "                          the kernel to show with --emit=cir|cuda (dims from --dims, default 64)\n"
     "  --print-after=PASS|all  print the RIR after a pass; \"(unchanged)\" when it changed nothing\n"
     "  --pass=PASS             run only PASS (lower-ast-to-rir: lowering alone) and print the result\n"
@@ -144,8 +144,8 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
         return usageError(err, "--dtype expects bf16, fp16 or fp32; got '" + o.dtype + "'");
     } else if ((m = value(a, "--strategy", o.strategy))) {
       if (m < 0) return false;
-      if (o.strategy != "auto" && o.strategy != "fused" && o.strategy != "recurrent")
-        return usageError(err, "--strategy expects auto, fused or recurrent; got '" + o.strategy + "'");
+      if (o.strategy != "auto" && o.strategy != "fused" && o.strategy != "split" && o.strategy != "recurrent")
+        return usageError(err, "--strategy expects auto, fused, split or recurrent; got '" + o.strategy + "'");
     } else if ((m = value(a, "--arch", o.arch))) {
       if (m < 0) return false;
     } else if ((m = value(a, "--chunk", v)) || (m = value(a, "--tile", v))) {
@@ -279,23 +279,30 @@ std::map<std::string, int64_t> dimsFor(const rir::Recurrence& rec, const Options
 int emitKernels(const Options& o, const rir::Module& m, DiagnosticEngine& diags, std::ostream& out, std::ostream& err) {
   for (const rir::Recurrence& rec : m.recurrences) {
     if (!o.name.empty() && rec.name != o.name) continue;
-    cir::Strategy strategy = o.strategy == "recurrent" ? cir::Strategy::Recurrent : cir::Strategy::Fused;
+    cir::Strategy strategy = o.strategy == "recurrent" ? cir::Strategy::Recurrent
+                             : o.strategy == "split"   ? cir::Strategy::Split
+                                                       : cir::Strategy::Fused;
     int chunk = o.chunk ? o.chunk : static_cast<int>(rec.chunkSizes.front());
-    std::optional<cir::Kernel> k = cir::lowerRirToCir(rec, strategy, chunk, diags);
-    if (!k) return 1;
-    if (o.emit == "cir") {
-      cir::print(out, *k);
-      continue;
-    }
-    try {
-      cir::Specialization spec;
-      spec.dims = dimsFor(rec, o, 64);
-      spec.dtype = o.dtype;
-      spec.tile = o.tile;
-      out << codegen::emitCuda(*k, spec, o.file).source;
-    } catch (const Error& e) {
-      err << "linac: error: " << e.what() << '\n';
-      return 2;
+    // The split strategy is two kernels: the walk (states) and the per-chunk outputs.
+    std::vector<cir::Phase> phases = {cir::Phase::Whole};
+    if (strategy == cir::Strategy::Split) phases = {cir::Phase::States, cir::Phase::Outputs};
+    for (cir::Phase phase : phases) {
+      std::optional<cir::Kernel> k = cir::lowerRirToCir(rec, strategy, chunk, diags, phase);
+      if (!k) return 1;
+      if (o.emit == "cir") {
+        cir::print(out, *k);
+        continue;
+      }
+      try {
+        cir::Specialization spec;
+        spec.dims = dimsFor(rec, o, 64);
+        spec.dtype = o.dtype;
+        spec.tile = o.tile;
+        out << codegen::emitCuda(*k, spec, o.file).source;
+      } catch (const Error& e) {
+        err << "linac: error: " << e.what() << '\n';
+        return 2;
+      }
     }
   }
   return 0;
@@ -458,8 +465,8 @@ int compileKernels(const Options& o, SourceManager& sources, uint32_t file, std:
         return 1;
       }
       runtime::KernelCache cache("-");
-      for (const KernelConfig& c : configs) {
-        codegen::EmittedKernel k = program.emit(c, dims, o.dtype);
+      for (const KernelConfig& c : configs)
+        for (const codegen::EmittedKernel& k : program.emitKernels(c, dims, o.dtype)) {
         runtime::CompileResult r = runtime::compileToCubin(k.source, k.name + ".cu", arch);
         char line[256];
         std::snprintf(line, sizeof line, "%-28s %-6s %s tile=%-3d smem=%6lld B  cubin=%7zu B  nvrtc %.0f ms\n",

@@ -62,19 +62,19 @@ __device__ void load_head_vector(float* dst, const float* src, int h, int Dfull,
 
 // The [R, N] block of state (n, h) at rows [rOff, rOff + R) and columns [nOff, nOff + N).
 template <int R, int N>
-__device__ void load_state(float* S, const float* src, int n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
+__device__ void load_state(float* S, const float* src, long long n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
     int r = i / N, c = i - r * N;
-    S[i] = src ? src[((static_cast<long long>(n) * H + h) * Rfull + rOff + r) * Nfull + nOff + c] : 0.f;
+    S[i] = src ? src[((n * H + h) * Rfull + rOff + r) * Nfull + nOff + c] : 0.f;
   }
 }
 
 template <int R, int N>
-__device__ void store_state(float* dst, const float* S, int n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
+__device__ void store_state(float* dst, const float* S, long long n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
   if (!dst) return;
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
     int r = i / N, c = i - r * N;
-    dst[((static_cast<long long>(n) * H + h) * Rfull + rOff + r) * Nfull + nOff + c] = S[i];
+    dst[((n * H + h) * Rfull + rOff + r) * Nfull + nOff + c] = S[i];
   }
 }
 

@@ -73,4 +73,25 @@ __device__ __forceinline__ void sequence_bounds(const KernelParams& p, int n, lo
   }
 }
 
+// The split strategy numbers the chunks of sequence n from slot bos_n / C + n: consecutive
+// sequences never share a slot (bos_{n+1} / C + n + 1 >= bos_n / C + ceil(len_n / C) + n), the
+// slots number at most ceil(total tokens / C) + N, and the host needs no lengths to size them.
+// For the CTA of `slot`: its sequence n, that sequence's bounds and the chunk's first step c0;
+// false when the slot is past the end of its sequence (a spare slot).
+__device__ __forceinline__ bool chunk_of_slot(const KernelParams& p, int C, long long slot, int& n, long long& bos,
+                                              long long& len, long long& c0) {
+  int lo = 0, hi = p.numSequences - 1;  // the last sequence whose first slot is <= slot
+  while (lo < hi) {
+    int mid = lo + (hi - lo + 1) / 2;
+    long long b, l;
+    sequence_bounds(p, mid, b, l);
+    if (b / C + mid <= slot) lo = mid;
+    else hi = mid - 1;
+  }
+  n = lo;
+  sequence_bounds(p, n, bos, len);
+  c0 = (slot - (bos / C + n)) * C;
+  return c0 < len;
+}
+
 }  // namespace lina

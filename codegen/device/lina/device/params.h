@@ -14,6 +14,8 @@ struct KernelParams {
   void* outputs[kMaxOutputs];        // like inputs
   const float* initialStates[kMaxStates];  // [N, H, rows, cols] fp32, or null (zeros)
   float* finalStates[kMaxStates];          // [N, H, rows, cols] fp32, or null (not written)
+  float* snapshots[kMaxStates];            // split strategy: [slots, H, rows, cols] fp32, each chunk's
+                                           // starting state (see chunk_of_slot)
   const float* vectorParams[kMaxParams];   // [H, d] fp32
   float scalarParams[kMaxParams];
   int scalarParamSet[kMaxParams];          // 0: use the program's default

@@ -262,22 +262,27 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
       if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (a.tile == 0 || c.tile == a.tile)) return &c;
     return nullptr;
   };
+  // A chunked strategy without a chunk takes it from a table measured on H100
+  // (bench/results/2026-11-25-h100-forward): 16 when a read contracts a vector-gated dim (the
+  // pairwise gated scores cost C^2 R exps), else 32; smaller if that does not fit.
+  auto pickChunked = [&](cir::Strategy strategy) -> const KernelConfig* {
+    if (a.chunk) return pick(strategy, a.chunk);
+    const int preferred = preferredChunk();
+    for (auto it = candidates.rbegin(); it != candidates.rend(); ++it)
+      if (it->strategy == strategy && it->chunk <= preferred && (a.tile == 0 || it->tile == a.tile)) return &*it;
+    return pick(strategy, 0);
+  };
   const KernelConfig* chosen = nullptr;
   if (a.strategy == "recurrent") {
     chosen = pick(cir::Strategy::Recurrent, 0);
   } else if (a.strategy == "fused") {
-    chosen = pick(cir::Strategy::Fused, a.chunk);
+    chosen = pickChunked(cir::Strategy::Fused);
   } else if (a.strategy == "split") {
-    chosen = pick(cir::Strategy::Split, a.chunk);
+    chosen = pickChunked(cir::Strategy::Split);
   } else if (a.strategy == "auto") {
-    // Short sequences (decode) step through time. Longer ones take the chunk from a table
-    // measured on H100 (bench/results/2026-11-25-h100-forward): 16 when a read contracts a
-    // vector-gated dim (the pairwise gated scores cost C^2 R exps), else 32; smaller if that does
-    // not fit.
+    // Short sequences (decode) step through time; longer ones walk the chunks.
     if (prefersRecurrent(a)) chosen = pick(cir::Strategy::Recurrent, 0);
-    int preferred = a.chunk ? a.chunk : preferredChunk();
-    for (auto it = candidates.rbegin(); it != candidates.rend() && !chosen; ++it)
-      if (it->strategy == cir::Strategy::Fused && it->chunk <= preferred) chosen = &*it;
+    if (!chosen) chosen = pickChunked(cir::Strategy::Fused);
     // Few long sequences leave most SMs idle when one CTA walks each (sequence, head, tile):
     // then the split strategy computes the chunks' outputs in parallel, from snapshots of the
     // walk's states. A forward only: the derived backward passes keep their layouts fused.

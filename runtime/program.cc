@@ -138,6 +138,7 @@ std::vector<codegen::EmittedKernel> Program::emitKernels(const KernelConfig& con
   spec.dims = dims;
   spec.dtype = dtype;
   spec.tile = config.tile;
+  spec.stages = config.stages;
   std::vector<cir::Phase> phases = {cir::Phase::Whole};
   if (config.strategy == cir::Strategy::Split) phases = {cir::Phase::States, cir::Phase::Outputs};
   std::vector<codegen::EmittedKernel> out;
@@ -198,10 +199,21 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
       spec.dims = dims;
       spec.dtype = dtype;
       spec.tile = tile;
-      bool fits = std::all_of(kernels.begin(), kernels.end(), [&](const cir::Kernel& k) {
-        return codegen::planSharedMemory(k, spec).totalBytes <= sharedMemoryBytes;
-      });
-      if (fits) {
+      // The largest shared memory among the configuration's kernels at `stages` (0: too big).
+      auto bytesAt = [&](int stages) {
+        spec.stages = stages;
+        int64_t most = 0;
+        for (const cir::Kernel& k : kernels) most = std::max(most, codegen::planSharedMemory(k, spec).totalBytes);
+        return most <= sharedMemoryBytes ? most : 0;
+      };
+      if (int64_t oneStage = bytesAt(1)) {
+        // Prefetching costs a second staging buffer per input. It is taken when it fits and keeps
+        // as many CTAs per SM (1 KB reserved per CTA, at most 4 CTAs of 512 threads): hiding load
+        // latency is not worth losing a resident CTA. The recurrent kernel's one-step chunks have
+        // nothing to overlap.
+        auto perSm = [&](int64_t bytes) { return std::min<int64_t>(4, (sharedMemoryBytes + 1024) / (bytes + 1024)); };
+        int64_t twoStages = strategy == cir::Strategy::Recurrent ? 0 : bytesAt(2);
+        if (twoStages && perSm(twoStages) >= perSm(oneStage)) config.stages = 2;
         out.push_back(config);
         if (!requireWholeTile) break;  // the largest tile that fits
       }
@@ -421,7 +433,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
   // Repeat calls with the same request skip config selection (which lowers and plans every
   // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
   std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
-                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" +
+                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" + std::to_string(a.stages) + "/" +
                         std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
                         a.layout.key();
   for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
@@ -432,8 +444,14 @@ void Program::forward(const ForwardArgs& a, int device) const {
     if (it == emitted_->launches.end()) {
       KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
       if (a.warps) config.warps = a.warps;
+      if (a.stages < 0 || a.stages > 2) fail("stages: expected 0 (choose), 1 or 2; got " + std::to_string(a.stages));
+      if (a.stages && config.strategy != cir::Strategy::Recurrent) config.stages = a.stages;
       std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> loaded;
       for (codegen::EmittedKernel& emitted : emitKernels(config, a.dims, a.dtype, a.layout)) {
+        if (emitted.smem.totalBytes > info.maxSharedPerBlockOptin)
+          fail("kernel " + emitted.name + " with stages " + std::to_string(config.stages) + " needs " +
+               std::to_string(emitted.smem.totalBytes) + " bytes of shared memory; the device allows " +
+               std::to_string(info.maxSharedPerBlockOptin) + "; use stages 1 or 0 (choose)");
         LoadedKernel l = loadKernel(device, emitted, info.arch);
         loaded.emplace_back(std::move(emitted), l);
       }

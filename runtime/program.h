@@ -40,6 +40,7 @@ struct ForwardArgs {
   int chunk = 0;
   int tile = 0;   // 0: choose
   int warps = 0;  // warps per CTA; 0: the default (16)
+  int stages = 0;  // 1: load each chunk when it starts; 2: prefetch the next one (cp.async); 0: choose
   // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
   // default; Program::backward sets it for the derived passes.
   cir::TensorLayout layout;
@@ -77,6 +78,7 @@ struct KernelConfig {
   int chunk = 64;
   int tile = 0;
   int warps = 16;
+  int stages = 1;  // 2: the next chunk's inputs are prefetched with cp.async (when that fits)
 };
 
 class Program {

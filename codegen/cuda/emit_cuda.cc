@@ -58,6 +58,23 @@ int indexOf(const std::vector<rir::Decl>& decls, const std::string& name) {
   return -1;
 }
 
+// The element type a per-step input or output is stored in.
+std::string elementTypeOf(const cir::Specialization& spec, const std::string& name) {
+  return spec.layout.fp32Tensors.count(name) ? "float" : spec.dtype == "fp32" ? "float" : spec.dtype == "fp16" ? "lina::f16" : "lina::bf16";
+}
+int elementBytes(const cir::Specialization& spec, const std::string& name) {
+  return elementTypeOf(spec, name) == "float" ? 4 : 2;
+}
+
+// Whether a load is prefetched with cp.async (stages = 2): a per-step vector input whose rows are
+// whole 16-byte pieces at 16-byte aligned offsets.
+bool prefetched(const Op& op, const Extents& e) {
+  if (e.spec.stages < 2 || op.kind != OpKind::Load || op.shape.empty()) return false;
+  if (e.spec.layout.perSequenceInputs.count(op.symbol)) return false;
+  const int bytes = elementBytes(e.spec, op.symbol);
+  return (e.extent(op.shape) * bytes) % 16 == 0 && (e.full(op.shape[0]) * bytes) % 16 == 0;
+}
+
 // Shared-memory buffers: name -> size in floats, with the op range in which each is alive.
 struct BufferUse {
   int64_t floats = 0;
@@ -73,6 +90,9 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
   for (const Op& op : k.ops)
     if (op.kind == OpKind::RunningSum)  // the sum and its compensation (running_sum is Kahan-summed)
       buffers["carry." + op.result] = {2 * e.extent(op.shape), 0, end, true};
+  for (const Op& op : k.ops)
+    if (prefetched(op, e))  // two staging buffers: this chunk's rows and the next one's
+      buffers["stage." + op.result] = {2 * C * e.extent(op.shape) * elementBytes(e.spec, op.symbol) / 4, 0, end, true};
   auto use = [&](const std::string& name, int i) {
     auto it = buffers.find(name);
     if (it != buffers.end() && !it->second.persistent) it->second.last = std::max(it->second.last, i);
@@ -188,6 +208,10 @@ class Emitter {
     for (const auto& [name, offset] : smem_.offset)
       os_ << "  float* const " << ident(name) << " = smem + " << offset << ";  // " << smem_.size.at(name)
           << " floats\n";
+    for (const Op& op : k_.ops)
+      if (prefetched(op, e_))
+        os_ << "  " << elementType(op.symbol) << "* const " << ident("stage16." + op.result) << " = reinterpret_cast<"
+            << elementType(op.symbol) << "*>(" << ident("stage." + op.result) << ");\n";
     const bool outputsPhase = k_.phase == cir::Phase::Outputs;
     if (outputsPhase) {
       // One CTA per (chunk slot, head, tile); its state is the walk's snapshot of that chunk.
@@ -214,7 +238,21 @@ class Emitter {
     for (size_t i = 0; i < k_.ops.size(); ++i)
       if (k_.ops[i].kind == OpKind::Uniform) emitUniform(k_.ops[i]);
     os_ << "  __syncthreads();\n";
+    const bool prefetching = std::any_of(k_.ops.begin(), k_.ops.end(), [&](const Op& op) { return prefetched(op, e_); });
+    if (prefetching) {
+      // cp.async needs 16-byte aligned tensors; a caller's view at an odd offset loads synchronously.
+      os_ << "  const bool async_ok = true";
+      for (const Op& op : k_.ops)
+        if (prefetched(op, e_)) os_ << " && lina::aligned16(p.inputs[" << indexOf(k_.inputs, op.symbol) << "])";
+      os_ << ";\n";
+      emitPrefetch("  ", outputsPhase ? "c0" : "0");
+    }
     os_ << (outputsPhase ? "  {\n" : "  for (long long c0 = 0; c0 < len; c0 += C) {\n");
+    if (prefetching) {
+      // This chunk's rows have landed; the next chunk's go into the other staging buffer.
+      os_ << "    lina::cp_async_wait_all();\n    __syncthreads();\n";
+      if (!outputsPhase) emitPrefetch("    ", "c0 + C");
+    }
     os_ << "    const int L = static_cast<int>(len - c0 < C ? len - c0 : C);\n";
     os_ << "    const lina::Rows rows = "
         << (spec_.layout.reverseTime ? "lina::Rows{bos + len - 1 - c0, -1}" : "lina::Rows{bos + c0, 1}") << ";\n";
@@ -245,6 +283,23 @@ class Emitter {
   }
 
  private:
+  // Issues the cp.async copies of chunk `c0Expr`'s prefetched inputs into staging buffer
+  // (chunk index & 1), when that chunk exists, and commits them as one group.
+  void emitPrefetch(const std::string& in, const std::string& c0Expr) {
+    os_ << in << "{\n" << in << "  const long long pc0 = " << c0Expr << ";\n";
+    os_ << in << "  if (async_ok && pc0 < len) {\n";
+    os_ << in << "    const int pL = static_cast<int>(len - pc0 < C ? len - pc0 : C);\n";
+    os_ << in << "    const lina::Rows prows = "
+        << (spec_.layout.reverseTime ? "lina::Rows{bos + len - 1 - pc0, -1}" : "lina::Rows{bos + pc0, 1}") << ";\n";
+    for (const Op& op : k_.ops) {
+      if (!prefetched(op, e_)) continue;
+      os_ << in << "    lina::prefetch_rows<C, " << ext(op.shape) << ">(" << ident("stage16." + op.result) << " + ((pc0 / C) & 1) * C * "
+          << ext(op.shape) << ", static_cast<const " << elementType(op.symbol) << "*>(p.inputs["
+          << indexOf(k_.inputs, op.symbol) << "]), prows, pL, h, H, D_" << op.shape[0] << ", O_" << op.shape[0] << ");\n";
+    }
+    os_ << in << "  }\n" << in << "  lina::cp_async_commit();\n" << in << "}\n";
+  }
+
   void line(const Op& op) {
     if (!sourceName_.empty() && op.loc.isValid()) os_ << "#line " << op.loc.begin.line << " \"" << sourceName_ << "\"\n";
   }
@@ -336,6 +391,9 @@ class Emitter {
         std::string D = op.shape.empty() ? "1" : "D_" + op.shape[0];
         std::string O = op.shape.empty() ? "0" : "O_" + op.shape[0];
         std::string rows = spec_.layout.perSequenceInputs.count(op.symbol) ? "lina::Rows{n, 0}" : "rows";
+        if (prefetched(op, e_))
+          os_ << "    if (async_ok) lina::convert_rows<C, " << E << ">(" << out << ", " << ident("stage16." + op.result)
+              << " + ((c0 / C) & 1) * C * " << E << ");\n    else\n  ";
         os_ << "    lina::load_rows<C, " << E << ">(" << out << ", static_cast<const " << elementType(op.symbol)
             << "*>(p.inputs[" << i << "]), " << rows << ", L, h, H, " << D << ", " << O << ");\n";
         break;
@@ -520,6 +578,7 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
   out.tiledDim = k.tiledDim;
   out.tile = e.tile;
   out.chunk = k.chunk;
+  out.stages = spec.stages;
   out.phase = k.phase;
   out.tiles = k.tiledDim.empty() ? 1 : static_cast<int>(e.full(k.tiledDim) / e.tile);
   out.source = Emitter(k, spec, e, smem, sourceName).run();

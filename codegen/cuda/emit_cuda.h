@@ -26,6 +26,7 @@ struct EmittedKernel {
   std::string tiledDim;
   int tile = 0;
   int chunk = 1;
+  int stages = 1;  // 2: cp.async prefetch of the next chunk's inputs
   // Whole and States: grid (tiles, heads, sequences). Outputs: grid (chunk slots, heads, tiles).
   cir::Phase phase = cir::Phase::Whole;
 };

@@ -121,6 +121,9 @@ struct Specialization {
   std::string dtype = "bf16";  // element type of per-step inputs and outputs: bf16 | fp16 | fp32
   int tile = 0;                // size of the tiled dim per CTA (0: the whole dim)
   TensorLayout layout;
+  // 1: each chunk's inputs are loaded when the chunk starts. 2: the next chunk's per-step vector
+  // inputs are copied (cp.async) into a second staging buffer while this chunk computes.
+  int stages = 1;
 };
 
 }  // namespace lina::cir

@@ -117,78 +117,124 @@ TEST(VariantForward, LinacCheckOnDslVariants) {
   }
 }
 
+// A problem on the device for the bit-for-bit tests, and a runner that returns the bytes of
+// every output and final state (in name order) of one forward launch.
+struct DeviceProblem {
+  Program program;
+  check::DeviceBuffers device;
+  ForwardArgs args;
+  reference::Result shapes;
+
+  DeviceProblem(const std::string& name, bool varlen) : program(Program::fromLibrary(name)) {
+    CheckOptions o = options("bf16", 2, 1000, 2, 128, 900);
+    if (varlen) {
+      o.shape.batch = 1;
+      o.shape.cuSeqlens = {0, 0, 37, 100, 164, 1000, 1001};
+      o.shape.time = o.shape.cuSeqlens.back();
+    }
+    reference::Problem problem = reference::makeRandomProblem(program.recurrence(), o.shape, o.seed);
+    args = check::uploadProblem(problem, o.dtype, device);
+    std::string error;
+    std::optional<reference::Result> ref = reference::run(program.recurrence(), problem, error);
+    if (!ref) throw Error(error);
+    shapes = *ref;
+  }
+
+  std::vector<std::vector<char>> run(ForwardArgs a) {
+    std::vector<check::DeviceBuffer*> buffers;
+    for (auto& [out, t] : shapes.outputs) {
+      buffers.push_back(device.poisoned(t.data.size() * 2));
+      a.outputs[out] = buffers.back()->get();
+    }
+    for (auto& [state, t] : shapes.finalStates) {
+      buffers.push_back(device.poisoned(t.data.size() * 4));
+      a.finalStates[state] = static_cast<float*>(buffers.back()->get());
+    }
+    program.forward(a);
+    const cuda::Driver* d = cuda::driver();
+    cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize");
+    std::vector<std::vector<char>> bytes;
+    for (check::DeviceBuffer* b : buffers) {
+      bytes.emplace_back(b->bytes);
+      if (b->bytes) cuda::check(d->cuMemcpyDtoH(bytes.back().data(), b->ptr, b->bytes), "cuMemcpyDtoH");
+    }
+    return bytes;
+  }
+};
+
 // The split strategy does the fused kernel's arithmetic in two launches: the snapshots are
 // exact fp32 copies of the walk's on-chip state, so outputs and final states must match the
 // fused kernel's bit for bit, with stream-ordered snapshots and with the caller's workspace.
 TEST(SplitStrategy, MatchesFusedBitForBit) {
   requireGpu();
   if (IsSkipped()) return;
-  const cuda::Driver* d = cuda::driver();
   for (const char* name : {"gla", "retention", "gsa"})
     for (bool varlen : {false, true}) {
-      Program program = Program::fromLibrary(name);
-      CheckOptions o = options("bf16", 2, 1000, 2, 128, 900);
-      if (varlen) {
-        o.shape.batch = 1;
-        o.shape.cuSeqlens = {0, 0, 37, 100, 164, 1000, 1001};
-        o.shape.time = o.shape.cuSeqlens.back();
-      }
-      reference::Problem problem = reference::makeRandomProblem(program.recurrence(), o.shape, o.seed);
-      check::DeviceBuffers device;
-      ForwardArgs args = check::uploadProblem(problem, o.dtype, device);
-      std::string error;
-      std::optional<reference::Result> shapes = reference::run(program.recurrence(), problem, error);
-      ASSERT_TRUE(shapes) << error;
-      // Runs one strategy; returns every output's and final state's bytes, in name order.
-      auto run = [&](const std::string& strategy, bool ownWorkspace) {
-        ForwardArgs a = args;
-        a.strategy = strategy;
-        a.chunk = 32;
-        a.tile = 64;
-        std::vector<check::DeviceBuffer*> buffers;
-        for (auto& [out, t] : shapes->outputs) {
-          buffers.push_back(device.poisoned(t.data.size() * 2));
-          a.outputs[out] = buffers.back()->get();
-        }
-        for (auto& [state, t] : shapes->finalStates) {
-          buffers.push_back(device.poisoned(t.data.size() * 4));
-          a.finalStates[state] = static_cast<float*>(buffers.back()->get());
-        }
-        if (ownWorkspace) {
-          size_t bytes = program.forwardWorkspaceBytes(a);
-          EXPECT_GT(bytes, 0u);
-          a.workspace = device.poisoned(bytes)->get();
-          a.workspaceBytes = bytes;
-        }
-        program.forward(a);
-        cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize");
-        std::vector<std::vector<char>> bytes;
-        for (check::DeviceBuffer* b : buffers) {
-          bytes.emplace_back(b->bytes);
-          if (b->bytes) cuda::check(d->cuMemcpyDtoH(bytes.back().data(), b->ptr, b->bytes), "cuMemcpyDtoH");
-        }
-        return bytes;
-      };
-      auto fused = run("fused", false);
+      DeviceProblem problem(name, varlen);
+      ForwardArgs a = problem.args;
+      a.chunk = 32;
+      a.tile = 64;
+      a.strategy = "fused";
+      auto fused = problem.run(a);
+      a.strategy = "split";
+      bool streamOrdered = fused == problem.run(a);
+      size_t bytes = problem.program.forwardWorkspaceBytes(a);
+      EXPECT_GT(bytes, 0u);
+      a.workspace = problem.device.poisoned(bytes)->get();
+      a.workspaceBytes = bytes;
+      bool callers = fused == problem.run(a);
       std::string tag = std::string(name) + (varlen ? " varlen" : "");
-      bool streamOrdered = fused == run("split", false), callers = fused == run("split", true);
       EXPECT_TRUE(streamOrdered) << tag << ": split (stream-ordered snapshots) differs from fused";
       EXPECT_TRUE(callers) << tag << ": split (caller's workspace) differs from fused";
       log(tag + " split == fused bit for bit: " + (streamOrdered && callers ? "PASS" : "FAIL"));
       // A workspace too small for the snapshots is refused before any launch.
-      ForwardArgs small = args;
-      small.strategy = "split";
-      small.outputs = {};
-      for (auto& [out, t] : shapes->outputs) small.outputs[out] = device.poisoned(t.data.size() * 2)->get();
-      small.workspace = device.poisoned(256)->get();
-      small.workspaceBytes = 256;
+      a.workspace = problem.device.poisoned(256)->get();
+      a.workspaceBytes = 256;
       try {
-        program.forward(small);
+        problem.run(a);
         ADD_FAILURE() << tag << ": expected a workspace error";
       } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("workspace: expected at least"), std::string::npos) << e.what();
       }
     }
+}
+
+// Prefetching (stages = 2) changes where a chunk's rows come from, not the arithmetic: outputs
+// and final states match the synchronous loads bit for bit, for both strategies, and a tensor
+// that is not 16-byte aligned (a view one element in) falls back to synchronous loads.
+TEST(Prefetch, MatchesSynchronousLoadsBitForBit) {
+  requireGpu();
+  if (IsSkipped()) return;
+  for (const char* name : {"gla", "retention", "gsa"})
+    for (bool varlen : {false, true})
+      for (const char* strategy : {"fused", "split"}) {
+        DeviceProblem problem(name, varlen);
+        ForwardArgs a = problem.args;
+        a.strategy = strategy;
+        a.chunk = 16;
+        a.tile = 64;
+        a.stages = 1;
+        auto one = problem.run(a);
+        a.stages = 2;
+        bool same = one == problem.run(a);
+        // The first input copied one bf16 element in: every row's start moves by 2 bytes.
+        const rir::Decl& in = problem.program.recurrence().inputs[0];
+        const std::string first = in.name;
+        size_t bytes = static_cast<size_t>(problem.args.batch * problem.args.time * problem.args.heads) *
+                       (in.shape.empty() ? 1 : static_cast<size_t>(problem.args.dims.at(in.shape[0]))) * 2;
+        std::vector<char> host(bytes);
+        const cuda::Driver* d = cuda::driver();
+        cuda::check(d->cuMemcpyDtoH(host.data(), reinterpret_cast<CUdeviceptr>(problem.args.inputs.at(first)), bytes),
+                    "cuMemcpyDtoH");
+        char* shifted = static_cast<char*>(problem.device.poisoned(bytes + 16)->get()) + 2;
+        cuda::check(d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(shifted), host.data(), bytes), "cuMemcpyHtoD");
+        a.inputs[first] = shifted;
+        bool misaligned = one == problem.run(a);
+        std::string tag = std::string(name) + (varlen ? " varlen " : " ") + strategy;
+        EXPECT_TRUE(same) << tag << ": stages 2 differs from stages 1";
+        EXPECT_TRUE(misaligned) << tag << ": stages 2 with a misaligned input differs from stages 1";
+        log(tag + " prefetch == synchronous bit for bit: " + (same && misaligned ? "PASS" : "FAIL"));
+      }
 }
 
 // The derived backward's two passes are ordinary programs: their kernels run on the GPU against

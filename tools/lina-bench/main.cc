@@ -45,7 +45,7 @@ int run(int argc, char** argv) {
   std::string op = "gla", dtype = "bf16", strategy = "auto";
   std::vector<int64_t> shape = {4, 4096, 64};
   std::map<std::string, int64_t> dims;
-  int reps = 20, chunk = 0, warps = 0;
+  int reps = 20, chunk = 0, warps = 0, stages = 0;
   bool backward = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -60,6 +60,7 @@ int run(int argc, char** argv) {
     else if (a == "--strategy") strategy = next();
     else if (a == "--chunk") chunk = std::stoi(next());
     else if (a == "--warps") warps = std::stoi(next());
+    else if (a == "--stages") stages = std::stoi(next());
     else if (a == "--backward") backward = true;
     else if (a == "--dims") {
       std::stringstream ss(next());
@@ -86,6 +87,7 @@ int run(int argc, char** argv) {
   args.strategy = strategy;
   args.chunk = chunk;
   args.warps = warps;
+  args.stages = stages;
   size_t width = dtype == "fp32" ? 4 : 2;
   std::mt19937_64 rng(1);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -185,10 +187,11 @@ int run(int argc, char** argv) {
   cuda::DeviceInfo info = cuda::deviceInfo(0);
   KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin, info.multiprocessors);
   if (warps) config.warps = warps;
+  if (stages && config.strategy != cir::Strategy::Recurrent) config.stages = stages;
   std::string kernel = program.kernelNames(config, dims, dtype);
   std::printf(
       "{\"tool\": \"lina-bench\", \"device\": \"%s\", \"op\": \"%s\", \"B\": %lld, \"T\": %lld, \"H\": %lld, "
-      "\"dims\": \"%s\", \"dtype\": \"%s\", \"kernel\": \"%s\", \"tile\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+      "\"dims\": \"%s\", \"dtype\": \"%s\", \"kernel\": \"%s\", \"tile\": %d, \"stages\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
       "\"first_call_ms\": %.1f, \"nvrtc_compiles\": %d, \"nvrtc_ms\": %.1f, \"disk_hits\": %d, "
       "\"io_bytes\": %.0f, \"io_TBps\": %.3f%s}\n",
       info.name.c_str(), op.c_str(), static_cast<long long>(shape[0]), static_cast<long long>(shape[1]),
@@ -199,7 +202,7 @@ int run(int argc, char** argv) {
         return s;
       }()
           .c_str(),
-      dtype.c_str(), kernel.c_str(), config.tile, times[times.size() / 2], times.front(), firstCallMs, stats.compiles,
+      dtype.c_str(), kernel.c_str(), config.tile, config.stages, times[times.size() / 2], times.front(), firstCallMs, stats.compiles,
       stats.compileMilliseconds, stats.diskHits, bytesMoved, bytesMoved / (times[times.size() / 2] * 1e-3) / 1e12,
       backwardJson.c_str());
   return 0;

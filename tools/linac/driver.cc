@@ -44,7 +44,8 @@ const char* kUsage =
     "\n"
     "compile options:\n"
     "  --emit=ast|rir|cir|cuda what to print (default rir, after the whole pipeline)\n"
-    "  --strategy=fused|split|recurrent, --chunk=N, --tile=N, --dtype=bf16|fp16|fp32\n"
+    "  --strategy=fused|split|recurrent, --chunk=N, --tile=N, --dtype=bf16|fp16|fp32,\n"
+    "  --stages=1|2            2: prefetch the next chunk's inputs with cp.async\n"
     "                          the kernel to show with --emit=cir|cuda (dims from --dims, default 64)\n"
     "  --print-after=PASS|all  print the RIR after a pass; \"(unchanged)\" when it changed nothing\n"
     "  --pass=PASS             run only PASS (lower-ast-to-rir: lowering alone) and print the result\n"
@@ -83,6 +84,7 @@ struct Options {
   std::string strategy = "auto";
   int chunk = 0;
   int tile = 0;
+  int stages = 1;
   std::string arch;
   bool cacheStats = false;
   bool backward = false;  // run-reference: gradients too; --emit=rir: the derived backward
@@ -155,6 +157,10 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       if (!n || n->size() != 1 || (*n)[0] < 0 || (*n)[0] > 4096)
         return usageError(err, std::string(isChunk ? "--chunk" : "--tile") + " expects a non-negative integer; got '" + v + "'");
       (isChunk ? o.chunk : o.tile) = static_cast<int>((*n)[0]);
+    } else if ((m = value(a, "--stages", v))) {
+      if (m < 0) return false;
+      if (v != "1" && v != "2") return usageError(err, "--stages expects 1 or 2; got '" + v + "'");
+      o.stages = v == "2" ? 2 : 1;
     } else if ((m = value(a, "--print-after", o.printAfter))) {
       if (m < 0) return false;
     } else if ((m = value(a, "--pass", o.pass))) {
@@ -298,6 +304,8 @@ int emitKernels(const Options& o, const rir::Module& m, DiagnosticEngine& diags,
         spec.dims = dimsFor(rec, o, 64);
         spec.dtype = o.dtype;
         spec.tile = o.tile;
+        spec.stages = o.stages;
+      spec.stages = o.stages;
         out << codegen::emitCuda(*k, spec, o.file).source;
       } catch (const Error& e) {
         err << "linac: error: " << e.what() << '\n';
@@ -324,6 +332,7 @@ int compileCir(const Options& o, SourceManager& sources, uint32_t file, std::ost
       spec.dims = dims;
       spec.dtype = o.dtype;
       spec.tile = o.tile;
+      spec.stages = o.stages;
       out << codegen::emitCuda(*k, spec, "").source;
     } catch (const Error& e) {
       err << "linac: error: " << e.what() << '\n';
@@ -469,8 +478,8 @@ int compileKernels(const Options& o, SourceManager& sources, uint32_t file, std:
         for (const codegen::EmittedKernel& k : program.emitKernels(c, dims, o.dtype)) {
         runtime::CompileResult r = runtime::compileToCubin(k.source, k.name + ".cu", arch);
         char line[256];
-        std::snprintf(line, sizeof line, "%-28s %-6s %s tile=%-3d smem=%6lld B  cubin=%7zu B  nvrtc %.0f ms\n",
-                      k.name.c_str(), arch.c_str(), o.dtype.c_str(), k.tile, static_cast<long long>(k.smem.totalBytes),
+        std::snprintf(line, sizeof line, "%-32s %-6s %s tile=%-3d stages=%d smem=%6lld B  cubin=%7zu B  nvrtc %.0f ms\n",
+                      k.name.c_str(), arch.c_str(), o.dtype.c_str(), k.tile, k.stages, static_cast<long long>(k.smem.totalBytes),
                       r.cubin.size(), r.milliseconds);
         out << line;
       }

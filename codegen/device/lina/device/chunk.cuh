@@ -41,6 +41,40 @@ __device__ void load_rows(float* dst, const T* src, Rows rows, int L, int h, int
   }
 }
 
+// Asynchronous loads (cp.async, sm_80+): the next chunk's input rows are copied into a staging
+// buffer while the current chunk computes; convert_rows then widens them to the fp32 chunk
+// buffer. 16-byte pieces: D * sizeof(T), the row stride and the column offset must be multiples
+// of 16 bytes, and so must the tensor's base address (the kernel checks it and falls back to
+// load_rows).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool copy) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(copy ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
+
+// stage[t][d] = src[token rows.token(t), head h, column off + d] for t < L, zeros beyond (a
+// zero-byte copy fills with zeros). Nothing waits here: cp_async_commit, then
+// cp_async_wait_all and a barrier before stage is read. L >= 1.
+template <int C, int D, typename T>
+__device__ void prefetch_rows(T* stage, const T* src, Rows rows, int L, int h, int H, int Dfull, int off) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte piece
+  static_assert(D % kPer == 0, "prefetch_rows: a row must be whole 16-byte pieces");
+  constexpr int kPieces = D / kPer;
+  for (int i = threadIdx.x; i < C * kPieces; i += blockDim.x) {
+    const int t = i / kPieces, piece = i - t * kPieces;
+    const bool valid = t < L;
+    const T* g = src + (rows.token(valid ? t : 0) * H + h) * static_cast<long long>(Dfull) + off + piece * kPer;
+    cp_async16(stage + t * D + piece * kPer, g, valid);
+  }
+}
+
+template <int C, int D, typename T>
+__device__ void convert_rows(float* dst, const T* stage) {
+  for (int i = threadIdx.x; i < C * D; i += blockDim.x) dst[i] = to_float(stage[i]);
+}
+
 // The rows t < L of src into dst; ACCUMULATE adds to what dst holds (each element is owned by
 // one thread of one CTA, so the read-modify-write needs no atomics).
 template <int C, int D, bool ACCUMULATE, typename T>

@@ -211,7 +211,10 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
         // as many CTAs per SM (1 KB reserved per CTA, at most 4 CTAs of 512 threads): hiding load
         // latency is not worth losing a resident CTA. The recurrent kernel's one-step chunks have
         // nothing to overlap.
-        auto perSm = [&](int64_t bytes) { return std::min<int64_t>(4, (sharedMemoryBytes + 1024) / (bytes + 1024)); };
+        // At 512 threads a CTA, registers (64K per SM) leave room for at most 2 CTAs per SM:
+        // measured on H100, prefetching made GLA and retention (2 CTAs either way) 14-19% faster and
+        // GSA (2 CTAs -> 1) 7% slower (bench/results/2026-11-25-h100-prefetch).
+        auto perSm = [&](int64_t bytes) { return std::min<int64_t>(2, (sharedMemoryBytes + 1024) / (bytes + 1024)); };
         int64_t twoStages = strategy == cir::Strategy::Recurrent ? 0 : bytesAt(2);
         if (twoStages && perSm(twoStages) >= perSm(oneStage)) config.stages = 2;
         out.push_back(config);
@@ -279,7 +282,13 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
   // pairwise gated scores cost C^2 R exps), else 32; smaller if that does not fit.
   auto pickChunked = [&](cir::Strategy strategy) -> const KernelConfig* {
     if (a.chunk) return pick(strategy, a.chunk);
-    const int preferred = preferredChunk();
+    int preferred = preferredChunk();
+    // A forward that can prefetch at chunk 16 takes it: retention's forward at B4_T4096_H64 ran
+    // 8.29 ms at chunk 16 with prefetching against 9.20 ms at chunk 32 without
+    // (bench/results/2026-11-25-h100-prefetch). The backward passes keep the table.
+    if (a.layout.key() == cir::TensorLayout().key())
+      for (const KernelConfig& c : candidates)
+        if (c.strategy == strategy && c.chunk == 16 && c.stages == 2 && (a.tile == 0 || c.tile == a.tile)) preferred = 16;
     for (auto it = candidates.rbegin(); it != candidates.rend(); ++it)
       if (it->strategy == strategy && it->chunk <= preferred && (a.tile == 0 || it->tile == a.tile)) return &*it;
     return pick(strategy, 0);

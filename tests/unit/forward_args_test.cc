@@ -137,6 +137,34 @@ TEST(ForwardArgs, SplitIsChosenForFewLongWalks) {
   }
 }
 
+// Prefetching is taken where it keeps 2 CTAs per SM (GLA, retention), not where its staging
+// buffers would leave one (GSA at chunk 16); a forward that can prefetch at chunk 16 takes it.
+TEST(ForwardArgs, PrefetchIsTakenWhenItKeepsTheResidentCtas) {
+  constexpr int64_t kSmem = 232448;
+  ForwardArgs a = goodGla();
+  a.dims = {{"K", 128}, {"V", 128}, {"M", 64}};
+  a.batch = 4;
+  a.time = 4096;
+  a.heads = 64;
+  auto chosen = [&](const char* name) {
+    Program p = Program::fromLibrary(name);
+    ForwardArgs b = a;
+    if (std::string(name) != "gsa") b.dims.erase("M");
+    return p.chooseConfig(b, kSmem, 132);
+  };
+  KernelConfig gla = chosen("gla"), retention = chosen("retention"), gsa = chosen("gsa");
+  EXPECT_EQ(gla.chunk, 16);
+  EXPECT_EQ(gla.stages, 2);
+  EXPECT_EQ(retention.chunk, 16);
+  EXPECT_EQ(retention.stages, 2);
+  EXPECT_EQ(gsa.chunk, 16);
+  EXPECT_EQ(gsa.stages, 1);
+  // The recurrent kernel never prefetches.
+  a.time = 1;
+  EXPECT_EQ(chosen("gla").strategy, cir::Strategy::Recurrent);
+  EXPECT_EQ(chosen("gla").stages, 1);
+}
+
 TEST(ForwardArgs, ProgramErrorsCarryTheDiagnostics) {
   try {
     (void)Program::fromSource("bad.lina", "recurrence r {\n  dims K\n  in q[K]\n  state S[K, K]\n}\n");

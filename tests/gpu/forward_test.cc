@@ -126,6 +126,7 @@ struct DeviceProblem {
   reference::Result shapes;
 
   DeviceProblem(const std::string& name, bool varlen) : program(Program::fromLibrary(name)) {
+    cuda::useDevice(0);  // the buffers below need a current context, whichever test runs first
     CheckOptions o = options("bf16", 2, 1000, 2, 128, 900);
     if (varlen) {
       o.shape.batch = 1;

@@ -92,7 +92,8 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
       buffers["carry." + op.result] = {2 * e.extent(op.shape), 0, end, true};
   for (const Op& op : k.ops)
     if (prefetched(op, e))  // two staging buffers: this chunk's rows and the next one's
-      buffers["stage." + op.result] = {2 * C * e.extent(op.shape) * elementBytes(e.spec, op.symbol) / 4, 0, end, true};
+      buffers["stage." + op.result] = {2 * C * (e.extent(op.shape) + 16 / elementBytes(e.spec, op.symbol)) *
+                                           elementBytes(e.spec, op.symbol) / 4, 0, end, true};
   auto use = [&](const std::string& name, int i) {
     auto it = buffers.find(name);
     if (it != buffers.end() && !it->second.persistent) it->second.last = std::max(it->second.last, i);
@@ -294,10 +295,22 @@ class Emitter {
     for (const Op& op : k_.ops) {
       if (!prefetched(op, e_)) continue;
       os_ << in << "    lina::prefetch_rows<C, " << ext(op.shape) << ">(" << ident("stage16." + op.result) << " + ((pc0 / C) & 1) * C * "
-          << ext(op.shape) << ", static_cast<const " << elementType(op.symbol) << "*>(p.inputs["
+          << stageStride(op) << ", static_cast<const " << elementType(op.symbol) << "*>(p.inputs["
           << indexOf(k_.inputs, op.symbol) << "]), prows, pL, h, H, D_" << op.shape[0] << ", O_" << op.shape[0] << ");\n";
     }
     os_ << in << "  }\n" << in << "  lina::cp_async_commit();\n" << in << "}\n";
+  }
+
+  // The row stride of a prefetched input's staging buffer (padded; see StageRow).
+  std::string stageStride(const Op& load) const {
+    return "lina::StageRow<" + ext(load.shape) + ", " + elementType(load.symbol) + ">::kStride";
+  }
+  // This chunk's rows of `operand` as bf16 in its staging buffer, for ldmatrix: when it is a raw
+  // bf16 input that is prefetched (null at run time when the tensors were not aligned).
+  std::string bf16Rows(const std::string& operand) const {
+    const Op* d = def(operand);
+    if (!d || !prefetched(*d, e_) || spec_.dtype != "bf16" || spec_.layout.fp32Tensors.count(d->symbol)) return "";
+    return "(async_ok ? " + ident("stage16." + d->result) + " + ((c0 / C) & 1) * C * " + stageStride(*d) + " : nullptr)";
   }
 
   void line(const Op& op) {
@@ -393,7 +406,7 @@ class Emitter {
         std::string rows = spec_.layout.perSequenceInputs.count(op.symbol) ? "lina::Rows{n, 0}" : "rows";
         if (prefetched(op, e_))
           os_ << "    if (async_ok) lina::convert_rows<C, " << E << ">(" << out << ", " << ident("stage16." + op.result)
-              << " + ((c0 / C) & 1) * C * " << E << ");\n    else\n  ";
+              << " + ((c0 / C) & 1) * C * " << stageStride(op) << ");\n    else\n  ";
         os_ << "    lina::load_rows<C, " << E << ">(" << out << ", static_cast<const " << elementType(op.symbol)
             << "*>(p.inputs[" << i << "]), " << rows << ", L, h, H, " << D << ", " << O << ");\n";
         break;
@@ -468,7 +481,12 @@ class Emitter {
             << (tc ? "true" : "false") << ", " << (spec_.layout.preciseProducts ? "true" : "false") << ">(" << out
             << ", " << ident(op.operands[0]) << ", " << key << ", " << val << ", " << kk(rg) << ", " << q(rg) << ", "
             << kk(ng) << ", " << q(ng) << ", " << ident("S." + op.symbol) << ", " << scratch << ", " << scratch
-            << " + C * C, L);\n";
+            << " + C * C, L";
+        // The scores x . key^T read bf16 fragments with ldmatrix when both are prefetched raw inputs.
+        std::string x16 = bf16Rows(op.operands[0]), key16 = bf16Rows(overRows ? op.u : op.w);
+        if (tc && !spec_.layout.preciseProducts && rg.kind != GateKind::Vector && !x16.empty() && !key16.empty())
+          os_ << ", " << x16 << ", " << key16;
+        os_ << ");\n";
         break;
       }
       case OpKind::Carry: {

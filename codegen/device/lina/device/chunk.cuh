@@ -54,9 +54,17 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15) == 0; }
 
-// stage[t][d] = src[token rows.token(t), head h, column off + d] for t < L, zeros beyond (a
-// zero-byte copy fills with zeros). Nothing waits here: cp_async_commit, then
-// cp_async_wait_all and a barrier before stage is read. L >= 1.
+// A staging row is D elements plus 16 bytes of padding: rows 16 bytes apart in the bank map, so
+// ldmatrix's eight row reads of a fragment fall in different banks.
+template <int D, typename T>
+struct StageRow {
+  static constexpr int kPad = 16 / static_cast<int>(sizeof(T));
+  static constexpr int kStride = D + kPad;
+};
+
+// stage[t][d] (row stride StageRow::kStride) = src[token rows.token(t), head h, column off + d]
+// for t < L, zeros beyond (a zero-byte copy fills with zeros). Nothing waits here:
+// cp_async_commit, then cp_async_wait_all and a barrier before stage is read. L >= 1.
 template <int C, int D, typename T>
 __device__ void prefetch_rows(T* stage, const T* src, Rows rows, int L, int h, int H, int Dfull, int off) {
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte piece
@@ -66,13 +74,16 @@ __device__ void prefetch_rows(T* stage, const T* src, Rows rows, int L, int h, i
     const int t = i / kPieces, piece = i - t * kPieces;
     const bool valid = t < L;
     const T* g = src + (rows.token(valid ? t : 0) * H + h) * static_cast<long long>(Dfull) + off + piece * kPer;
-    cp_async16(stage + t * D + piece * kPer, g, valid);
+    cp_async16(stage + t * StageRow<D, T>::kStride + piece * kPer, g, valid);
   }
 }
 
 template <int C, int D, typename T>
 __device__ void convert_rows(float* dst, const T* stage) {
-  for (int i = threadIdx.x; i < C * D; i += blockDim.x) dst[i] = to_float(stage[i]);
+  for (int i = threadIdx.x; i < C * D; i += blockDim.x) {
+    const int t = i / D, d = i - t * D;
+    dst[i] = to_float(stage[t * StageRow<D, T>::kStride + d]);
+  }
 }
 
 // The rows t < L of src into dst; ACCUMULATE adds to what dst holds (each element is owned by
@@ -225,9 +236,14 @@ __device__ void scores_fp32(float* P, const float* x, const float* key, const fl
 // operand split hi + lo); needs C, R, N multiples of 16. Pairwise-gated parts stay fp32.
 // PRECISE splits every operand (the derived backward passes: gradients such as the gates' come
 // from long sums where bf16-rounded products would not cancel).
+// x16 / key16: the same rows of x and key as bf16 in staging buffers (row stride
+// StageRow<R, bf16>::kStride), or null. When both are given (raw bf16 inputs, prefetched), the
+// ungated scores read their tensor-core fragments from them with ldmatrix; the products are
+// the same, since x and key are exact in bf16.
 template <int C, int R, int N, int RK, int NK, bool AFTER, bool TRANSPOSED, bool TC = false, bool PRECISE = false>
 __device__ void attend(float* out, const float* x, const float* key, const float* val, const float* kR,
-                       const float* qR, const float* kN, const float* qN, const float* S, float* P, float* xt, int L) {
+                       const float* qR, const float* kN, const float* qN, const float* S, float* P, float* xt, int L,
+                       const bf16* x16 = nullptr, const bf16* key16 = nullptr) {
   if constexpr (TC) {
     static_assert(C % 16 == 0 && R % 16 == 0 && N % 16 == 0, "tensor-core attend needs multiples of 16");
     for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
@@ -236,7 +252,10 @@ __device__ void attend(float* out, const float* x, const float* key, const float
     }
     if constexpr (RK != kVectorGate) {
       // Scores on tensor cores, then the scalar decays and the causal mask per entry.
-      mma_gemm<C, C, R, false, PRECISE, PRECISE, PRECISE ? 3 : 2>(P, C, x, R, 1, key, 1, R);
+      if (!PRECISE && x16 && key16)
+        mma_gemm_bf16<C, C, R, false>(P, C, x16, StageRow<R, bf16>::kStride, key16, StageRow<R, bf16>::kStride);
+      else
+        mma_gemm<C, C, R, false, PRECISE, PRECISE, PRECISE ? 3 : 2>(P, C, x, R, 1, key, 1, R);
       __syncthreads();
       for (int i = threadIdx.x; i < C * C; i += blockDim.x) {
         int t = i / C, s = i - t * C;

@@ -141,4 +141,56 @@ __device__ void mma_gemm(float* D, int ldd, const float* A, int sam, int sak, co
   mma_gemm_strips<M, N, K, ACCUMULATE, SPLIT_B, SPLIT_A, LEVELS, 1>(D, ldd, A, sam, sak, B, sbk, sbn);
 }
 
+// ldmatrix: eight 8x8 bf16 blocks' rows from shared memory into mma.sync fragments (lane l gives
+// the address of row l % 8 of block l / 8; rows 16-byte aligned).
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* row) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldmatrix_x2(unsigned (&r)[2], const void* row) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+// D (+)= A B on tensor cores with bf16 operands already in shared memory: A(m, k) = A[m * lda + k]
+// and B(k, n) = B[n * ldb + k] (each row of B is one output column), fragments by ldmatrix. The
+// same products as mma_gemm without splits on the same (bf16-exact) values. lda, ldb: multiples
+// of 8 elements; M % 16 == 0, N % 8 == 0, K % 16 == 0; whole block, no barrier inside.
+template <int M, int N, int K, bool ACCUMULATE>
+__device__ void mma_gemm_bf16(float* D, int ldd, const bf16* A, int lda, const bf16* B, int ldb) {
+  static_assert(M % 16 == 0 && N % 8 == 0 && K % 16 == 0, "mma_gemm_bf16 tile shape");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int g = lane >> 2, q = (lane & 3) * 2;
+  // Lane l's rows: A block l / 8 is (rows +8 when odd, columns +8 from block 2), row l % 8; B
+  // block (l / 8) & 1 is columns k +8 when odd, row l % 8.
+  const int aRow = (lane & 7) + ((lane >> 3) & 1) * 8, aCol = (lane >> 4) * 8;
+  const int bRow = lane & 7, bCol = ((lane >> 3) & 1) * 8;
+  for (int tile = warp; tile < (M / 16) * (N / 8); tile += warps) {
+    const int m0 = (tile / (N / 8)) * 16, n0 = (tile % (N / 8)) * 8;
+    float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 2
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      unsigned a[4], b[2];
+      ldmatrix_x4(a, A + (m0 + aRow) * lda + k0 + aCol);
+      ldmatrix_x2(b, B + (n0 + bRow) * ldb + k0 + bCol);
+      mma_bf16_16x8x16(c, a, b);
+    }
+    float* d0 = D + (m0 + g) * ldd + n0 + q;
+    float* d1 = D + (m0 + g + 8) * ldd + n0 + q;
+    if constexpr (ACCUMULATE) {
+      d0[0] += c[0];
+      d0[1] += c[1];
+      d1[0] += c[2];
+      d1[1] += c[3];
+    } else {
+      d0[0] = c[0];
+      d0[1] = c[1];
+      d1[0] = c[2];
+      d1[1] = c[3];
+    }
+  }
+}
+
 }  // namespace lina

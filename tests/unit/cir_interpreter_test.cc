@@ -10,6 +10,14 @@
 namespace lina {
 namespace {
 
+// Outputs and final states agree to double precision.
+void expectSameResult(const reference::Result& ref, const reference::Result& got, const std::string& tag) {
+  for (const auto& [name, t] : ref.outputs)
+    EXPECT_LT(testing::maxRelativeError(got.outputs.at(name).data, t.data), 1e-10) << tag << " output " << name;
+  for (const auto& [name, t] : ref.finalStates)
+    EXPECT_LT(testing::maxRelativeError(got.finalStates.at(name).data, t.data), 1e-10) << tag << " state " << name;
+}
+
 void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) {
   reference::ProblemShape shape = varlen ? testing::smallShape(0, {0, 0, 5, 6, 17}) : testing::smallShape(11);
   reference::Problem p = reference::makeRandomProblem(program, shape, 41);
@@ -23,11 +31,7 @@ void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) 
     std::string error;
     std::optional<reference::Result> got = cir::interpret(*k, p, error);
     ASSERT_TRUE(got.has_value()) << error;
-    std::string tag = program.name + " chunk " + std::to_string(chunk) + (varlen ? " varlen" : "");
-    for (const auto& [name, t] : ref.outputs)
-      EXPECT_LT(testing::maxRelativeError(got->outputs.at(name).data, t.data), 1e-10) << tag << " output " << name;
-    for (const auto& [name, t] : ref.finalStates)
-      EXPECT_LT(testing::maxRelativeError(got->finalStates.at(name).data, t.data), 1e-10) << tag << " state " << name;
+    expectSameResult(ref, *got, program.name + " chunk " + std::to_string(chunk) + (varlen ? " varlen" : ""));
   }
   // The split strategy: the walk keeps only the carries, the outputs phase only the reads and
   // stores, and the two together give the reference's outputs and final states.
@@ -51,11 +55,7 @@ void expectChunkedMatchesReference(const rir::Recurrence& program, bool varlen) 
     std::string error;
     std::optional<reference::Result> got = cir::interpretSplit(*walk, *outputs, p, error);
     ASSERT_TRUE(got.has_value()) << error;
-    std::string tag = program.name + " split chunk " + std::to_string(chunk) + (varlen ? " varlen" : "");
-    for (const auto& [name, t] : ref.outputs)
-      EXPECT_LT(testing::maxRelativeError(got->outputs.at(name).data, t.data), 1e-10) << tag << " output " << name;
-    for (const auto& [name, t] : ref.finalStates)
-      EXPECT_LT(testing::maxRelativeError(got->finalStates.at(name).data, t.data), 1e-10) << tag << " state " << name;
+    expectSameResult(ref, *got, program.name + " split chunk " + std::to_string(chunk) + (varlen ? " varlen" : ""));
   }
 }
 

@@ -51,6 +51,23 @@ cuda::DeviceInfo cachedDeviceInfo(int device) {
 // Snapshot buffers start 256-byte aligned in the workspace.
 size_t alignUp(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+int64_t sequenceCount(const ForwardArgs& a) { return a.cuSeqlens ? a.numSequences : a.batch; }
+int64_t tokenCount(const ForwardArgs& a) { return a.cuSeqlens ? a.time : a.batch * a.time; }
+
+// The split strategy's chunk slots (see chunk_of_slot in device/common.cuh).
+int64_t chunkSlots(const ForwardArgs& a, int chunk) { return (tokenCount(a) + chunk - 1) / chunk + sequenceCount(a); }
+
+// Where each state's snapshots start in the split strategy's workspace; the last entry is the
+// total size.
+std::vector<size_t> snapshotOffsets(const rir::Recurrence& rec, const ForwardArgs& a, int chunk) {
+  std::vector<size_t> offsets = {0};
+  for (const rir::Decl& st : rec.states)
+    offsets.push_back(offsets.back() + alignUp(static_cast<size_t>(chunkSlots(a, chunk) * a.heads *
+                                                                   a.dims.at(st.shape[0]) * a.dims.at(st.shape[1])) *
+                                               sizeof(float)));
+  return offsets;
+}
+
 std::string shapeText(const std::vector<int64_t>& s) {
   std::string t = "[";
   for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
@@ -208,12 +225,11 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
       };
       if (int64_t oneStage = bytesAt(1)) {
         // Prefetching costs a second staging buffer per input. It is taken when it fits and keeps
-        // as many CTAs per SM (1 KB reserved per CTA, at most 4 CTAs of 512 threads): hiding load
-        // latency is not worth losing a resident CTA. The recurrent kernel's one-step chunks have
-        // nothing to overlap.
-        // At 512 threads a CTA, registers (64K per SM) leave room for at most 2 CTAs per SM:
-        // measured on H100, prefetching made GLA and retention (2 CTAs either way) 14-19% faster and
-        // GSA (2 CTAs -> 1) 7% slower (bench/results/2026-11-25-h100-prefetch).
+        // as many CTAs per SM (1 KB reserved per CTA): hiding load latency is not worth losing a
+        // resident CTA. At 512 threads a CTA, registers (64K per SM) leave room for at most 2.
+        // Measured on H100: prefetching made GLA and retention (2 CTAs either way) 14-19% faster
+        // and GSA (2 CTAs -> 1) 7% slower (bench/results/2026-11-25-h100-prefetch). The recurrent
+        // kernel's one-step chunks have nothing to overlap.
         auto perSm = [&](int64_t bytes) { return std::min<int64_t>(2, (sharedMemoryBytes + 1024) / (bytes + 1024)); };
         int64_t twoStages = strategy == cir::Strategy::Recurrent ? 0 : bytesAt(2);
         if (twoStages && perSm(twoStages) >= perSm(oneStage)) config.stages = 2;
@@ -256,13 +272,7 @@ bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
 }
 
 size_t Program::splitSnapshotBytes(const ForwardArgs& a, int chunk) const {
-  const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
-  const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
-  const int64_t slots = (tokens + chunk - 1) / chunk + N;  // see chunk_of_slot in device/common.cuh
-  size_t bytes = 0;
-  for (const rir::Decl& st : rir_->states)
-    bytes += alignUp(static_cast<size_t>(slots * a.heads * a.dims.at(st.shape[0]) * a.dims.at(st.shape[1])) * sizeof(float));
-  return bytes;
+  return snapshotOffsets(*rir_, a, chunk).back();
 }
 
 KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors) const {
@@ -308,8 +318,7 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
     // then the split strategy computes the chunks' outputs in parallel, from snapshots of the
     // walk's states. A forward only: the derived backward passes keep their layouts fused.
     if (chosen && chosen->strategy == cir::Strategy::Fused && multiprocessors > 0 && a.layout.key() == cir::TensorLayout().key()) {
-      const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
-      const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
+      const int64_t N = sequenceCount(a), tokens = tokenCount(a);
       std::string tiled = cir::tileableDim(*rir_);
       const int64_t tiles = tiled.empty() || chosen->tile == 0 ? 1 : a.dims.at(tiled) / chosen->tile;
       const bool fewWalks = N * a.heads * tiles < multiprocessors;
@@ -330,7 +339,12 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
                 std::to_string(sharedMemoryBytes) + " bytes of shared memory for" + dimText +
                 "; use smaller dims or another strategy");
   }
-  return *chosen;
+  // The caller's overrides of the block size and the prefetching.
+  KernelConfig config = *chosen;
+  if (a.warps) config.warps = a.warps;
+  if (a.stages < 0 || a.stages > 2) throw Error("stages: expected 0 (choose), 1 or 2; got " + std::to_string(a.stages));
+  if (a.stages && config.strategy != cir::Strategy::Recurrent) config.stages = a.stages;
+  return config;
 }
 
 void Program::forward(const ForwardArgs& a, int device) const {
@@ -354,7 +368,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
     if (a.batch != 1) fail("cu_seqlens needs batch size 1 (packed sequences); got B = " + std::to_string(a.batch));
     if (a.numSequences < 0) fail("numSequences must be >= 0 with cu_seqlens");
   }
-  int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
+  const int64_t N = sequenceCount(a);
   auto checkKnown = [&](const auto& map, const std::vector<rir::Decl>& decls, const char* what) {
     for (const auto& [name, ptr] : map) {
       (void)ptr;
@@ -439,35 +453,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
 
   cuda::DeviceInfo info = cachedDeviceInfo(device);
   cuda::useDevice(device);
-  // Repeat calls with the same request skip config selection (which lowers and plans every
-  // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
-  std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
-                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" + std::to_string(a.stages) + "/" +
-                        std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
-                        a.layout.key();
-  for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
-  std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> kernels;
-  {
-    std::lock_guard<std::mutex> lock(emitted_->mutex);
-    auto it = emitted_->launches.find(request);
-    if (it == emitted_->launches.end()) {
-      KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
-      if (a.warps) config.warps = a.warps;
-      if (a.stages < 0 || a.stages > 2) fail("stages: expected 0 (choose), 1 or 2; got " + std::to_string(a.stages));
-      if (a.stages && config.strategy != cir::Strategy::Recurrent) config.stages = a.stages;
-      std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> loaded;
-      for (codegen::EmittedKernel& emitted : emitKernels(config, a.dims, a.dtype, a.layout)) {
-        if (emitted.smem.totalBytes > info.maxSharedPerBlockOptin)
-          fail("kernel " + emitted.name + " with stages " + std::to_string(config.stages) + " needs " +
-               std::to_string(emitted.smem.totalBytes) + " bytes of shared memory; the device allows " +
-               std::to_string(info.maxSharedPerBlockOptin) + "; use stages 1 or 0 (choose)");
-        LoadedKernel l = loadKernel(device, emitted, info.arch);
-        loaded.emplace_back(std::move(emitted), l);
-      }
-      it = emitted_->launches.emplace(request, std::move(loaded)).first;
-    }
-    kernels = it->second;
-  }
+  const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> kernels = launchesFor(a, device, info);
   const cuda::Driver* d = cuda::driver();
   auto launch = [&](const codegen::EmittedKernel& kernel, const LoadedKernel& loaded, unsigned x, unsigned y, unsigned z) {
     void* kernelArgs[] = {&p};
@@ -487,12 +473,12 @@ void Program::forward(const ForwardArgs& a, int device) const {
   // (chunk slot, head, tile) computes the outputs.
   const auto& [walk, walkLoaded] = kernels[0];
   const auto& [outputs, outputsLoaded] = kernels[1];
-  const size_t bytes = splitSnapshotBytes(a, walk.chunk);
+  const std::vector<size_t> offsets = snapshotOffsets(rec, a, walk.chunk);
+  const size_t bytes = offsets.back();
   if (a.workspace && a.workspaceBytes < bytes)
     fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the split " +
          "strategy's snapshots; got " + std::to_string(a.workspaceBytes));
-  const int64_t tokens = a.cuSeqlens ? a.time : a.batch * a.time;
-  const int64_t slots = (tokens + walk.chunk - 1) / walk.chunk + N;
+  const int64_t slots = chunkSlots(a, walk.chunk);
   if (slots > 0x7fffffff) fail("the split strategy numbers " + std::to_string(slots) + " chunks; at most 2^31 - 1");
   CUdeviceptr owned = 0;
   char* base = static_cast<char*>(a.workspace);
@@ -501,12 +487,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
                 "the split strategy's snapshots of " + std::to_string(bytes) + " bytes");
     base = reinterpret_cast<char*>(owned);
   }
-  size_t offset = 0;
-  for (size_t i = 0; i < rec.states.size(); ++i) {
-    p.snapshots[i] = reinterpret_cast<float*>(base + offset);
-    offset += alignUp(static_cast<size_t>(slots * a.heads * a.dims.at(rec.states[i].shape[0]) *
-                                          a.dims.at(rec.states[i].shape[1])) * sizeof(float));
-  }
+  for (size_t i = 0; i < rec.states.size(); ++i) p.snapshots[i] = reinterpret_cast<float*>(base + offsets[i]);
   try {
     launch(walk, walkLoaded, static_cast<unsigned>(walk.tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(N));
     launch(outputs, outputsLoaded, static_cast<unsigned>(slots), static_cast<unsigned>(a.heads),
@@ -518,13 +499,38 @@ void Program::forward(const ForwardArgs& a, int device) const {
   if (owned) cuda::check(d->cuMemFreeAsync(owned, a.stream), "cuMemFreeAsync");
 }
 
+std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::launchesFor(
+    const ForwardArgs& a, int device, const cuda::DeviceInfo& info) const {
+  // Repeat calls with the same request skip config selection (which lowers and plans every
+  // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
+  std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
+                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" + std::to_string(a.stages) + "/" +
+                        std::to_string(prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
+                        a.layout.key();
+  for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
+  std::lock_guard<std::mutex> lock(emitted_->mutex);
+  auto it = emitted_->launches.find(request);
+  if (it == emitted_->launches.end()) {
+    KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
+    std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> loaded;
+    for (codegen::EmittedKernel& emitted : emitKernels(config, a.dims, a.dtype, a.layout)) {
+      if (emitted.smem.totalBytes > info.maxSharedPerBlockOptin)
+        throw Error("@" + name_ + " forward: kernel " + emitted.name + " with stages " + std::to_string(config.stages) +
+                    " needs " + std::to_string(emitted.smem.totalBytes) + " bytes of shared memory; the device allows " +
+                    std::to_string(info.maxSharedPerBlockOptin) + "; use stages 1 or 0 (choose)");
+      LoadedKernel l = loadKernel(device, emitted, info.arch);
+      loaded.emplace_back(std::move(emitted), l);
+    }
+    it = emitted_->launches.emplace(request, std::move(loaded)).first;
+  }
+  return it->second;
+}
+
 size_t Program::forwardWorkspaceBytes(const ForwardArgs& a, int device) const {
-  if (a.strategy == "fused" || a.strategy == "recurrent") return 0;
-  const int64_t N = a.cuSeqlens ? a.numSequences : a.batch;
-  if (N == 0) return 0;
-  cuda::DeviceInfo info = cachedDeviceInfo(device);
-  KernelConfig config = chooseConfig(a, info.maxSharedPerBlockOptin, info.multiprocessors);
-  return config.strategy == cir::Strategy::Split ? splitSnapshotBytes(a, config.chunk) : 0;
+  if (sequenceCount(a) == 0) return 0;
+  // The launch forward(a) makes (cached): the split strategy's walk carries the chunk size.
+  const auto kernels = launchesFor(a, device, cachedDeviceInfo(device));
+  return kernels.size() == 2 ? splitSnapshotBytes(a, kernels.front().first.chunk) : 0;
 }
 
 }  // namespace lina

@@ -17,6 +17,7 @@
 #include "codegen/cuda/emit_cuda.h"
 #include "compiler/cir/ir.h"
 #include "compiler/rir/ir.h"
+#include "runtime/cuda_driver.h"
 
 namespace lina {
 
@@ -132,7 +133,8 @@ class Program {
   // The chunk size the runtime prefers for this program (see chooseConfig).
   int preferredChunk() const;
   // The configuration forward() would launch on a device with `sharedMemoryBytes` of opt-in
-  // shared memory per block and `multiprocessors` SMs (0: never choose split automatically).
+  // shared memory per block and `multiprocessors` SMs (0: never choose split automatically),
+  // with the caller's warps and stages applied.
   KernelConfig chooseConfig(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors = 0) const;
   // Bytes of snapshots the split strategy stores for `args` at chunk size `chunk`.
   size_t splitSnapshotBytes(const ForwardArgs& args, int chunk) const;
@@ -148,6 +150,11 @@ class Program {
     CUmodule module = nullptr;
     CUfunction function = nullptr;
   };
+
+ private:
+  // The kernels forward(args) launches, in order, emitted and loaded once per request.
+  std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> launchesFor(const ForwardArgs& args, int device,
+                                                                           const cuda::DeviceInfo& info) const;
 
  private:
   // Per request (device, dtype, strategy, chunk, tile, warps, dims, ...): the emitted kernel and

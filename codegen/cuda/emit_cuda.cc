@@ -58,12 +58,9 @@ int indexOf(const std::vector<rir::Decl>& decls, const std::string& name) {
   return -1;
 }
 
-// The element type a per-step input or output is stored in.
-std::string elementTypeOf(const cir::Specialization& spec, const std::string& name) {
-  return spec.layout.fp32Tensors.count(name) ? "float" : spec.dtype == "fp32" ? "float" : spec.dtype == "fp16" ? "lina::f16" : "lina::bf16";
-}
+// The bytes of one element of a per-step input or output.
 int elementBytes(const cir::Specialization& spec, const std::string& name) {
-  return elementTypeOf(spec, name) == "float" ? 4 : 2;
+  return spec.layout.fp32Tensors.count(name) || spec.dtype == "fp32" ? 4 : 2;
 }
 
 // Whether a load is prefetched with cp.async (stages = 2): a per-step vector input whose rows are
@@ -100,16 +97,7 @@ std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Exte
   };
   for (int i = 0; i < end; ++i) {
     const Op& op = k.ops[i];
-    for (const std::string& o : op.operands) use(o, i);
-    if (op.kind == OpKind::Attend || op.kind == OpKind::Carry) {
-      use(op.u, i);
-      use(op.w, i);
-      for (const cir::GateRef* g : {&op.rows, &op.cols}) {
-        if (g->kind == GateKind::None) continue;
-        use(g->inclusive, i);
-        if (!g->exclusive.empty()) use(g->exclusive, i);
-      }
-    }
+    for (const std::string& name : cir::valuesRead(op)) use(name, i);
     if (op.result.empty()) continue;
     int64_t perStep = e.extent(op.shape);
     if (op.kind == OpKind::Uniform) {
@@ -597,7 +585,6 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
   out.tile = e.tile;
   out.chunk = k.chunk;
   out.stages = spec.stages;
-  out.phase = k.phase;
   out.tiles = k.tiledDim.empty() ? 1 : static_cast<int>(e.full(k.tiledDim) / e.tile);
   out.source = Emitter(k, spec, e, smem, sourceName).run();
   return out;

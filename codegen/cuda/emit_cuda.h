@@ -22,13 +22,11 @@ struct EmittedKernel {
   std::string source;
   SharedMemoryPlan smem;
   int threads = 128;
-  int tiles = 1;        // CTAs per (sequence or chunk slot, head)
+  int tiles = 1;        // CTAs per (sequence or chunk slot, head): grid.x, or grid.z for the split outputs kernel
   std::string tiledDim;
   int tile = 0;
   int chunk = 1;
   int stages = 1;  // 2: cp.async prefetch of the next chunk's inputs
-  // Whole and States: grid (tiles, heads, sequences). Outputs: grid (chunk slots, heads, tiles).
-  cir::Phase phase = cir::Phase::Whole;
 };
 
 // Plans shared memory and emits the kernel for one specialization. `sourceName` is the .lina

@@ -75,6 +75,22 @@ struct Op {
   SourceRange loc;
 };
 
+// The values an op reads: its operands, and for attend and carry the outer() factors and the
+// gate cumsums.
+inline std::vector<std::string> valuesRead(const Op& op) {
+  std::vector<std::string> names = op.operands;
+  if (op.kind == OpKind::Attend || op.kind == OpKind::Carry) {
+    names.push_back(op.u);
+    names.push_back(op.w);
+    for (const GateRef* g : {&op.rows, &op.cols}) {
+      if (g->kind == GateKind::None) continue;
+      names.push_back(g->inclusive);
+      if (!g->exclusive.empty()) names.push_back(g->exclusive);
+    }
+  }
+  return names;
+}
+
 struct Kernel {
   std::string name;          // e.g. gla_fwd_fused_c64
   std::string program;       // the recurrence

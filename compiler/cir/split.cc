@@ -1,30 +1,10 @@
 #include "compiler/cir/split.h"
 
 #include <map>
-#include <set>
 
 #include "compiler/cir/verify.h"
 
 namespace lina::cir {
-
-namespace {
-
-// The values an op reads: operands, the outer() factors and the gate cumsums of attend/carry.
-std::vector<std::string> reads(const Op& op) {
-  std::vector<std::string> names = op.operands;
-  if (op.kind == OpKind::Attend || op.kind == OpKind::Carry) {
-    names.push_back(op.u);
-    names.push_back(op.w);
-    for (const GateRef* g : {&op.rows, &op.cols}) {
-      if (g->kind == GateKind::None) continue;
-      names.push_back(g->inclusive);
-      if (!g->exclusive.empty()) names.push_back(g->exclusive);
-    }
-  }
-  return names;
-}
-
-}  // namespace
 
 std::optional<Kernel> splitPhase(const Kernel& whole, Phase phase, DiagnosticEngine& diags) {
   if (whole.strategy != Strategy::Fused || phase == Phase::Whole) {
@@ -50,7 +30,7 @@ std::optional<Kernel> splitPhase(const Kernel& whole, Phase phase, DiagnosticEng
     const Op& op = whole.ops[i];
     if (op.kind == root) keep[i] = true;
     if (!keep[i]) continue;
-    for (const std::string& name : reads(op)) {
+    for (const std::string& name : valuesRead(op)) {
       auto it = definedBy.find(name);
       if (it != definedBy.end()) keep[it->second] = true;
     }

@@ -186,8 +186,6 @@ int run(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   cuda::DeviceInfo info = cuda::deviceInfo(0);
   KernelConfig config = program.chooseConfig(args, info.maxSharedPerBlockOptin, info.multiprocessors);
-  if (warps) config.warps = warps;
-  if (stages && config.strategy != cir::Strategy::Recurrent) config.stages = stages;
   std::string kernel = program.kernelNames(config, dims, dtype);
   std::printf(
       "{\"tool\": \"lina-bench\", \"device\": \"%s\", \"op\": \"%s\", \"B\": %lld, \"T\": %lld, \"H\": %lld, "

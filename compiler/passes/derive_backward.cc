@@ -24,15 +24,17 @@ class AdjointEmitter {
   const rir::Shape& shapeOf(const std::string& v) { return shapes_.at(v); }
   std::string fresh() { return prefix_ + std::to_string(next_++); }  // "." cannot clash with source names
 
-  std::string emit(rir::Op op, std::vector<std::string> operands, rir::Shape shape, std::string dim = "") {
+  // Appends `op` to the sink; its result is `name`, or a fresh name.
+  std::string emit(rir::Op op, std::vector<std::string> operands, rir::Shape shape, std::string dim = "",
+                   std::string name = "") {
     rir::Inst inst;
     inst.op = op;
-    inst.result = fresh();
+    inst.result = name.empty() ? fresh() : std::move(name);
     inst.operands = std::move(operands);
     inst.shape = std::move(shape);
     inst.dim = std::move(dim);
     shapes_[inst.result] = inst.shape;
-    emitted_.push_back(inst);
+    sink_->push_back(inst);
     return inst.result;
   }
   std::string emitInput(const std::string& name, const rir::Shape& shape) {
@@ -42,7 +44,7 @@ class AdjointEmitter {
     inst.result = name;
     inst.shape = shape;
     shapes_[name] = shape;
-    emitted_.push_back(inst);
+    sink_->push_back(inst);
     return name;
   }
   void addInputDecl(const std::string& name, const rir::Shape& shape) {
@@ -77,6 +79,68 @@ class AdjointEmitter {
     return emit(rir::Op::Add, {zero, g}, shapeOf(like));
   }
   rir::Shape broadcast(const std::string& a, const std::string& b) { return shapeOf(a).empty() ? shapeOf(b) : shapeOf(a); }
+
+  // Whether the gate gets a gradient: present, and neither a constant nor a per-head value.
+  bool gateHasGradient(const rir::Gate& g) {
+    if (!g.present()) return false;
+    const rir::Inst* def = f_.definition(g.value);
+    return def && def->op != rir::Op::Const && !rir::uniformValues(f_).count(g.value);
+  }
+  // The states whose after-reads enter the gate-gradient identity without their diagonal (the
+  // step's own write u w^T). With it, x (.) dx and u (.) du both carry an O(1) term that cancels
+  // exactly, and in fp32 the O(decay) rest drowns in its rounding (docs/backward-design.md).
+  bool splitsDiagonal(const std::string& state) {
+    for (const rir::Inst& inst : f_.body)
+      if (inst.op == rir::Op::Update && inst.symbol == state) return gateHasGradient(inst.rows) || gateHasGradient(inst.cols);
+    return false;
+  }
+  const rir::Inst& updateOf(const std::string& state) {
+    for (const rir::Inst& inst : f_.body)
+      if (inst.op == rir::Op::Update && inst.symbol == state) return inst;
+    throw std::logic_error("no update of state " + state);
+  }
+  // `read.after state, y over dim` as its strict part plus its diagonal:
+  //   result = gate_out (.) read.before(state, gate_dim (.) y over dim) + vec_out (vec_dim . y)
+  // where the update is S = D(rows) S D(cols) + outer(u, w) and vec_dim/gate_dim are the side
+  // `dim` names. Returns the strict part's name (`strictName`, or a fresh one).
+  std::string emitStrictAfterRead(const std::string& state, const std::string& y, const std::string& dim,
+                                  const std::string& result, std::string strictName) {
+    const rir::Decl* st = f_.state(state);
+    const rir::Inst& u = updateOf(state);
+    bool overRows = dim == st->shape[0];
+    const rir::Gate& gateDim = overRows ? u.rows : u.cols;
+    const rir::Gate& gateOut = overRows ? u.cols : u.rows;
+    const std::string& vecDim = u.operands[overRows ? 0 : 1];
+    const std::string& vecOut = u.operands[overRows ? 1 : 0];
+    const std::string outDim = overRows ? st->shape[1] : st->shape[0];
+    std::string scaled = gateDim.present() ? emit(rir::Op::Mul, {y, decay(gateDim)}, shapeOf(y)) : y;
+    std::string strict = readBefore(state, scaled, dim, outDim, gateOut.present() ? "" : strictName);
+    if (gateOut.present()) strict = emit(rir::Op::Mul, {strict, decay(gateOut)}, {outDim}, "", strictName);
+    std::string diag = emit(rir::Op::Mul, {vecOut, emit(rir::Op::Dot, {vecDim, y}, {}, dim)}, {outDim});
+    emit(rir::Op::Add, {strict, diag}, {outDim}, "", result);
+    return strict;
+  }
+  // exp of a log gate, emitted once per program (the schedule places it before its users).
+  std::string decay(const rir::Gate& g) {
+    auto it = decays_.find(g.value);
+    if (it != decays_.end()) return it->second;
+    return decays_[g.value] = emit(rir::Op::Exp, {g.value}, shapeOf(g.value));
+  }
+  // `read.before state, v over dim : [outDim]`, named `name` or fresh.
+  std::string readBefore(const std::string& state, const std::string& v, const std::string& dim,
+                         const std::string& outDim, const std::string& name = "") {
+    rir::Inst r;
+    r.op = rir::Op::Read;
+    r.symbol = state;
+    r.result = name.empty() ? fresh() : name;
+    r.operands = {v};
+    r.dim = dim;
+    r.afterUpdate = false;
+    r.shape = {outDim};
+    shapes_[r.result] = r.shape;
+    sink_->push_back(r);
+    return r.result;
+  }
 
   // Sweeps `body` (a prefix of F's step) in reverse from the current adjoints.
   void sweep(const std::vector<rir::Inst>& body) {
@@ -207,8 +271,10 @@ class AdjointEmitter {
   std::string prefix_;
   rir::Recurrence out_;
   std::vector<rir::Inst> emitted_;
+  std::vector<rir::Inst>* sink_ = &emitted_;  // where emit() appends
   std::map<std::string, rir::Shape> shapes_;
   std::map<std::string, std::string> adj_, inputAdj_, paramAdj_;
+  std::map<std::string, std::string> decays_;  // log gate -> its exp
   int next_ = 0;
 };
 
@@ -232,33 +298,58 @@ class PassABuilder : public AdjointEmitter {
         accumulate(f_.body[i].operands[0], emitInput("d_" + f_.body[i].symbol, shapeOf(f_.body[i].operands[0])));
     sweep(forward);  // updates are skipped: their operands' gradients are pass B's
     emitGradientOutputs("dA_");
-    forward.insert(forward.end(), emitted_.begin(), emitted_.end());
-    if (!schedule(forward, "forward pass")) return std::nullopt;
+    std::vector<rir::Inst> body;
+    sink_ = &body;
+    for (const rir::Inst& inst : forward) {
+      if (inst.op == rir::Op::Read && inst.afterUpdate && splitsDiagonal(inst.symbol)) {
+        auto named = strictNames_.find(inst.result);
+        emitStrictAfterRead(inst.symbol, inst.operands[0], inst.dim, inst.result,
+                            named == strictNames_.end() ? "" : named->second);
+      } else {
+        body.push_back(inst);
+      }
+    }
+    sink_ = &emitted_;
+    body.insert(body.end(), emitted_.begin(), emitted_.end());
+    if (!schedule(body, "forward pass")) return std::nullopt;
     return out_;
   }
 
  private:
+  // dx = read(S, dr) over the other dim, and the gate-identity terms x (.) dx and r (.) dr. For a
+  // state whose gates get gradients, both terms leave out the step's own write (see
+  // splitsDiagonal): dx and r are after-reads emitted as strict part + diagonal.
   void backwardRead(const rir::Inst& inst, const std::string& gIn) override {
     const rir::Decl* s = f_.state(inst.symbol);
     std::string g = materialize(gIn, inst.result);
-    rir::Inst dx;
-    dx.op = rir::Op::Read;
-    dx.symbol = inst.symbol;
-    dx.result = fresh();
-    dx.operands = {g};
-    dx.dim = inst.dim == s->shape[0] ? s->shape[1] : s->shape[0];
-    dx.afterUpdate = inst.afterUpdate;
-    dx.shape = shapeOf(inst.operands[0]);
-    shapes_[dx.result] = dx.shape;
-    emitted_.push_back(dx);
-    accumulate(inst.operands[0], dx.result);
+    std::string dim = inst.dim == s->shape[0] ? s->shape[1] : s->shape[0];
+    const std::string& x = inst.operands[0];
+    std::string dx = fresh(), dxTerm = dx, rTerm = inst.result;
+    if (inst.afterUpdate && splitsDiagonal(inst.symbol)) {
+      dxTerm = emitStrictAfterRead(inst.symbol, g, dim, dx, "");
+      rTerm = strictNames_.emplace(inst.result, fresh()).first->second;  // made when the read is rewritten
+    } else {
+      rir::Inst r;
+      r.op = rir::Op::Read;
+      r.symbol = inst.symbol;
+      r.result = dx;
+      r.operands = {g};
+      r.dim = dim;
+      r.afterUpdate = inst.afterUpdate;
+      r.shape = shapeOf(x);
+      shapes_[dx] = r.shape;
+      emitted_.push_back(r);
+    }
+    accumulate(x, dx);
     std::string tag = std::to_string(readIndex_.at(inst.result));
-    addOutput("x_" + tag, inst.operands[0]);
+    addOutput("x_" + tag, x);
     addOutput("dr_" + tag, g);
-    addOutput("ic_" + tag, emit(rir::Op::Mul, {inst.operands[0], dx.result}, shapeOf(inst.operands[0])));
-    addOutput("io_" + tag, emit(rir::Op::Mul, {inst.result, g}, inst.shape));
+    addOutput("ic_" + tag, emit(rir::Op::Mul, {x, dxTerm}, shapeOf(x)));
+    shapes_[rTerm] = inst.shape;
+    addOutput("io_" + tag, emit(rir::Op::Mul, {rTerm, g}, inst.shape));
   }
 
+  std::map<std::string, std::string> strictNames_;  // after-read result -> name of its strict part
   std::map<std::string, int> readIndex_;
 };
 
@@ -323,7 +414,7 @@ class PassBBuilder : public AdjointEmitter {
       std::string ccol = emitInput("ccol_" + st.name, {colsDim});
       const std::string& uu = u.operands[0];
       const std::string& ww = u.operands[1];
-      std::vector<std::string> duParts, dwParts, rowAfter, rowBefore, colAfter, colBefore;
+      std::vector<std::string> duParts, dwParts, duDiagonal, dwDiagonal, rowAfter, rowBefore, colAfter, colBefore;
       bool hasAfter = false;
       for (size_t i = 0; i < reads.size(); ++i) {
         const rir::Inst& r = *reads[i];
@@ -336,12 +427,12 @@ class PassBBuilder : public AdjointEmitter {
         std::string colTerm = overRows ? "io_" + tag : "ic_" + tag;
         std::string k = addAdjointState(st, tag);
         // du += K w (+ rho (kappa . w) for the current step's after-read), dw likewise.
-        duParts.push_back(read(k, ww, colsDim, rowsDim));
-        dwParts.push_back(read(k, uu, rowsDim, colsDim));
+        duParts.push_back(readBefore(k, ww, colsDim, rowsDim));
+        dwParts.push_back(readBefore(k, uu, rowsDim, colsDim));
         if (r.afterUpdate) {
           hasAfter = true;
-          duParts.push_back(emit(rir::Op::Mul, {rho, emit(rir::Op::Dot, {kappa, ww}, {}, colsDim)}, {rowsDim}));
-          dwParts.push_back(emit(rir::Op::Mul, {kappa, emit(rir::Op::Dot, {rho, uu}, {}, rowsDim)}, {colsDim}));
+          duDiagonal.push_back(emit(rir::Op::Mul, {rho, emit(rir::Op::Dot, {kappa, ww}, {}, colsDim)}, {rowsDim}));
+          dwDiagonal.push_back(emit(rir::Op::Mul, {kappa, emit(rir::Op::Dot, {rho, uu}, {}, rowsDim)}, {colsDim}));
           rowAfter.push_back(rowTerm);
           colAfter.push_back(colTerm);
           update(k, st, u, gated(rho, u.rows), gated(kappa, u.cols));
@@ -354,17 +445,23 @@ class PassBBuilder : public AdjointEmitter {
       }
       if (!hasAfter) {  // d(final state) needs an adjoint state to enter through
         std::string k = addAdjointState(st, "h");
-        duParts.push_back(read(k, ww, colsDim, rowsDim));
-        dwParts.push_back(read(k, uu, rowsDim, colsDim));
+        duParts.push_back(readBefore(k, ww, colsDim, rowsDim));
+        dwParts.push_back(readBefore(k, uu, rowsDim, colsDim));
         update(k, st, u, emit(rir::Op::Sub, {uu, uu}, {rowsDim}), emit(rir::Op::Sub, {ww, ww}, {colsDim}));
         initialHolder_[st.name] = k;
       }
-      std::string du = sumAll(duParts, {rowsDim});
-      std::string dw = sumAll(dwParts, {colsDim});
+      // du = strict part (reads of the adjoint states) + the after-reads' diagonal. The gate
+      // identity pairs u (.) du with pass A's terms: both without the diagonal when pass A split
+      // it off (splitsDiagonal), both with it otherwise.
+      std::string duStrict = sumAll(duParts, {rowsDim});
+      std::string dwStrict = sumAll(dwParts, {colsDim});
+      std::string du = duDiagonal.empty() ? duStrict : emit(rir::Op::Add, {duStrict, sumAll(duDiagonal, {rowsDim})}, {rowsDim});
+      std::string dw = dwDiagonal.empty() ? dwStrict : emit(rir::Op::Add, {dwStrict, sumAll(dwDiagonal, {colsDim})}, {colsDim});
       accumulate(uu, du);
       accumulate(ww, dw);
-      gateGradient(u.rows, crow, uu, du, rowAfter, rowBefore, rowsDim);
-      gateGradient(u.cols, ccol, ww, dw, colAfter, colBefore, colsDim);
+      bool strict = splitsDiagonal(st.name);
+      gateGradient(u.rows, crow, uu, strict ? duStrict : du, rowAfter, rowBefore, rowsDim);
+      gateGradient(u.cols, ccol, ww, strict ? dwStrict : dw, colAfter, colBefore, colsDim);
     }
     sweep(forward);
     emitGradientOutputs("dB_");
@@ -385,25 +482,9 @@ class PassBBuilder : public AdjointEmitter {
     out_.states.push_back(k);
     return k.name;
   }
-  // A read of adjoint state `k` contracting `dim` with `v`, before this step's update.
-  std::string read(const std::string& k, const std::string& v, const std::string& dim, const std::string& outDim) {
-    rir::Inst r;
-    r.op = rir::Op::Read;
-    r.symbol = k;
-    r.result = fresh();
-    r.operands = {v};
-    r.dim = dim;
-    r.afterUpdate = false;
-    r.shape = {outDim};
-    shapes_[r.result] = r.shape;
-    emitted_.push_back(r);
-    return r.result;
-  }
   // v scaled by this step's decay along its side (exp of the log gate).
   std::string gated(const std::string& v, const rir::Gate& g) {
-    if (!g.present()) return v;
-    std::string e = emit(rir::Op::Exp, {g.value}, shapeOf(g.value));
-    return emit(rir::Op::Mul, {v, e}, shapeOf(v));
+    return g.present() ? emit(rir::Op::Mul, {v, decay(g)}, shapeOf(v)) : v;
   }
   void update(const std::string& k, const rir::Decl& st, const rir::Inst& fu, const std::string& a, const std::string& b) {
     rir::Inst u;
@@ -425,9 +506,7 @@ class PassBBuilder : public AdjointEmitter {
   void gateGradient(const rir::Gate& g, const std::string& c, const std::string& v, const std::string& dv,
                     const std::vector<std::string>& after, const std::vector<std::string>& before,
                     const std::string& dim) {
-    if (!g.present()) return;
-    const rir::Inst* def = f_.definition(g.value);
-    if (!def || def->op == rir::Op::Const || rir::uniformValues(f_).count(g.value)) return;
+    if (!gateHasGradient(g)) return;
     std::string term = emit(rir::Op::Neg, {emit(rir::Op::Mul, {v, dv}, {dim})}, {dim});
     for (const std::string& a : after) term = emit(rir::Op::Add, {term, a}, {dim});
     for (const std::string& b : before) term = emit(rir::Op::Add, {term, b}, {dim});

@@ -114,6 +114,7 @@ class Backward {
       case rir::Op::Param:
         if (inst.shape.empty()) {
           g.scalarParams[inst.symbol] += dout[0];
+          g.scalarParamMagnitudes[inst.symbol] += std::abs(dout[0]);
         } else {
           Tensor& dp = g.vectorParams[inst.symbol];
           for (size_t k = 0; k < dout.size(); ++k) dp.data[static_cast<size_t>(h) * dout.size() + k] += dout[k];

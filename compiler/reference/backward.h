@@ -25,6 +25,9 @@ struct Gradients {
   std::map<std::string, Tensor> initialStates;  // [N, H, rows, cols], for every state
   std::map<std::string, Tensor> vectorParams;   // [H, d]
   std::map<std::string, double> scalarParams;   // d L / d(the value used), for every scalar param
+  // Per scalar param, the sum of |each (token, head)'s contribution|: the scale that rounding
+  // errors of the sum are relative to (the terms may cancel to a much smaller result).
+  std::map<std::string, double> scalarParamMagnitudes;
 };
 
 std::optional<Gradients> runBackward(const rir::Recurrence& program, const Problem& problem,

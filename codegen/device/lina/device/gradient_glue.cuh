@@ -27,11 +27,13 @@ extern "C" __global__ void lina_state_row_col_sums(const float* dht, const float
 }
 
 // out[j] = sum over i < rows of a[i * cols + j] (+ b[i * cols + j] when b is not null), for
-// j < cols. Block (32, 8): 32 columns per block, 8 row phases summed in shared memory.
+// j < cols. Block (32, 8): 32 columns per block, 8 row phases summed in shared memory. The sums
+// run in fp64: a param's gradient sums one term per token (and head), and an fp32 running sum
+// over T terms loses ~T * 2^-24 of the result.
 extern "C" __global__ void lina_sum_rows(const float* a, const float* b, float* out, long long rows, long long cols) {
-  __shared__ float part[8][33];
+  __shared__ double part[8][33];
   const long long j = static_cast<long long>(blockIdx.x) * 32 + threadIdx.x;
-  float acc = 0.f;
+  double acc = 0.0;
   if (j < cols)
     for (long long i = threadIdx.y; i < rows; i += 8) {
       acc += a[i * cols + j];
@@ -40,8 +42,8 @@ extern "C" __global__ void lina_sum_rows(const float* a, const float* b, float* 
   part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && j < cols) {
-    float s = 0.f;
+    double s = 0.0;
     for (int y = 0; y < 8; ++y) s += part[y][threadIdx.x];
-    out[j] = s;
+    out[j] = static_cast<float>(s);
   }
 }

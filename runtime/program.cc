@@ -444,6 +444,13 @@ void Program::forward(const ForwardArgs& a, int device) const {
     const rir::Decl* d = rec.param(name);
     if (!d || d->shape.empty()) fail("'" + name + "' is not a vector param of @" + name_);
   }
+  const std::vector<std::string> snapshots = a.layout.snapshotNames();
+  for (size_t j = 0; j < snapshots.size() && j < static_cast<size_t>(kMaxStates); ++j) {
+    auto it = a.snapshotBuffers.find(snapshots[j]);
+    if (it == a.snapshotBuffers.end() || !it->second)
+      fail("snapshotBuffers: the layout's anchors need a buffer for state '" + snapshots[j] + "'");
+    p.snapshots[j] = it->second;
+  }
   p.cuSeqlens = a.cuSeqlens;
   p.cuSeqlens64 = a.cuSeqlens64 ? 1 : 0;
   p.numSequences = static_cast<int>(N);

@@ -45,6 +45,9 @@ struct ForwardArgs {
   // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
   // default; Program::backward sets it for the derived passes.
   cir::TensorLayout layout;
+  // The derived backward's anchor snapshots by state (layout.snapshotNames()): [slots, H, rows,
+  // cols] fp32, slots = tokens / kAnchorSpacing + N + 1.
+  std::map<std::string, float*> snapshotBuffers;
   // Scratch memory on the device for the split strategy's chunk snapshots, at least
   // forwardWorkspaceBytes(args); null: allocated and freed on `stream` (stream-ordered).
   void* workspace = nullptr;
@@ -57,7 +60,8 @@ struct ForwardArgs {
 // Saved tensors: backward needs what the forward read (inputs, initial states, params,
 // cu_seqlens: `forward` as it was passed) and, for each state whose final-state gradient is
 // given, the final state the forward wrote (`finalStates`); a state missing there is recomputed
-// by one more forward launch. Nothing else is saved: the backward passes recompute the chunk
+// by one more forward launch, unless the state's gate gradients are anchored (pass A's
+// snapshots then hold it). Nothing else is saved: the backward passes recompute the chunk
 // states and gate cumsums on chip.
 struct BackwardArgs {
   ForwardArgs forward;  // outputs and finalStates are ignored; strategy/chunk/warps apply to both passes

@@ -7,8 +7,10 @@
 // on the caller's stream; nothing synchronizes the host.
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <sstream>
 
+#include "codegen/device/lina/device/params.h"
 #include "compiler/passes/derive_backward.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
@@ -20,6 +22,7 @@ namespace lina {
 struct Program::DerivedBackward {
   Program passA, passB;
   std::map<std::string, std::string> initialHolder;  // forward state -> pass-B adjoint state seeded with dht
+  std::vector<passes::GateSum> gateSums;              // pass B's running sums, anchored on the GPU
 };
 
 const Program::DerivedBackward& Program::derivedBackward() const {
@@ -34,7 +37,7 @@ const Program::DerivedBackward& Program::derivedBackward() const {
       throw Error("@" + name_ + " backward: the backward cannot be derived: " + os.str());
     }
     backward_->derived = std::make_shared<const DerivedBackward>(
-        DerivedBackward{fromRecurrence(*a), fromRecurrence(b->program), b->initialHolder});
+        DerivedBackward{fromRecurrence(*a), fromRecurrence(b->program), b->initialHolder, b->gateSums});
   });
   return *backward_->derived;
 }
@@ -142,10 +145,24 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   common.layout = {};
   common.layout.preciseProducts = true;
 
+  // The gate gradients' running sums restart every kAnchorSpacing steps from snapshots of the
+  // forward state that pass A writes (GateSum): they then sum at most that many steps of terms,
+  // whatever T (docs/backward-design.md, "Precision"). Their initial values crow/ccol (pass B's
+  // first step is an anchor) are then not needed.
+  std::set<std::string> anchored;
+  for (const passes::GateSum& g : derived.gateSums) anchored.insert(g.state);
+  auto readsInput = [&](const std::string& name) {
+    return std::any_of(b.body.begin(), b.body.end(),
+                       [&](const rir::Inst& i) { return i.op == rir::Op::Input && i.symbol == name; });
+  };
+  auto needsRowColSums = [&](const rir::Decl& s) {
+    return !anchored.count(s.name) && (readsInput("crow_" + s.name) || readsInput("ccol_" + s.name));
+  };
+
   // Final states for the d(final state) sums: the caller's, else one more forward.
   std::map<std::string, const float*> finalStates;
   for (const rir::Decl& s : f.states) {
-    if (!args.finalStateGrads.count(s.name)) continue;
+    if (!args.finalStateGrads.count(s.name) || !needsRowColSums(s)) continue;
     auto it = args.finalStates.find(s.name);
     if (it != args.finalStates.end() && it->second) {
       finalStates[s.name] = it->second;
@@ -217,7 +234,7 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     float* ccol = ws.takeFloats(N * fw.heads * C);
     rowColSums[s.name] = {crow, ccol};
     auto dht = args.finalStateGrads.find(s.name);
-    if (dht != args.finalStateGrads.end() && dht->second) {
+    if (dht != args.finalStateGrads.end() && dht->second && needsRowColSums(s)) {
       GlueLaunch g;
       g.kind = GlueLaunch::RowColSums;
       g.a = dht->second;
@@ -239,6 +256,17 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   ForwardArgs& pb = plan.passB;
   pb = common;
   pb.layout.reverseTime = true;
+  // The anchor snapshots: pass A stores the states, pass B re-anchors its running sums with them.
+  const int64_t slots = tokens / kAnchorSpacing + N + 1;
+  for (const std::string& state : anchored) {
+    const rir::Decl* s = f.state(state);
+    float* buffer = ws.takeFloats(slots * fw.heads * dim(s->shape[0]) * dim(s->shape[1]));
+    pa.layout.anchorSnapshots.insert(state);
+    pa.snapshotBuffers[state] = buffer;
+    pb.snapshotBuffers[state] = buffer;
+  }
+  for (const passes::GateSum& g : derived.gateSums)
+    pb.layout.anchoredSums[g.runningSum] = cir::TensorLayout::Anchor{g.state, g.adjointStates, g.rows};
   for (const auto& [name, buffer] : intermediates) {
     pb.inputs[name] = buffer;
     pb.layout.fp32Tensors.insert(name);

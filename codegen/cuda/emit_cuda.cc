@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "codegen/device/lina/device/params.h"
 #include "runtime/error.h"
 
 namespace lina::codegen {
@@ -246,6 +247,7 @@ class Emitter {
     os_ << "    const lina::Rows rows = "
         << (spec_.layout.reverseTime ? "lina::Rows{bos + len - 1 - c0, -1}" : "lina::Rows{bos + c0, 1}") << ";\n";
     os_ << "    (void)rows;\n";
+    emitAnchors();
     if (k_.phase == cir::Phase::States) {
       // The state at the start of this chunk, for the outputs phase. A state without the tiled
       // dim is the same in every tile: tile 0 stores it.
@@ -482,16 +484,37 @@ class Emitter {
         auto g = [&](const cir::GateRef& r) { return r.kind == GateKind::None ? std::string("nullptr") : ident(r.inclusive); };
         std::string scratch = ident("scratch." + std::to_string(index));
         bool tc = tensorCores(e_.extent(s->shape[0]), e_.extent(s->shape[1]));
-        os_ << "    lina::carry<C, E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << kindConstant(op.rows.kind)
-            << ", " << kindConstant(op.cols.kind) << ", " << (tc ? "true" : "false") << ", "
-            << (splits(op.u, op.rows) ? "true" : "false") << ", " << (splits(op.w, op.cols) ? "true" : "false") << ", "
-            << (spec_.layout.preciseProducts ? "true" : "false") << ">("
-            << ident("S." + op.symbol) << ", " << ident(op.u) << ", "
-            << ident(op.w) << ", " << g(op.rows) << ", " << g(op.cols) << ", " << scratch << ", " << scratch
-            << " + C * E_" << s->shape[0] << ", L);\n";
+        std::ostringstream call;
+        call << "lina::carry<C, E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << kindConstant(op.rows.kind)
+             << ", " << kindConstant(op.cols.kind) << ", " << (tc ? "true" : "false") << ", "
+             << (splits(op.u, op.rows) ? "true" : "false") << ", " << (splits(op.w, op.cols) ? "true" : "false") << ", "
+             << (spec_.layout.preciseProducts ? "true" : "false") << ">(" << ident("S." + op.symbol) << ", "
+             << ident(op.u) << ", " << ident(op.w) << ", " << g(op.rows) << ", " << g(op.cols) << ", " << scratch
+             << ", " << scratch << " + C * E_" << s->shape[0] << ", ";
+        if (!spec_.layout.anchorSnapshots.count(op.symbol)) {
+          os_ << "    " << call.str() << "L);\n";
+          break;
+        }
+        // The derived backward's pass A: the chunk's anchor step (if any) splits the carry, and
+        // the state after it is stored for pass B.
+        os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n";
+        os_ << "      if (a < L) {\n        " << call.str() << "a + 1);\n        __syncthreads();\n";
+        os_ << "        lina::store_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ">(p.snapshots["
+            << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol)
+            << ", bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H, D_" << s->shape[0]
+            << ", D_" << s->shape[1] << ", 0, 0);\n        __syncthreads();\n";
+        os_ << "        if (a + 1 < L) " << call.str() << "L, a + 1);\n";
+        os_ << "      } else {\n        " << call.str() << "L);\n      }\n    }\n";
         break;
       }
       case OpKind::RunningSum:
+        if (op.operands.size() > 1 && !spec_.layout.anchoredSums.count(op.result)) {
+          // The initial value at the sequence's first chunk (an anchored sum gets it from its anchor).
+          const Op* init = def(op.operands[1]);
+          os_ << "    if (c0 == 0) {\n      for (int e = threadIdx.x; e < " << E << "; e += blockDim.x) { "
+              << ident("carry." + op.result) << "[e] = " << ident(op.operands[1]) << (init->shape.empty() ? "[0]" : "[e]")
+              << "; " << ident("carry." + op.result) << "[" << E << " + e] = 0.f; }\n      __syncthreads();\n    }\n";
+        }
         os_ << "    lina::running_sum<C, " << E << ">(" << out << ", " << ident(op.operands[0]) << ", "
             << ident("carry." + op.result) << ", L);\n";
         break;
@@ -499,6 +522,36 @@ class Emitter {
         break;
     }
     os_ << "    __syncthreads();\n";
+  }
+
+  // The derived backward's pass B: at every anchor step the anchored running sums restart from
+  // pass A's snapshot and the adjoint states (see anchor_sum), so each sums at most
+  // kAnchorSpacing steps of terms.
+  void emitAnchors() {
+    if (spec_.layout.anchoredSums.empty()) return;
+    os_ << "    if (c0 % lina::kAnchorSpacing == 0) {\n";
+    os_ << "      const long long anchor = bos / lina::kAnchorSpacing + n + c0 / lina::kAnchorSpacing;\n";
+    for (const auto& [sum, a] : spec_.layout.anchoredSums) {
+      const rir::Decl* s = a.adjointStates.empty() ? nullptr : state(a.adjointStates.front());
+      if (!s || a.adjointStates.size() > 4)
+        throw Error("kernel " + k_.name + ": the anchor of %" + sum + " needs 1 to 4 adjoint states of the kernel");
+      std::vector<std::string> k;
+      for (const std::string& name : a.adjointStates) {
+        const rir::Decl* other = state(name);
+        if (!other || other->shape != s->shape)
+          throw Error("kernel " + k_.name + ": anchor state '" + name + "' is not a state shaped like '" + s->name + "'");
+        k.push_back(ident("S." + name));
+      }
+      while (k.size() < 4) k.push_back("nullptr");
+      os_ << "      lina::anchor_sum<E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << (a.rows ? "true" : "false")
+          << ">(" << ident("carry." + sum) << ", p.snapshots[" << snapshotIndex(a.snapshot) << "], anchor, h, H, "
+          << k[0] << ", " << k[1] << ", " << k[2] << ", " << k[3] << ");\n";
+    }
+    os_ << "      __syncthreads();\n    }\n";
+  }
+  int snapshotIndex(const std::string& name) const {
+    std::vector<std::string> names = spec_.layout.snapshotNames();
+    return static_cast<int>(std::find(names.begin(), names.end(), name) - names.begin());
   }
 
   // Whether a carry operand must be split into bf16 hi + lo on tensor cores: it is exact in bf16
@@ -576,6 +629,20 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
           (o.shape.empty() || o.shape[0] != k.tiledDim))
         throw Error("kernel " + k.name + ": output '" + name + "' cannot accumulate: every tile of " + k.tiledDim +
                     " stores it; use the whole dim as one tile");
+  const bool anchors = !spec.layout.anchorSnapshots.empty() || !spec.layout.anchoredSums.empty();
+  if (anchors && !k.tiledDim.empty() && e.tile < e.full(k.tiledDim))
+    throw Error("kernel " + k.name + ": anchors need the whole " + k.tiledDim + " in one CTA; use the whole dim as one tile");
+  if (anchors && k.phase != cir::Phase::Whole)
+    throw Error("kernel " + k.name + ": anchors are for the fused and recurrent strategies, not the split one");
+  if (spec.layout.snapshotNames().size() > static_cast<size_t>(kMaxStates))
+    throw Error("kernel " + k.name + ": more than " + std::to_string(kMaxStates) + " anchor snapshots");
+  for (const std::string& name : spec.layout.anchorSnapshots)
+    if (!declares(k.states, name)) throw Error("kernel " + k.name + ": anchor snapshot '" + name + "' is not a state of @" + k.program);
+  for (const auto& [sum, a] : spec.layout.anchoredSums) {
+    (void)a;
+    if (!std::any_of(k.ops.begin(), k.ops.end(), [&](const Op& op) { return op.kind == OpKind::RunningSum && op.result == sum; }))
+      throw Error("kernel " + k.name + ": anchored sum '" + sum + "' is not a running_sum of @" + k.program);
+  }
   SharedMemoryPlan smem = plan(k, e);
   EmittedKernel out;
   out.name = k.name;

@@ -65,6 +65,7 @@ class ChunkRunner {
           if (k_.phase == Phase::States) snapshots_[key] = state;
           if (k_.phase == Phase::Outputs) state = snapshots_.at(key);
           std::map<std::string, Buffer> buf;
+          firstChunk_ = c0 == 0;
           for (const Op& op : k_.ops) chunkOp(op, buf, uniform, state, carry, result, b, tok0, h, L);
         }
         for (const rir::Decl& s : k_.states) {
@@ -200,6 +201,8 @@ class ChunkRunner {
       case OpKind::RunningSum: {
         Buffer& out = fresh();
         Buffer& acc = carry.at(op.result);
+        if (firstChunk_ && op.operands.size() > 1)  // the sequence's first chunk: the initial value
+          for (size_t e = 0; e < E; ++e) acc[e] = at(op.operands[1], buf, u, 0, e);
         for (size_t e = 0; e < E; ++e)
           for (int t = 0; t < C; ++t) {
             if (t < L) acc[e] += at(op.operands[0], buf, u, t, e);
@@ -285,6 +288,7 @@ class ChunkRunner {
   const Kernel& k_;
   const reference::Problem& p_;
   Snapshots& snapshots_;
+  bool firstChunk_ = false;  // the chunk being interpreted is its sequence's first
 };
 
 }  // namespace

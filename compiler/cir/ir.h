@@ -117,6 +117,22 @@ struct TensorLayout {
   // Tensor-core products split every operand into bf16 hi + lo (near-fp32 products): the
   // backward passes, whose gate gradients are long sums in which bf16 product errors add up.
   bool preciseProducts = false;
+  // The derived backward's anchors (lina::kAnchorSpacing, runtime/program_backward.cc). Pass A
+  // also stores these states at every anchor step. Pass B re-anchors these running sums (by
+  // result name) there: the side sum of the snapshot (.) the sum of the adjoint states.
+  std::set<std::string> anchorSnapshots;
+  struct Anchor {
+    std::string snapshot;                    // the forward state whose snapshots pair with...
+    std::vector<std::string> adjointStates;  // ...the sum of these states of the kernel
+    bool rows = true;                        // sum over the state's columns (else its rows)
+  };
+  std::map<std::string, Anchor> anchoredSums;
+  // The snapshot buffers in KernelParams::snapshots order: the named states, sorted.
+  std::vector<std::string> snapshotNames() const {
+    std::set<std::string> names = anchorSnapshots;
+    for (const auto& [sum, a] : anchoredSums) names.insert(a.snapshot);
+    return {names.begin(), names.end()};
+  }
   // A text naming every field, for launch keys.
   std::string key() const {
     std::string k = std::string(reverseTime ? "reverse" : "forward") + (preciseProducts ? "/precise" : "");
@@ -127,6 +143,11 @@ struct TensorLayout {
     names("seq", perSequenceInputs);
     names("acc", accumulateOutputs);
     names("drop", discardedOutputs);
+    names("snap", anchorSnapshots);
+    for (const auto& [sum, a] : anchoredSums) {
+      k += "/anchor:" + sum + "=" + a.snapshot + (a.rows ? ".rows" : ".cols");
+      for (const std::string& s : a.adjointStates) k += "+" + s;
+    }
     return k;
   }
 };

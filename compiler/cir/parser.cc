@@ -206,9 +206,7 @@ class Parser {
       if (!operands(op)) return false;
     } else if (opText == "chunk.running_sum") {
       op.kind = OpKind::RunningSum;
-      std::string x;
-      if (!value(x)) return false;
-      op.operands = {x};
+      if (!operands(op)) return false;  // the summand, then an optional initial value
     } else if (opText == "chunk.load") {
       op.kind = OpKind::Load;
       if (!name(op.symbol)) return false;

@@ -72,7 +72,10 @@ void print(std::ostream& os, const Kernel& k) {
            << " outer(%" << op.u << ", %" << op.w << ")";
         break;
       case OpKind::Store: os << "chunk.store " << op.symbol << " = %" << op.operands[0]; break;
-      case OpKind::RunningSum: os << "chunk.running_sum %" << op.operands[0]; break;
+      case OpKind::RunningSum:
+        os << "chunk.running_sum %" << op.operands[0];
+        if (op.operands.size() > 1) os << ", %" << op.operands[1];
+        break;
     }
     if (!op.result.empty()) os << " : " << shapeText(op.shape, op.kind != OpKind::Uniform);
     os << '\n';

@@ -115,6 +115,9 @@ class Verifier {
       case OpKind::RunningSum: {
         const rir::Shape* s = op.operands.empty() ? nullptr : use(op, op.operands[0]);
         if (s && *s != op.shape) fail(op.loc, "running_sum of %" + op.operands[0] + " changes its shape");
+        const rir::Shape* init = op.operands.size() > 1 ? use(op, op.operands[1]) : nullptr;
+        if (init && *init != op.shape) fail(op.loc, "running_sum's initial value %" + op.operands[1] + " has another shape");
+        if (op.operands.size() > 2) fail(op.loc, "running_sum takes a summand and an optional initial value");
         break;
       }
       case OpKind::GateCumsum: {

@@ -414,6 +414,7 @@ class PassBBuilder : public AdjointEmitter {
       std::string ccol = emitInput("ccol_" + st.name, {colsDim});
       const std::string& uu = u.operands[0];
       const std::string& ww = u.operands[1];
+      std::vector<std::string> adjoint;  // this state's adjoint states
       std::vector<std::string> duParts, dwParts, duDiagonal, dwDiagonal, rowAfter, rowBefore, colAfter, colBefore;
       bool hasAfter = false;
       for (size_t i = 0; i < reads.size(); ++i) {
@@ -426,6 +427,7 @@ class PassBBuilder : public AdjointEmitter {
         std::string rowTerm = overRows ? "ic_" + tag : "io_" + tag; // gate-identity terms
         std::string colTerm = overRows ? "io_" + tag : "ic_" + tag;
         std::string k = addAdjointState(st, tag);
+        adjoint.push_back(k);
         // du += K w (+ rho (kappa . w) for the current step's after-read), dw likewise.
         duParts.push_back(readBefore(k, ww, colsDim, rowsDim));
         dwParts.push_back(readBefore(k, uu, rowsDim, colsDim));
@@ -445,6 +447,7 @@ class PassBBuilder : public AdjointEmitter {
       }
       if (!hasAfter) {  // d(final state) needs an adjoint state to enter through
         std::string k = addAdjointState(st, "h");
+        adjoint.push_back(k);
         duParts.push_back(readBefore(k, ww, colsDim, rowsDim));
         dwParts.push_back(readBefore(k, uu, rowsDim, colsDim));
         update(k, st, u, emit(rir::Op::Sub, {uu, uu}, {rowsDim}), emit(rir::Op::Sub, {ww, ww}, {colsDim}));
@@ -460,8 +463,8 @@ class PassBBuilder : public AdjointEmitter {
       accumulate(uu, du);
       accumulate(ww, dw);
       bool strict = splitsDiagonal(st.name);
-      gateGradient(u.rows, crow, uu, strict ? duStrict : du, rowAfter, rowBefore, rowsDim);
-      gateGradient(u.cols, ccol, ww, strict ? dwStrict : dw, colAfter, colBefore, colsDim);
+      gateGradient(st, adjoint, u.rows, crow, uu, strict ? duStrict : du, rowAfter, rowBefore, rowsDim);
+      gateGradient(st, adjoint, u.cols, ccol, ww, strict ? dwStrict : dw, colAfter, colBefore, colsDim);
     }
     sweep(forward);
     emitGradientOutputs("dB_");
@@ -472,6 +475,7 @@ class PassBBuilder : public AdjointEmitter {
 
   // Which adjoint state of each forward state receives d(final state) as its initial value.
   std::map<std::string, std::string> initialHolder_;
+  std::vector<GateSum> gateSums_;
 
  private:
   void backwardRead(const rir::Inst&, const std::string&) override {}
@@ -501,16 +505,18 @@ class PassBBuilder : public AdjointEmitter {
     for (size_t i = 1; i < parts.size(); ++i) s = emit(rir::Op::Add, {s, parts[i]}, shape);
     return s;
   }
-  // dL/da_t = c + running_sum(after + before - v (.) dv) - before (flipped time), summed over the
-  // dim for a scalar gate; added to the gate value's adjoint. Per-head constant gates get none.
-  void gateGradient(const rir::Gate& g, const std::string& c, const std::string& v, const std::string& dv,
+  // dL/da_t = running_sum(after + before - v (.) dv, from c) - before (flipped time), summed over
+  // the dim for a scalar gate; added to the gate value's adjoint. Per-head constant gates get none.
+  void gateGradient(const rir::Decl& state, const std::vector<std::string>& adjointStates, const rir::Gate& g,
+                    const std::string& c, const std::string& v, const std::string& dv,
                     const std::vector<std::string>& after, const std::vector<std::string>& before,
                     const std::string& dim) {
     if (!gateHasGradient(g)) return;
     std::string term = emit(rir::Op::Neg, {emit(rir::Op::Mul, {v, dv}, {dim})}, {dim});
     for (const std::string& a : after) term = emit(rir::Op::Add, {term, a}, {dim});
     for (const std::string& b : before) term = emit(rir::Op::Add, {term, b}, {dim});
-    std::string grad = emit(rir::Op::Add, {c, emit(rir::Op::RunningSum, {term}, {dim})}, {dim});
+    std::string grad = emit(rir::Op::RunningSum, {term, c}, {dim});
+    gateSums_.push_back({grad, state.name, dim == state.shape[0], adjointStates});
     for (const std::string& b : before) grad = emit(rir::Op::Sub, {grad, b}, {dim});
     if (shapeOf(g.value).empty()) grad = emit(rir::Op::Sum, {grad}, {}, dim);
     accumulate(g.value, grad);
@@ -533,7 +539,7 @@ std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, 
   if (!b) return std::nullopt;
   rir::Module m{{std::move(*b)}};
   eliminateDeadCode(m, diags);
-  return DerivedPassB{std::move(m.recurrences.front()), builder.initialHolder_};
+  return DerivedPassB{std::move(m.recurrences.front()), builder.initialHolder_, builder.gateSums_};
 }
 
 }  // namespace lina::passes

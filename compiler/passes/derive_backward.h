@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "compiler/rir/ir.h"
 #include "dsl/diagnostics.h"
@@ -28,9 +29,21 @@ std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forwar
 // the gates. Inputs: F's inputs, pass A's per-read outputs, and per state `crow_<S>`/`ccol_<S>`
 // (row/column sums of d(final state) * final state, the same at every step of a sequence).
 // Outputs `dB_<input>`, `dB_<param>`; the final adjoint states summed per state are d(initial state).
+//
+// A gate gradient is `running_sum(terms, crow_<S>)` on reversed time. Its value at a step e
+// (forward time) also equals the side sum of S_e (.) (the adjoint states of S before pass B's
+// step e): the GPU kernels re-anchor the running sum there every few chunks from snapshots of
+// S that pass A writes, so it sums at most that many steps of terms (GateSum).
+struct GateSum {
+  std::string runningSum;                  // the running_sum's result in pass B
+  std::string state;                       // the forward state S
+  bool rows = true;                        // a row gate (sum over S's columns) or a column gate
+  std::vector<std::string> adjointStates;  // pass B's states K_<S>_*, whose sum pairs with S
+};
 struct DerivedPassB {
   rir::Recurrence program;
   std::map<std::string, std::string> initialHolder;  // forward state -> adjoint state seeded with dht
+  std::vector<GateSum> gateSums;
 };
 std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, DiagnosticEngine& diags);
 

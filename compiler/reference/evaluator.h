@@ -142,6 +142,7 @@ class Interpreter {
 
   void loadStates(int64_t seq, int64_t h) {
     for (Value& acc : running_) std::fill(acc.begin(), acc.end(), 0.0);  // running sums restart per sequence
+    firstStep_ = true;
     for (const rir::Decl& s : rec_.states) {
       Value& S = states_[stateIndex_[s.name]];
       auto it = p_.initialStates.find(s.name);
@@ -199,6 +200,7 @@ class Interpreter {
         case rir::Op::RunningSum: {
           Value& acc = running_[i];
           const Value& x = values_[ops[0]];
+          if (firstStep_ && ops.size() > 1) acc = values_[ops[1]];  // the initial value
           for (size_t k = 0; k < out.size(); ++k) out[k] = acc[k] += x[k];
           break;
         }
@@ -279,6 +281,7 @@ class Interpreter {
         }
       }
     }
+    firstStep_ = false;
     if (record) record->values = values_;
   }
 
@@ -295,6 +298,7 @@ class Interpreter {
   const rir::Recurrence& rec_;
   const Problem& p_;
   std::vector<Value> values_;
+  bool firstStep_ = true;       // the next step is its sequence's first (running sums take their initial value)
   std::vector<Value> running_;  // accumulators of running_sum instructions (one per instruction)  // one per instruction (effects get an unused slot)
   std::vector<std::vector<size_t>> operandSlots_;
   std::vector<size_t> rowGate_, colGate_;

@@ -137,8 +137,15 @@ class Verifier {
         expect = d->shape;
         break;
       }
-      case Op::Neg: case Op::Exp: case Op::Log: case Op::RunningSum:
+      case Op::Neg: case Op::Exp: case Op::Log:
         if (!arity(1)) return;
+        expect = *in[0];
+        break;
+      case Op::RunningSum:  // running_sum %x [, %init]: init is the sum before the sequence's first step
+        if (in.size() != 2 && !arity(1)) return;
+        if (in.size() == 2 && *in[1] != *in[0])
+          return fail(inst.loc, what + ": the initial value " + shapeText(*in[1]) + " must have the shape of the summand " +
+                                    shapeText(*in[0]));
         expect = *in[0];
         break;
       case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:

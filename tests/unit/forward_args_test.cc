@@ -244,6 +244,23 @@ TEST(BackwardArgs, BadNamesAreRejectedAndThePlanIsConsistent) {
   EXPECT_NE(source.find("lina::Rows{bos + len - 1 - c0, -1}"), std::string::npos);
   EXPECT_NE(source.find("lina::Rows{n, 0}"), std::string::npos);
   EXPECT_NE(source.find("static_cast<const float*>"), std::string::npos);
+  // The gate gradient's running sum is re-anchored every kAnchorSpacing steps from pass A's
+  // snapshots of S: pass A stores them (splitting the carry at the anchor step), pass B reads
+  // them into the running sum's carry, and neither needs the final state (no recompute).
+  EXPECT_EQ(a.layout.anchorSnapshots, (std::set<std::string>{"S"}));
+  ASSERT_EQ(passB.layout.anchoredSums.size(), 1u);
+  EXPECT_EQ(passB.layout.anchoredSums.begin()->second.snapshot, "S");
+  EXPECT_EQ(passB.layout.anchoredSums.begin()->second.adjointStates, (std::vector<std::string>{"K_S_0"}));
+  EXPECT_TRUE(a.snapshotBuffers.count("S") && passB.snapshotBuffers.count("S"));
+  EXPECT_NE(source.find("lina::anchor_sum<E_K, E_V, true>"), std::string::npos);
+  std::string sourceA = gla.backwardPassA().emit(fused, a.dims, "bf16", a.layout).source;
+  EXPECT_NE(sourceA.find("lina::store_state<E_K, E_V>(p.snapshots[0]"), std::string::npos);
+  EXPECT_NE(sourceA.find("L, a + 1);"), std::string::npos);
+  // Without a saved final state nothing is recomputed: the workspace is the same.
+  BackwardArgs saved = b;
+  static float finalState;
+  saved.finalStates["S"] = &finalState;
+  EXPECT_EQ(gla.backwardWorkspaceBytes(saved), gla.backwardWorkspaceBytes(b));
 }
 
 }  // namespace

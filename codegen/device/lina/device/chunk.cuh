@@ -322,6 +322,8 @@ __device__ void attend(float* out, const float* x, const float* key, const float
 
 // The state after the chunk: S[r][c] = e(A_L[r] + B_L[c]) S[r][c] + sum_{s<L} u~[s][r] w~[s][c],
 // u~ = u e(A_L - A_s), w~ = w e(B_L - B_s) (all exponents <= 0), L-1 the last valid step.
+// With first > 0, S holds the state after step first-1 and only steps first..L-1 are added
+// (their decays taken from step first-1): the chunk's state carried in two parts.
 // Scratch: ut [C][R], wt [C][N].
 // SPLIT_U / SPLIT_W: the tensor-core product splits that operand (hi + lo) because it is not
 // exact in bf16 (gated, or computed in fp32), so the carried state keeps fp32 precision.
@@ -329,25 +331,29 @@ __device__ void attend(float* out, const float* x, const float* key, const float
 template <int C, int R, int N, int RG, int CG, bool TC = false, bool SPLIT_U = false, bool SPLIT_W = false,
           bool PRECISE = false>
 __device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
-                      int L) {
+                      int L, int first = 0) {
   const int last = L - 1;
+  // The decay of S over steps first..last: e(A_last - A_{first-1}).
+  auto decay_of = [&](int r, int c) {
+    float decay = 1.f;
+    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r) - (first > 0 ? gate_at<RG, R>(A, first - 1, r) : 0.f));
+    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c) - (first > 0 ? gate_at<CG, N>(B, first - 1, c) : 0.f));
+    return decay;
+  };
   for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
     int s = i / R, r = i - s * R;
-    ut[i] = s < L ? u[i] * (RG == kNoGate ? 1.f : exp2f(gate_at<RG, R>(A, last, r) - gate_at<RG, R>(A, s, r))) : 0.f;
+    ut[i] = s >= first && s < L ? u[i] * (RG == kNoGate ? 1.f : exp2f(gate_at<RG, R>(A, last, r) - gate_at<RG, R>(A, s, r))) : 0.f;
   }
   for (int i = threadIdx.x; i < C * N; i += blockDim.x) {
     int s = i / N, c = i - s * N;
-    wt[i] = s < L ? w[i] * (CG == kNoGate ? 1.f : exp2f(gate_at<CG, N>(B, last, c) - gate_at<CG, N>(B, s, c))) : 0.f;
+    wt[i] = s >= first && s < L ? w[i] * (CG == kNoGate ? 1.f : exp2f(gate_at<CG, N>(B, last, c) - gate_at<CG, N>(B, s, c))) : 0.f;
   }
   __syncthreads();
   if constexpr (TC) {
     static_assert(C % 16 == 0 && R % 16 == 0 && N % 16 == 0, "tensor-core carry needs multiples of 16");
     for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
       int r = i / N, c = i - r * N;
-      float decay = 1.f;
-      if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r));
-      if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c));
-      S[i] *= decay;
+      S[i] *= decay_of(r, c);
     }
     __syncthreads();
     mma_gemm<R, N, C, true, SPLIT_W, SPLIT_U, PRECISE ? 3 : 2>(S, N, ut, 1, R, wt, N, 1);  // S += u~^T w~
@@ -355,12 +361,34 @@ __device__ void carry(float* S, const float* u, const float* w, const float* A, 
   }
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
     int r = i / N, c = i - r * N;
-    float decay = 1.f;
-    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r));
-    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c));
-    float acc = decay * S[i];
-    for (int s = 0; s < L; ++s) acc += ut[s * R + r] * wt[s * N + c];
+    float acc = decay_of(r, c) * S[i];
+    for (int s = first; s < L; ++s) acc += ut[s * R + r] * wt[s * N + c];
     S[i] = acc;
+  }
+}
+
+// A gate gradient's running sum re-anchored at an anchor step e (see kAnchorSpacing): its value
+// there is the side sum of S_e (.) (K_0 + K_1 + ...), S_e the forward state pass A stored in
+// `slot`, K_i the adjoint states now in shared memory. ROWS: sum over columns (a row gate),
+// else over rows. carry[0..D) takes the value and carry[D..2D) (the compensation) is cleared.
+// The terms are summed in fp64.
+template <int R, int N, bool ROWS>
+__device__ void anchor_sum(float* carry, const float* snapshots, long long slot, int h, int H, const float* K0,
+                           const float* K1, const float* K2, const float* K3) {
+  constexpr int D = ROWS ? R : N, M = ROWS ? N : R;
+  const float* S = snapshots + (slot * H + h) * static_cast<long long>(R) * N;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    double acc = 0.0;
+    for (int m = 0; m < M; ++m) {
+      const int i = ROWS ? d * N + m : m * N + d;
+      double k = K0[i];
+      if (K1) k += K1[i];
+      if (K2) k += K2[i];
+      if (K3) k += K3[i];
+      acc += static_cast<double>(S[i]) * k;
+    }
+    carry[d] = static_cast<float>(acc);
+    carry[D + d] = 0.f;
   }
 }
 

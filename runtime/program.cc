@@ -179,7 +179,8 @@ std::string Program::kernelNames(const KernelConfig& config, const std::map<std:
 }
 
 std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
-                                                    int64_t sharedMemoryBytes, bool requireWholeTile) const {
+                                                    int64_t sharedMemoryBytes, bool requireWholeTile,
+                                                    const cir::TensorLayout& layout) const {
   std::vector<KernelConfig> out;
   std::string tiled = cir::tileableDim(*rir_);
   std::vector<int> tiles = {0};
@@ -216,6 +217,7 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
       spec.dims = dims;
       spec.dtype = dtype;
       spec.tile = tile;
+      spec.layout = layout;
       // The largest shared memory among the configuration's kernels at `stages` (0: too big).
       auto bytesAt = [&](int stages) {
         spec.stages = stages;
@@ -281,7 +283,7 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
   bool wholeTile = updatesInPlaceAcrossTiles(args);
   ForwardArgs a = args;
   if (wholeTile) a.tile = static_cast<int>(args.dims.at(cir::tileableDim(*rir_)));
-  std::vector<KernelConfig> candidates = candidateConfigs(a.dims, a.dtype, sharedMemoryBytes, wholeTile);
+  std::vector<KernelConfig> candidates = candidateConfigs(a.dims, a.dtype, sharedMemoryBytes, wholeTile, a.layout);
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {
     for (const KernelConfig& c : candidates)
       if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (a.tile == 0 || c.tile == a.tile)) return &c;

@@ -100,8 +100,10 @@ class Program {
   // The configurations the tuner may choose from for these dims and dtype, on a device with
   // `sharedMemoryBytes` of opt-in shared memory per block.
   // `requireWholeTile` keeps every tile size that fits (the whole dim included), not only the largest.
+  // `layout` sizes the kernels as they will be launched (fp32 tensors stage twice the bytes).
   std::vector<KernelConfig> candidateConfigs(const std::map<std::string, int64_t>& dims, const std::string& dtype,
-                                             int64_t sharedMemoryBytes, bool requireWholeTile = false) const;
+                                             int64_t sharedMemoryBytes, bool requireWholeTile = false,
+                                             const cir::TensorLayout& layout = {}) const;
   // The CIR kernel of a strategy, chunk size and block size; `phase` picks one of the split
   // strategy's two kernels (States or Outputs) and is Whole for the others.
   cir::Kernel kernel(cir::Strategy strategy, int chunk, int warps = 16, cir::Phase phase = cir::Phase::Whole) const;

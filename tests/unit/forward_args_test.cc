@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "runtime/error.h"
+#include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 
 namespace lina {
@@ -261,6 +262,33 @@ TEST(BackwardArgs, BadNamesAreRejectedAndThePlanIsConsistent) {
   static float finalState;
   saved.finalStates["S"] = &finalState;
   EXPECT_EQ(gla.backwardWorkspaceBytes(saved), gla.backwardWorkspaceBytes(b));
+}
+
+// The tuner sizes shared memory with the layout the kernel is launched with: the backward
+// passes stage fp32 intermediates (twice the bytes of bf16), and a choice made for the default
+// layout once picked prefetching that did not fit (simple GLA's pass B at K = V = 128).
+TEST(BackwardArgs, ChosenPassConfigsFitTheirSharedMemory) {
+  const int64_t limit = runtime::sharedMemoryLimitForArch("sm_90a");
+  for (const char* name : {"gla", "simple_gla", "retention", "gsa"}) {
+    Program program = Program::fromLibrary(name);
+    for (int64_t D : {64, 128})
+      for (const char* dtype : {"bf16", "fp32"})
+        for (const char* strategy : {"auto", "fused", "recurrent"}) {
+          BackwardArgs b;
+          b.forward.dtype = dtype;
+          b.forward.batch = 1;
+          b.forward.time = 4096;
+          b.forward.heads = 1;
+          b.forward.strategy = strategy;
+          for (const std::string& d : program.recurrence().dims) b.forward.dims[d] = d == "M" ? 64 : D;
+          auto [a, passB] = program.backwardPassArgs(b);
+          for (auto [pass, args] : {std::pair{&program.backwardPassA(), &a}, std::pair{&program.backwardPassB(), &passB}}) {
+            KernelConfig c = pass->chooseConfig(*args, limit);
+            for (const codegen::EmittedKernel& k : pass->emitKernels(c, args->dims, dtype, args->layout))
+              EXPECT_LE(k.smem.totalBytes, limit) << k.name << " " << dtype << " D=" << D << " stages " << c.stages;
+          }
+        }
+  }
 }
 
 }  // namespace

@@ -495,15 +495,16 @@ class Emitter {
           os_ << "    " << call.str() << "L);\n";
           break;
         }
-        // The derived backward's pass A: the chunk's anchor step (if any) splits the carry, and
-        // the state after it is stored for pass B.
+        // The derived backward's pass A: the chunk's anchor step a (if any) splits the carry, and
+        // the state before step a's write, decayed by its gates, is stored for pass B.
         os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n";
-        os_ << "      if (a < L) {\n        " << call.str() << "a + 1);\n        __syncthreads();\n";
-        os_ << "        lina::store_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ">(p.snapshots["
-            << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol)
-            << ", bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H, D_" << s->shape[0]
-            << ", D_" << s->shape[1] << ", 0, 0);\n        __syncthreads();\n";
-        os_ << "        if (a + 1 < L) " << call.str() << "L, a + 1);\n";
+        os_ << "      if (a < L) {\n        if (a > 0) " << call.str() << "a);\n        __syncthreads();\n";
+        os_ << "        lina::store_decayed_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ", "
+            << kindConstant(op.rows.kind) << ", " << kindConstant(op.cols.kind) << ">(p.snapshots["
+            << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol) << ", " << g(op.rows) << ", " << g(op.cols)
+            << ", a, bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H);\n"
+            << "        __syncthreads();\n";
+        os_ << "        " << call.str() << "L, a);\n";
         os_ << "      } else {\n        " << call.str() << "L);\n      }\n    }\n";
         break;
       }
@@ -516,7 +517,11 @@ class Emitter {
               << "; " << ident("carry." + op.result) << "[" << E << " + e] = 0.f; }\n      __syncthreads();\n    }\n";
         }
         os_ << "    lina::running_sum<C, " << E << ">(" << out << ", " << ident(op.operands[0]) << ", "
-            << ident("carry." + op.result) << ", L);\n";
+            << ident("carry." + op.result) << ", L";
+        if (op.operands.size() > 2)
+          os_ << ", " << ident(op.operands[2]) << ", "
+              << (spec_.layout.anchoredSums.count(op.result) ? "c0 % lina::kAnchorSpacing == 0" : "false");
+        os_ << ");\n";
         break;
       case OpKind::Uniform:
         break;

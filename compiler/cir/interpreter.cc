@@ -205,7 +205,7 @@ class ChunkRunner {
           for (size_t e = 0; e < E; ++e) acc[e] = at(op.operands[1], buf, u, 0, e);
         for (size_t e = 0; e < E; ++e)
           for (int t = 0; t < C; ++t) {
-            if (t < L) acc[e] += at(op.operands[0], buf, u, t, e);
+            if (t < L) acc[e] += at(op.operands[0], buf, u, t, e) + (op.operands.size() > 2 ? at(op.operands[2], buf, u, t, e) : 0.0);
             out[static_cast<size_t>(t) * E + e] = acc[e];
           }
         return;

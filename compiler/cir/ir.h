@@ -117,9 +117,10 @@ struct TensorLayout {
   // Tensor-core products split every operand into bf16 hi + lo (near-fp32 products): the
   // backward passes, whose gate gradients are long sums in which bf16 product errors add up.
   bool preciseProducts = false;
-  // The derived backward's anchors (lina::kAnchorSpacing, runtime/program_backward.cc). Pass A
-  // also stores these states at every anchor step. Pass B re-anchors these running sums (by
-  // result name) there: the side sum of the snapshot (.) the sum of the adjoint states.
+  // The derived backward's anchors (lina::kAnchorSpacing, passes::GateSum). Pass A also stores
+  // these states at every anchor step, before the step's write and decayed by its gates. Pass B
+  // re-anchors these running sums (by result name) there: the side sum of the snapshot (.) the
+  // sum of the adjoint states, without the step's second summand (the write term).
   std::set<std::string> anchorSnapshots;
   struct Anchor {
     std::string snapshot;                    // the forward state whose snapshots pair with...

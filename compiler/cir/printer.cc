@@ -74,7 +74,7 @@ void print(std::ostream& os, const Kernel& k) {
       case OpKind::Store: os << "chunk.store " << op.symbol << " = %" << op.operands[0]; break;
       case OpKind::RunningSum:
         os << "chunk.running_sum %" << op.operands[0];
-        if (op.operands.size() > 1) os << ", %" << op.operands[1];
+        for (size_t i = 1; i < op.operands.size(); ++i) os << ", %" << op.operands[i];
         break;
     }
     if (!op.result.empty()) os << " : " << shapeText(op.shape, op.kind != OpKind::Uniform);

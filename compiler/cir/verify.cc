@@ -115,9 +115,11 @@ class Verifier {
       case OpKind::RunningSum: {
         const rir::Shape* s = op.operands.empty() ? nullptr : use(op, op.operands[0]);
         if (s && *s != op.shape) fail(op.loc, "running_sum of %" + op.operands[0] + " changes its shape");
-        const rir::Shape* init = op.operands.size() > 1 ? use(op, op.operands[1]) : nullptr;
-        if (init && *init != op.shape) fail(op.loc, "running_sum's initial value %" + op.operands[1] + " has another shape");
-        if (op.operands.size() > 2) fail(op.loc, "running_sum takes a summand and an optional initial value");
+        for (size_t i = 1; i < op.operands.size() && i < 3; ++i) {
+          const rir::Shape* o = use(op, op.operands[i]);
+          if (o && *o != op.shape) fail(op.loc, "running_sum's operand %" + op.operands[i] + " has another shape");
+        }
+        if (op.operands.size() > 3) fail(op.loc, "running_sum takes a summand, an initial value and a second summand");
         break;
       }
       case OpKind::GateCumsum: {

@@ -512,10 +512,14 @@ class PassBBuilder : public AdjointEmitter {
                     const std::vector<std::string>& after, const std::vector<std::string>& before,
                     const std::string& dim) {
     if (!gateHasGradient(g)) return;
-    std::string term = emit(rir::Op::Neg, {emit(rir::Op::Mul, {v, dv}, {dim})}, {dim});
-    for (const std::string& a : after) term = emit(rir::Op::Add, {term, a}, {dim});
-    for (const std::string& b : before) term = emit(rir::Op::Add, {term, b}, {dim});
-    std::string grad = emit(rir::Op::RunningSum, {term, c}, {dim});
+    // The sum's two summands: the read terms, and -v (.) dv (left out where a GPU kernel
+    // re-anchors the sum, GateSum).
+    std::string write = emit(rir::Op::Neg, {emit(rir::Op::Mul, {v, dv}, {dim})}, {dim});
+    std::string reads;
+    for (const std::string& t : after) reads = reads.empty() ? t : emit(rir::Op::Add, {reads, t}, {dim});
+    for (const std::string& t : before) reads = reads.empty() ? t : emit(rir::Op::Add, {reads, t}, {dim});
+    if (reads.empty()) reads = emit(rir::Op::Sub, {write, write}, {dim});  // no read of the state: zeros
+    std::string grad = emit(rir::Op::RunningSum, {reads, c, write}, {dim});
     gateSums_.push_back({grad, state.name, dim == state.shape[0], adjointStates});
     for (const std::string& b : before) grad = emit(rir::Op::Sub, {grad, b}, {dim});
     if (shapeOf(g.value).empty()) grad = emit(rir::Op::Sum, {grad}, {}, dim);

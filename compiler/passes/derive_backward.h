@@ -30,15 +30,19 @@ std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forwar
 // (row/column sums of d(final state) * final state, the same at every step of a sequence).
 // Outputs `dB_<input>`, `dB_<param>`; the final adjoint states summed per state are d(initial state).
 //
-// A gate gradient is `running_sum(terms, crow_<S>)` on reversed time. Its value at a step e
-// (forward time) also equals the side sum of S_e (.) (the adjoint states of S before pass B's
-// step e): the GPU kernels re-anchor the running sum there every few chunks from snapshots of
-// S that pass A writes, so it sums at most that many steps of terms (GateSum).
+// A gate gradient is `running_sum(read terms, crow_<S>, write terms)` on reversed time, the
+// write terms being -u (.) du. Before a step e (forward time) the sum equals the side sum of
+// S_e (.) F_e, F_e the sum of S's adjoint states there; with step e's write term added, that of
+// P_e (.) F_e, P_e = S_e - u_e w_e^T = D(a_e) S_{e-1} D(b_e). The GPU kernels re-anchor the sum
+// there every kAnchorSpacing steps (GateSum): from pass A's snapshots of P_e, leaving out step
+// e's write term. Each sum then runs over at most that many steps, and no anchor holds the
+// O(1) pair of a write and d(final state) that cancels exactly: with strong decays the gate
+// gradient is O(decay), and an fp32 sum through O(1) values loses it.
 struct GateSum {
   std::string runningSum;                  // the running_sum's result in pass B
   std::string state;                       // the forward state S
   bool rows = true;                        // a row gate (sum over S's columns) or a column gate
-  std::vector<std::string> adjointStates;  // pass B's states K_<S>_*, whose sum pairs with S
+  std::vector<std::string> adjointStates;  // pass B's states K_<S>_*, whose sum pairs with P
 };
 struct DerivedPassB {
   rir::Recurrence program;

@@ -201,7 +201,8 @@ class Interpreter {
           Value& acc = running_[i];
           const Value& x = values_[ops[0]];
           if (firstStep_ && ops.size() > 1) acc = values_[ops[1]];  // the initial value
-          for (size_t k = 0; k < out.size(); ++k) out[k] = acc[k] += x[k];
+          const Value* y = ops.size() > 2 ? &values_[ops[2]] : nullptr;  // a second summand
+          for (size_t k = 0; k < out.size(); ++k) out[k] = acc[k] += x[k] + (y ? (*y)[k] : 0.0);
           break;
         }
         case rir::Op::Sum: {

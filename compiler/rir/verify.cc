@@ -141,11 +141,16 @@ class Verifier {
         if (!arity(1)) return;
         expect = *in[0];
         break;
-      case Op::RunningSum:  // running_sum %x [, %init]: init is the sum before the sequence's first step
-        if (in.size() != 2 && !arity(1)) return;
-        if (in.size() == 2 && *in[1] != *in[0])
-          return fail(inst.loc, what + ": the initial value " + shapeText(*in[1]) + " must have the shape of the summand " +
-                                    shapeText(*in[0]));
+      // running_sum %x [, %init [, %y]]: init + the sum of x + y over the sequence's steps so far.
+      // y is the part a kernel may leave out where it re-anchors the sum (GPU derived backward).
+      case Op::RunningSum:
+        if (in.size() > 3 || in.empty()) {
+          if (!arity(1)) return;
+        }
+        for (size_t i = 1; i < in.size(); ++i)
+          if (*in[i] != *in[0])
+            return fail(inst.loc, what + ": operand " + std::to_string(i + 1) + " " + shapeText(*in[i]) +
+                                      " must have the shape of the summand " + shapeText(*in[0]));
         expect = *in[0];
         break;
       case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:

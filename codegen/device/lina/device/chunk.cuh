@@ -114,6 +114,20 @@ __device__ void load_state(float* S, const float* src, long long n, int h, int H
   }
 }
 
+// The state decayed by step t's gates (A, B: the chunk's inclusive log2 cumsums), stored like
+// store_state: the derived backward's anchor snapshots (D(a_t) S_{t-1} D(b_t)).
+template <int R, int N, int RG, int CG>
+__device__ void store_decayed_state(float* dst, const float* S, const float* A, const float* B, int t, long long n, int h,
+                                    int H) {
+  for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
+    int r = i / N, c = i - r * N;
+    float decay = 1.f;
+    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, t, r) - (t > 0 ? gate_at<RG, R>(A, t - 1, r) : 0.f));
+    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, t, c) - (t > 0 ? gate_at<CG, N>(B, t - 1, c) : 0.f));
+    dst[(n * H + h) * static_cast<long long>(R) * N + i] = decay * S[i];
+  }
+}
+
 template <int R, int N>
 __device__ void store_state(float* dst, const float* S, long long n, int h, int H, int Rfull, int Nfull, int rOff, int nOff) {
   if (!dst) return;
@@ -171,13 +185,17 @@ __device__ void gate_cumsum(float* inc, float* exc, const float* g, int L) {
 // Running sums over the steps of a sequence: out[t] = carry + sum_{s<=t, s<L} x[s]; the carry
 // (zero at the first chunk) advances to the chunk's total. Kahan-compensated (carry[D + d] holds
 // the compensation): the gate gradients are running sums over whole sequences.
+// x2 (may be null) is a second summand, left out at step 0 when skip_first_x2 (the derived
+// backward's anchors: the anchor value already holds it).
 template <int C, int D>
-__device__ void running_sum(float* out, const float* x, float* carry, int L) {
+__device__ void running_sum(float* out, const float* x, float* carry, int L, const float* x2 = nullptr,
+                            bool skip_first_x2 = false) {
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float acc = carry[d], comp = carry[D + d];
     for (int t = 0; t < C; ++t) {
       if (t < L) {
-        const float y = x[t * D + d] - comp;
+        const float term = x2 && !(t == 0 && skip_first_x2) ? x[t * D + d] + x2[t * D + d] : x[t * D + d];
+        const float y = term - comp;
         const float next = acc + y;
         comp = (next - acc) - y;
         acc = next;
@@ -368,8 +386,9 @@ __device__ void carry(float* S, const float* u, const float* w, const float* A, 
 }
 
 // A gate gradient's running sum re-anchored at an anchor step e (see kAnchorSpacing): its value
-// there is the side sum of S_e (.) (K_0 + K_1 + ...), S_e the forward state pass A stored in
-// `slot`, K_i the adjoint states now in shared memory. ROWS: sum over columns (a row gate),
+// there, less the step's own write term, is the side sum of P_e (.) (K_0 + K_1 + ...), P_e the
+// forward state before step e's write (decayed by step e's gates) that pass A stored in `slot`,
+// K_i the adjoint states now in shared memory. ROWS: sum over columns (a row gate),
 // else over rows. carry[0..D) takes the value and carry[D..2D) (the compensation) is cleared.
 // The terms are summed in fp64.
 template <int R, int N, bool ROWS>

@@ -17,8 +17,16 @@ using check::toFloats;
 
 std::vector<KernelConfig> backwardConfigs(const Program& program, const std::map<std::string, int64_t>& dims,
                                           const std::string& dtype, int64_t sharedMemoryBytes) {
-  std::vector<KernelConfig> a = program.backwardPassA().candidateConfigs(dims, dtype, sharedMemoryBytes);
-  std::vector<KernelConfig> b = program.backwardPassB().candidateConfigs(dims, dtype, sharedMemoryBytes);
+  // The passes' candidates under the layouts backward() launches them with.
+  BackwardArgs shape;
+  shape.forward.dims = dims;
+  shape.forward.dtype = dtype;
+  shape.forward.time = 1;
+  auto [layoutA, layoutB] = program.backwardPassArgs(shape);
+  std::vector<KernelConfig> a =
+      program.backwardPassA().candidateConfigs(dims, dtype, sharedMemoryBytes, false, layoutA.layout);
+  std::vector<KernelConfig> b =
+      program.backwardPassB().candidateConfigs(dims, dtype, sharedMemoryBytes, false, layoutB.layout);
   std::vector<KernelConfig> both;
   for (const KernelConfig& x : a)
     for (const KernelConfig& y : b)

@@ -286,6 +286,15 @@ TEST(BackwardArgs, ChosenPassConfigsFitTheirSharedMemory) {
           for (const std::string& d : program.recurrence().dims) b.forward.dims[d] = d == "M" ? 64 : D;
           auto [a, passB] = program.backwardPassArgs(b);
           for (auto [pass, args] : {std::pair{&program.backwardPassA(), &a}, std::pair{&program.backwardPassB(), &passB}}) {
+            // fp32 passes run chunks <= 32 (their gate gradients' precision); bf16 ones up to 64.
+            int largest = 0;
+            for (const KernelConfig& c : pass->candidateConfigs(args->dims, dtype, limit, false, args->layout))
+              largest = std::max(largest, c.chunk);
+            if (std::string(dtype) == "fp32") {
+              EXPECT_LE(largest, 32) << pass->recurrence().name << " D=" << D;
+            } else if (D == 64 && std::string(name) == "retention") {
+              EXPECT_EQ(largest, 64) << pass->recurrence().name;  // bf16 keeps chunk 64 where it fits
+            }
             KernelConfig c = pass->chooseConfig(*args, limit);
             for (const codegen::EmittedKernel& k : pass->emitKernels(c, args->dims, dtype, args->layout))
               EXPECT_LE(k.smem.totalBytes, limit) << k.name << " " << dtype << " D=" << D << " stages " << c.stages;

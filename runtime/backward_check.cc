@@ -23,15 +23,18 @@ std::vector<KernelConfig> backwardConfigs(const Program& program, const std::map
   shape.forward.dtype = dtype;
   shape.forward.time = 1;
   auto [layoutA, layoutB] = program.backwardPassArgs(shape);
-  std::vector<KernelConfig> a =
-      program.backwardPassA().candidateConfigs(dims, dtype, sharedMemoryBytes, false, layoutA.layout);
-  std::vector<KernelConfig> b =
-      program.backwardPassB().candidateConfigs(dims, dtype, sharedMemoryBytes, false, layoutB.layout);
+  auto [passA, passB] = program.backwardPassesFor(shape);
+  // Blocked passes run at the plan's tile: list every tile, keep that one.
+  const bool blocked = layoutA.layout.oneTilePerLaunch;
+  std::vector<KernelConfig> a = passA->candidateConfigs(dims, dtype, sharedMemoryBytes, blocked, layoutA.layout);
+  std::vector<KernelConfig> b = passB->candidateConfigs(dims, dtype, sharedMemoryBytes, blocked, layoutB.layout);
   std::vector<KernelConfig> both;
   for (const KernelConfig& x : a)
     for (const KernelConfig& y : b)
       // The passes run fused or recurrent: the split strategy is a forward one (chooseConfig).
-      if (x.strategy == y.strategy && x.chunk == y.chunk && x.strategy != cir::Strategy::Split) both.push_back(x);
+      if (x.strategy == y.strategy && x.chunk == y.chunk && x.strategy != cir::Strategy::Split &&
+          (!blocked || (x.tile == layoutA.tile && y.tile == layoutA.tile)))
+        both.push_back(x);
   return both;
 }
 
@@ -113,20 +116,22 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
       paramGrads[name] = device.poisoned(4);
       run.paramGrads[name] = static_cast<float*>(paramGrads[name]->get());
     }
+    auto [passA, passB] = program.backwardPassesFor(run);
     program.backward(run, o.device);
     cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the backward kernels");
 
     CheckReport report;
     if (chosen) {
-      ForwardArgs pick = args;
-      KernelConfig a = program.backwardPassA().chooseConfig(pick, info.maxSharedPerBlockOptin);
-      KernelConfig b = program.backwardPassB().chooseConfig(pick, info.maxSharedPerBlockOptin);
-      report.kernel = program.backwardPassA().emit(a, args.dims, args.dtype).name + " + " +
-                      program.backwardPassB().emit(b, args.dims, args.dtype).name;
+      auto [launchA, launchB] = program.backwardPassArgs(run);
+      KernelConfig a = passA->chooseConfig(launchA, info.maxSharedPerBlockOptin);
+      KernelConfig b = passB->chooseConfig(launchB, info.maxSharedPerBlockOptin);
+      report.kernel = passA->emitKernels(a, args.dims, args.dtype, launchA.layout).front().name + " + " +
+                      passB->emitKernels(b, args.dims, args.dtype, launchB.layout).front().name;
     } else {
-      report.kernel = program.backwardPassA().emit(config, args.dims, args.dtype).name + " + " +
-                      program.backwardPassB().emit(config, args.dims, args.dtype).name;
+      report.kernel = passA->kernel(config.strategy, config.chunk).name + " + " + passB->kernel(config.strategy, config.chunk).name;
     }
+    if (passA != &program.backwardPassA())
+      report.kernel += " (" + std::to_string(program.backwardPassArgs(run).first.tile) + "-wide blocks)";
     report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
     auto fetch = [&](DeviceBuffer* b, const std::string& dtype) {
       std::vector<char> bytes(b->bytes);

@@ -130,6 +130,8 @@ Program Program::fromLibrary(const std::string& name) {
   return fromSource(p->path, p->source);
 }
 
+std::string Program::tiledDim() const { return tiledDimOverride_.empty() ? cir::tileableDim(*rir_) : tiledDimOverride_; }
+
 cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps, cir::Phase phase) const {
   SourceManager sources;
   DiagnosticEngine diags(sources);
@@ -138,6 +140,10 @@ cir::Kernel Program::kernel(cir::Strategy strategy, int chunk, int warps, cir::P
     std::ostringstream os;
     diags.print(os);
     throw Error(os.str());
+  }
+  if (!tiledDimOverride_.empty()) {
+    k->tiledDim = tiledDimOverride_;
+    k->name += "_" + tiledDimOverride_ + "blocks";
   }
   if (warps != k->warps) {
     if (warps < 1 || warps > 32) throw Error("warps: expected 1 to 32 warps per CTA; got " + std::to_string(warps));
@@ -182,13 +188,14 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
                                                     int64_t sharedMemoryBytes, bool requireWholeTile,
                                                     const cir::TensorLayout& layout) const {
   std::vector<KernelConfig> out;
-  std::string tiled = cir::tileableDim(*rir_);
+  std::string tiled = tiledDim();
   std::vector<int> tiles = {0};
   if (!tiled.empty()) {
     tiles.clear();
     int64_t full = dims.count(tiled) ? dims.at(tiled) : 0;
-    for (int t : {64, 32, 16})
-      if (full % t == 0 && t <= full) tiles.push_back(t);
+    // Blocked derived passes also take 128: their state tile holds the whole other dim.
+    for (int t : {128, 64, 32, 16})
+      if (full % t == 0 && t <= full && (t < 128 || !tiledDimOverride_.empty())) tiles.push_back(t);
     // The whole dim as one tile: one CTA per (sequence, head), needed for in-place updates of
     // states that every tile would otherwise read and write.
     if (full > 0 && std::find(tiles.begin(), tiles.end(), static_cast<int>(full)) == tiles.end())
@@ -267,7 +274,7 @@ int Program::preferredChunk() const {
 }
 
 bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
-  std::string tiled = cir::tileableDim(*rir_);
+  std::string tiled = tiledDim();
   for (const rir::Decl& s : rir_->states) {
     auto in = args.initialStates.find(s.name);
     auto out = args.finalStates.find(s.name);
@@ -287,8 +294,9 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
   // (sequence, head): otherwise a tile could read a block another tile already overwrote.
   bool wholeTile = updatesInPlaceAcrossTiles(args);
   ForwardArgs a = args;
-  if (wholeTile) a.tile = static_cast<int>(args.dims.at(cir::tileableDim(*rir_)));
-  std::vector<KernelConfig> candidates = candidateConfigs(a.dims, a.dtype, sharedMemoryBytes, wholeTile, a.layout);
+  if (wholeTile) a.tile = static_cast<int>(args.dims.at(tiledDim()));
+  // A requested tile is looked for among every tile that fits, not only the largest.
+  std::vector<KernelConfig> candidates = candidateConfigs(a.dims, a.dtype, sharedMemoryBytes, wholeTile || a.tile != 0, a.layout);
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {
     for (const KernelConfig& c : candidates)
       if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (a.tile == 0 || c.tile == a.tile)) return &c;
@@ -326,7 +334,7 @@ KernelConfig Program::chooseConfig(const ForwardArgs& args, int64_t sharedMemory
     // walk's states. A forward only: the derived backward passes keep their layouts fused.
     if (chosen && chosen->strategy == cir::Strategy::Fused && multiprocessors > 0 && a.layout.key() == cir::TensorLayout().key()) {
       const int64_t N = sequenceCount(a), tokens = tokenCount(a);
-      std::string tiled = cir::tileableDim(*rir_);
+      std::string tiled = tiledDim();
       const int64_t tiles = tiled.empty() || chosen->tile == 0 ? 1 : a.dims.at(tiled) / chosen->tile;
       const bool fewWalks = N * a.heads * tiles < multiprocessors;
       const bool longWalks = tokens >= 8LL * chosen->chunk * std::max<int64_t>(N, 1);
@@ -483,7 +491,15 @@ void Program::forward(const ForwardArgs& a, int device) const {
   };
   if (kernels.size() == 1) {
     const auto& [kernel, loaded] = kernels.front();
-    launch(kernel, loaded, static_cast<unsigned>(kernel.tiles), static_cast<unsigned>(a.heads), static_cast<unsigned>(N));
+    unsigned tiles = static_cast<unsigned>(kernel.tiles);
+    if (a.layout.oneTilePerLaunch) {
+      if (a.tileIndex < 0 || a.tileIndex >= kernel.tiles)
+        fail("tileIndex: expected 0 to " + std::to_string(kernel.tiles - 1) + " (the tiles of " + kernel.tiledDim +
+             "); got " + std::to_string(a.tileIndex));
+      p.tileBase = a.tileIndex;
+      tiles = 1;
+    }
+    launch(kernel, loaded, tiles, static_cast<unsigned>(a.heads), static_cast<unsigned>(N));
     return;
   }
   // The split strategy: the walk stores every chunk's starting state, then one CTA per

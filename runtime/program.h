@@ -32,6 +32,7 @@ struct ForwardArgs {
                                                       // may be the initial state's buffer (in place)
   std::map<std::string, double> scalarParams;         // overrides of scalar params
   std::map<std::string, const float*> vectorParams;   // [H, d] fp32
+  int tileIndex = 0;  // with layout.oneTilePerLaunch: the tile of the tiled dim this launch computes
   const void* cuSeqlens = nullptr;  // [N + 1] on the device; then batch must be 1
   bool cuSeqlens64 = false;
   int64_t numSequences = 0;         // N with cu_seqlens
@@ -133,6 +134,9 @@ class Program {
   // The two derived passes as programs (derived once, on first use).
   const Program& backwardPassA() const;
   const Program& backwardPassB() const;
+  // The pass programs backward(args) launches: the ones above, or their blocked variants when a
+  // state is too wide for one CTA (K or V above 128: one launch per block of 128 or 64).
+  std::pair<const Program*, const Program*> backwardPassesFor(const BackwardArgs& args) const;
   // True when a state passed as both initial and final state (updated in place) is shared by
   // the tiles of a split dim, so the kernel must run as one tile.
   bool updatesInPlaceAcrossTiles(const ForwardArgs& args) const;
@@ -148,6 +152,11 @@ class Program {
  private:
   std::string name_;
   std::string sourceName_;
+  // The dim the kernels cut across CTAs: cir::tileableDim of the program, unless set. The
+  // derived backward sets it on its blocked passes (a separable dim of the forward that the
+  // passes contract; each block is run as its own launch, see TensorLayout::oneTilePerLaunch).
+  std::string tiledDimOverride_;
+  std::string tiledDim() const;
   std::shared_ptr<const rir::Recurrence> rir_;
   static bool prefersRecurrent(const ForwardArgs& args);
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "codegen/device/lina/device/params.h"
+#include "compiler/cir/lower.h"
 #include "compiler/passes/derive_backward.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/error.h"
@@ -21,6 +22,11 @@ namespace lina {
 
 struct Program::DerivedBackward {
   Program passA, passB;
+  // The same passes cut into blocks of `blockDim` (a dim every forward state has and nothing in
+  // the forward reduces over: each block is an independent problem whose gradients add up),
+  // for states too large for one CTA. Empty blockDim: not available.
+  std::string blockDim;
+  Program blockedA, blockedB;
   std::map<std::string, std::string> initialHolder;  // forward state -> pass-B adjoint state seeded with dht
   std::vector<passes::GateSum> gateSums;              // pass B's running sums, anchored on the GPU
 };
@@ -36,8 +42,21 @@ const Program::DerivedBackward& Program::derivedBackward() const {
       diags.print(os);
       throw Error("@" + name_ + " backward: the backward cannot be derived: " + os.str());
     }
-    backward_->derived = std::make_shared<const DerivedBackward>(
-        DerivedBackward{fromRecurrence(*a), fromRecurrence(b->program), b->initialHolder, b->gateSums});
+    DerivedBackward derived{fromRecurrence(*a), fromRecurrence(b->program), "", {}, {}, b->initialHolder, b->gateSums};
+    std::string separable = cir::tileableDim(*rir_);
+    bool everyState = !separable.empty();
+    for (const rir::Decl& st : rir_->states)
+      everyState = everyState && (st.shape[0] == separable || st.shape[1] == separable);
+    if (everyState) {
+      derived.blockDim = separable;
+      derived.blockedA = derived.passA;
+      derived.blockedB = derived.passB;
+      derived.blockedA.tiledDimOverride_ = separable;
+      derived.blockedB.tiledDimOverride_ = separable;
+      derived.blockedA.emitted_ = std::make_shared<EmittedCache>();  // their own launches
+      derived.blockedB.emitted_ = std::make_shared<EmittedCache>();
+    }
+    backward_->derived = std::make_shared<const DerivedBackward>(std::move(derived));
   });
   return *backward_->derived;
 }
@@ -74,7 +93,7 @@ struct Clear {
 
 // One launch of a glue kernel.
 struct GlueLaunch {
-  enum Kind { RowColSums, SumRows } kind = SumRows;
+  enum Kind { RowColSums, SumRows, Convert } kind = SumRows;  // Convert: a (fp32, rows) into out2 as `cols` (dtype code)
   const float *a = nullptr, *b = nullptr;
   float *out = nullptr, *out2 = nullptr;
   long long rows = 0, cols = 0;  // SumRows; RowColSums: rows = R, cols = C
@@ -85,16 +104,18 @@ struct GlueLaunch {
 // with the real one.
 struct BackwardPlan {
   Workspace workspace;
+  int blocks = 1;  // > 1: the blocked passes, one launch per block of derived.blockDim
   std::vector<Clear> clears;
   bool recompute = false;
   ForwardArgs recomputeArgs;
   std::vector<GlueLaunch> stateSums;  // crow/ccol (before pass B)
   ForwardArgs passA, passB;
-  std::vector<GlueLaunch> reductions;  // after pass B
+  std::vector<GlueLaunch> reductions;   // after pass B
+  std::vector<GlueLaunch> conversions;  // blocked: the fp32 accumulators into the caller's buffers
 };
 
 struct GlueKernels {
-  CUfunction rowColSums = nullptr, sumRows = nullptr;
+  CUfunction rowColSums = nullptr, sumRows = nullptr, convert = nullptr;
 };
 
 // The glue module of a device, compiled (or read from the cache) and loaded once.
@@ -114,6 +135,7 @@ GlueKernels glueKernels(int device) {
   cuda::check(d->cuModuleGetFunction(&k.rowColSums, module, "lina_state_row_col_sums"), "cuModuleGetFunction",
               "lina_state_row_col_sums");
   cuda::check(d->cuModuleGetFunction(&k.sumRows, module, "lina_sum_rows"), "cuModuleGetFunction", "lina_sum_rows");
+  cuda::check(d->cuModuleGetFunction(&k.convert, module, "lina_convert"), "cuModuleGetFunction", "lina_convert");
   loaded[device] = k;
   return k;
 }
@@ -145,12 +167,47 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   common.layout = {};
   common.layout.preciseProducts = true;
 
+  // A state whose block dim exceeds 128 does not fit one CTA: the passes then run block by block
+  // (128 or 64 wide, or the forward's tile), each block an independent problem. Gradients
+  // without the block dim add up over blocks in fp32 accumulators, converted at the end.
+  const bool blocked = !derived.blockDim.empty() && dim(derived.blockDim) > 128;
+  if (blocked) {
+    const int64_t full = dim(derived.blockDim);
+    const int64_t block = fw.tile ? fw.tile : full % 128 == 0 ? 128 : 64;
+    if (block < 16 || full % block != 0)
+      throw Error("@" + f.name + " backward: " + derived.blockDim + " = " + std::to_string(full) +
+                  " runs in blocks of 128 or 64 (or forward.tile); got a block of " + std::to_string(block) +
+                  "; pass a forward.tile that divides it");
+    plan.blocks = static_cast<int>(full / block);
+    common.tile = static_cast<int>(block);
+    common.layout.oneTilePerLaunch = true;
+  }
+  auto hasBlockDim = [&](const rir::Shape& shape) { return !shape.empty() && shape[0] == derived.blockDim; };
+  // Blocked: an input gradient without the block dim goes to an fp32 accumulator (cleared),
+  // converted into the caller's buffer after the last block.
+  std::map<std::string, float*> accumulators;
+  auto accumulatorFor = [&](const std::string& input, const rir::Shape& shape, void* callerBuffer) {
+    auto it = accumulators.find(input);
+    if (it != accumulators.end()) return it->second;
+    float* acc = ws.takeFloats(perStep(shape));
+    plan.clears.push_back({acc, static_cast<size_t>(perStep(shape)) * sizeof(float)});
+    GlueLaunch g;
+    g.kind = GlueLaunch::Convert;
+    g.a = acc;
+    g.out2 = static_cast<float*>(callerBuffer);
+    g.rows = perStep(shape);
+    g.cols = fw.dtype == "fp32" ? 0 : fw.dtype == "bf16" ? 1 : 2;
+    plan.conversions.push_back(g);
+    return accumulators[input] = acc;
+  };
+
   // The gate gradients' running sums restart every kAnchorSpacing steps from snapshots of the
   // forward state that pass A writes (GateSum): they then sum at most that many steps of terms,
   // whatever T (docs/backward-design.md, "Precision"). Their initial values crow/ccol (pass B's
   // first step is an anchor) are then not needed.
   std::set<std::string> anchored;
-  for (const passes::GateSum& g : derived.gateSums) anchored.insert(g.state);
+  for (const passes::GateSum& g : derived.gateSums)
+    if (g.adjointStates.size() <= 4) anchored.insert(g.state);  // anchor_sum takes up to 4 (a state read <= 4 times)
   auto readsInput = [&](const std::string& name) {
     return std::any_of(b.body.begin(), b.body.end(),
                        [&](const rir::Inst& i) { return i.op == rir::Op::Input && i.symbol == name; });
@@ -203,7 +260,13 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     if (startsWith(o.name, "dA_") && declares(f.inputs, o.name.substr(3))) {
       auto it = args.inputGrads.find(o.name.substr(3));
       if (it != args.inputGrads.end() && it->second) {
-        pa.outputs[o.name] = it->second;
+        if (blocked && !hasBlockDim(o.shape)) {
+          pa.outputs[o.name] = accumulatorFor(it->first, o.shape, it->second);
+          pa.layout.fp32Tensors.insert(o.name);
+          pa.layout.accumulateOutputs.insert(o.name);
+        } else {
+          pa.outputs[o.name] = it->second;
+        }
         inputGradWritten.insert(o.name.substr(3));
         continue;
       }
@@ -212,6 +275,10 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
         float* part = ws.takeFloats(perStep(o.shape));
         pa.outputs[o.name] = part;
         pa.layout.fp32Tensors.insert(o.name);
+        if (blocked) {  // the blocks' parts add up
+          pa.layout.accumulateOutputs.insert(o.name);
+          plan.clears.push_back({part, static_cast<size_t>(perStep(o.shape)) * sizeof(float)});
+        }
         paramPartA[o.name.substr(3)] = part;
         continue;
       }
@@ -266,7 +333,8 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     pb.snapshotBuffers[state] = buffer;
   }
   for (const passes::GateSum& g : derived.gateSums)
-    pb.layout.anchoredSums[g.runningSum] = cir::TensorLayout::Anchor{g.state, g.adjointStates, g.rows};
+    if (anchored.count(g.state))
+      pb.layout.anchoredSums[g.runningSum] = cir::TensorLayout::Anchor{g.state, g.adjointStates, g.rows};
   for (const auto& [name, buffer] : intermediates) {
     pb.inputs[name] = buffer;
     pb.layout.fp32Tensors.insert(name);
@@ -288,6 +356,13 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     if (startsWith(o.name, "dB_") && declares(f.inputs, target)) {
       auto it = args.inputGrads.find(target);
       if (it != args.inputGrads.end() && it->second) {
+        if (blocked && !hasBlockDim(o.shape)) {
+          pb.outputs[o.name] = accumulatorFor(target, o.shape, it->second);
+          pb.layout.fp32Tensors.insert(o.name);
+          pb.layout.accumulateOutputs.insert(o.name);
+          inputGradWritten.insert(target);
+          continue;
+        }
         pb.outputs[o.name] = it->second;
         if (inputGradWritten.count(target)) pb.layout.accumulateOutputs.insert(o.name);
         inputGradWritten.insert(target);
@@ -297,6 +372,10 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
       float* part = ws.takeFloats(perStep(o.shape));
       pb.outputs[o.name] = part;
       pb.layout.fp32Tensors.insert(o.name);
+      if (blocked) {
+        pb.layout.accumulateOutputs.insert(o.name);
+        plan.clears.push_back({part, static_cast<size_t>(perStep(o.shape)) * sizeof(float)});
+      }
       paramPartB[target] = part;
       continue;
     }
@@ -379,6 +458,12 @@ size_t Program::backwardWorkspaceBytes(const BackwardArgs& args) const {
   return planBackward(*rir_, derivedBackward(), args, nullptr).workspace.bytes;
 }
 
+std::pair<const Program*, const Program*> Program::backwardPassesFor(const BackwardArgs& args) const {
+  const DerivedBackward& derived = derivedBackward();
+  if (planBackward(*rir_, derived, args, nullptr).blocks > 1) return {&derived.blockedA, &derived.blockedB};
+  return {&derived.passA, &derived.passB};
+}
+
 std::pair<ForwardArgs, ForwardArgs> Program::backwardPassArgs(const BackwardArgs& args) const {
   BackwardPlan plan = planBackward(*rir_, derivedBackward(), args, nullptr);
   return {plan.passA, plan.passB};
@@ -455,7 +540,7 @@ void Program::backward(const BackwardArgs& args, int device) const {
       }
     }
     GlueKernels glue;
-    if (!plan.stateSums.empty() || !plan.reductions.empty()) glue = glueKernels(device);
+    if (!plan.stateSums.empty() || !plan.reductions.empty() || !plan.conversions.empty()) glue = glueKernels(device);
     auto launch = [&](const GlueLaunch& g) {
       if (g.kind == GlueLaunch::RowColSums) {
         int R = static_cast<int>(g.rows), C = static_cast<int>(g.cols), H = g.heads;
@@ -464,6 +549,14 @@ void Program::backward(const BackwardArgs& args, int device) const {
         cuda::check(d->cuLaunchKernel(glue.rowColSums, static_cast<unsigned>(H), static_cast<unsigned>(g.sequences), 1,
                                       128, 1, 1, 0, stream, params, nullptr),
                     "cuLaunchKernel", "lina_state_row_col_sums");
+      } else if (g.kind == GlueLaunch::Convert) {
+        long long count = g.rows;
+        int code = static_cast<int>(g.cols);
+        void* params[] = {const_cast<float**>(&g.a), const_cast<float**>(&g.out2), &count, &code};
+        unsigned blocks = static_cast<unsigned>(std::min<long long>((count + 255) / 256, 65535));
+        if (blocks > 0)
+          cuda::check(d->cuLaunchKernel(glue.convert, blocks, 1, 1, 256, 1, 1, 0, stream, params, nullptr),
+                      "cuLaunchKernel", "lina_convert");
       } else {
         long long rows = g.rows, cols = g.cols;
         void* params[] = {const_cast<float**>(&g.a), const_cast<float**>(&g.b), const_cast<float**>(&g.out), &rows,
@@ -475,17 +568,24 @@ void Program::backward(const BackwardArgs& args, int device) const {
       }
     };
     for (const GlueLaunch& g : plan.stateSums) launch(g);
-    try {
-      derived.passA.forward(plan.passA, device);
-    } catch (const Error& e) {
-      rethrow("pass A", e);
-    }
-    try {
-      derived.passB.forward(plan.passB, device);
-    } catch (const Error& e) {
-      rethrow("pass B", e);
+    const Program& passA = plan.blocks > 1 ? derived.blockedA : derived.passA;  // as backwardPassesFor
+    const Program& passB = plan.blocks > 1 ? derived.blockedB : derived.passB;
+    for (int block = 0; block < plan.blocks; ++block) {  // each block of derived.blockDim in turn
+      plan.passA.tileIndex = block;
+      plan.passB.tileIndex = block;
+      try {
+        passA.forward(plan.passA, device);
+      } catch (const Error& e) {
+        rethrow("pass A", e);
+      }
+      try {
+        passB.forward(plan.passB, device);
+      } catch (const Error& e) {
+        rethrow("pass B", e);
+      }
     }
     for (const GlueLaunch& g : plan.reductions) launch(g);
+    for (const GlueLaunch& g : plan.conversions) launch(g);
   } catch (...) {
     if (owned) (void)d->cuMemFreeAsync(owned, stream);
     throw;

@@ -209,7 +209,8 @@ class Emitter {
       os_ << "  const long long slot = blockIdx.x;\n  int n;\n  long long bos, len, c0;\n";
       os_ << "  if (!lina::chunk_of_slot(p, C, slot, n, bos, len, c0)) return;  // a spare slot\n";
     } else {
-      os_ << "  const int tile = blockIdx.x, h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
+      os_ << "  const int tile = " << (spec_.layout.oneTilePerLaunch ? "p.tileBase" : "blockIdx.x")
+          << ", h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
       os_ << "  long long bos, len;\n  lina::sequence_bounds(p, n, bos, len);\n";
     }
     for (const std::string& d : k_.dims)
@@ -539,7 +540,8 @@ class Emitter {
     for (const auto& [sum, a] : spec_.layout.anchoredSums) {
       const rir::Decl* s = a.adjointStates.empty() ? nullptr : state(a.adjointStates.front());
       if (!s || a.adjointStates.size() > 4)
-        throw Error("kernel " + k_.name + ": the anchor of %" + sum + " needs 1 to 4 adjoint states of the kernel");
+        throw Error("kernel " + k_.name + ": the anchor of %" + sum + " needs 1 to 4 adjoint states of the kernel; got " +
+                    std::to_string(a.adjointStates.size()) + " (a state read more than 4 times is not anchored yet)");
       std::vector<std::string> k;
       for (const std::string& name : a.adjointStates) {
         const rir::Decl* other = state(name);
@@ -630,17 +632,22 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
         throw Error("kernel " + k.name + ": '" + name + "' is not an output of @" + k.program);
   for (const std::string& name : spec.layout.accumulateOutputs)
     for (const rir::Decl& o : k.outputs)
-      if (o.name == name && !k.tiledDim.empty() && e.tile < e.full(k.tiledDim) &&
+      if (o.name == name && !k.tiledDim.empty() && e.tile < e.full(k.tiledDim) && !spec.layout.oneTilePerLaunch &&
           (o.shape.empty() || o.shape[0] != k.tiledDim))
         throw Error("kernel " + k.name + ": output '" + name + "' cannot accumulate: every tile of " + k.tiledDim +
                     " stores it; use the whole dim as one tile");
   const bool anchors = !spec.layout.anchorSnapshots.empty() || !spec.layout.anchoredSums.empty();
-  if (anchors && !k.tiledDim.empty() && e.tile < e.full(k.tiledDim))
-    throw Error("kernel " + k.name + ": anchors need the whole " + k.tiledDim + " in one CTA; use the whole dim as one tile");
+  if (anchors && !k.tiledDim.empty() && e.tile < e.full(k.tiledDim) && !spec.layout.oneTilePerLaunch)
+    throw Error("kernel " + k.name + ": anchors need the whole " + k.tiledDim + " (" + std::to_string(e.full(k.tiledDim)) +
+                ") in one CTA or one tile per launch; got tile " + std::to_string(e.tile));
   if (anchors && k.phase != cir::Phase::Whole)
     throw Error("kernel " + k.name + ": anchors are for the fused and recurrent strategies, not the split one");
+  if (anchors && kAnchorSpacing % k.chunk != 0)
+    throw Error("kernel " + k.name + ": anchors every " + std::to_string(kAnchorSpacing) + " steps need a chunk that divides " +
+                std::to_string(kAnchorSpacing) + "; got chunk " + std::to_string(k.chunk));
   if (spec.layout.snapshotNames().size() > static_cast<size_t>(kMaxStates))
-    throw Error("kernel " + k.name + ": more than " + std::to_string(kMaxStates) + " anchor snapshots");
+    throw Error("kernel " + k.name + ": " + std::to_string(spec.layout.snapshotNames().size()) +
+                " anchor snapshots; one kernel takes at most " + std::to_string(kMaxStates));
   for (const std::string& name : spec.layout.anchorSnapshots)
     if (!declares(k.states, name)) throw Error("kernel " + k.name + ": anchor snapshot '" + name + "' is not a state of @" + k.program);
   for (const auto& [sum, a] : spec.layout.anchoredSums) {

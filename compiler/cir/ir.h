@@ -128,6 +128,10 @@ struct TensorLayout {
     bool rows = true;                        // sum over the state's columns (else its rows)
   };
   std::map<std::string, Anchor> anchoredSums;
+  // Each launch computes one tile of the tiled dim (KernelParams::tileBase), one after another
+  // on the stream: outputs without the tiled dim may then accumulate over tiles (the derived
+  // backward's blocked passes).
+  bool oneTilePerLaunch = false;
   // The snapshot buffers in KernelParams::snapshots order: the named states, sorted.
   std::vector<std::string> snapshotNames() const {
     std::set<std::string> names = anchorSnapshots;
@@ -145,6 +149,7 @@ struct TensorLayout {
     names("acc", accumulateOutputs);
     names("drop", discardedOutputs);
     names("snap", anchorSnapshots);
+    if (oneTilePerLaunch) k += "/onetile";
     for (const auto& [sum, a] : anchoredSums) {
       k += "/anchor:" + sum + "=" + a.snapshot + (a.rows ? ".rows" : ".cols");
       for (const std::string& s : a.adjointStates) k += "+" + s;

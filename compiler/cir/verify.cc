@@ -117,9 +117,12 @@ class Verifier {
         if (s && *s != op.shape) fail(op.loc, "running_sum of %" + op.operands[0] + " changes its shape");
         for (size_t i = 1; i < op.operands.size() && i < 3; ++i) {
           const rir::Shape* o = use(op, op.operands[i]);
-          if (o && *o != op.shape) fail(op.loc, "running_sum's operand %" + op.operands[i] + " has another shape");
+          if (o && *o != op.shape)
+            fail(op.loc, "running_sum's operand %" + op.operands[i] + " is " + shapeText(*o) + "; expected " + shapeText(op.shape));
         }
-        if (op.operands.size() > 3) fail(op.loc, "running_sum takes a summand, an initial value and a second summand");
+        if (op.operands.empty() || op.operands.size() > 3 || !op.dim.empty())
+          fail(op.loc, "running_sum takes 1 to 3 operands (summand, initial value, second summand) and no 'over'; got " +
+                           std::to_string(op.operands.size()) + " operands" + (op.dim.empty() ? "" : " over " + op.dim));
         break;
       }
       case OpKind::GateCumsum: {

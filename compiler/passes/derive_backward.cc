@@ -463,8 +463,8 @@ class PassBBuilder : public AdjointEmitter {
       accumulate(uu, du);
       accumulate(ww, dw);
       bool strict = splitsDiagonal(st.name);
-      gateGradient(st, adjoint, u.rows, crow, uu, strict ? duStrict : du, rowAfter, rowBefore, rowsDim);
-      gateGradient(st, adjoint, u.cols, ccol, ww, strict ? dwStrict : dw, colAfter, colBefore, colsDim);
+      gateGradient(st, adjoint, true, u.rows, crow, uu, strict ? duStrict : du, rowAfter, rowBefore, rowsDim);
+      gateGradient(st, adjoint, false, u.cols, ccol, ww, strict ? dwStrict : dw, colAfter, colBefore, colsDim);
     }
     sweep(forward);
     emitGradientOutputs("dB_");
@@ -507,7 +507,7 @@ class PassBBuilder : public AdjointEmitter {
   }
   // dL/da_t = running_sum(after + before - v (.) dv, from c) - before (flipped time), summed over
   // the dim for a scalar gate; added to the gate value's adjoint. Per-head constant gates get none.
-  void gateGradient(const rir::Decl& state, const std::vector<std::string>& adjointStates, const rir::Gate& g,
+  void gateGradient(const rir::Decl& state, const std::vector<std::string>& adjointStates, bool rowSide, const rir::Gate& g,
                     const std::string& c, const std::string& v, const std::string& dv,
                     const std::vector<std::string>& after, const std::vector<std::string>& before,
                     const std::string& dim) {
@@ -520,7 +520,7 @@ class PassBBuilder : public AdjointEmitter {
     for (const std::string& t : before) reads = reads.empty() ? t : emit(rir::Op::Add, {reads, t}, {dim});
     if (reads.empty()) reads = emit(rir::Op::Sub, {write, write}, {dim});  // no read of the state: zeros
     std::string grad = emit(rir::Op::RunningSum, {reads, c, write}, {dim});
-    gateSums_.push_back({grad, state.name, dim == state.shape[0], adjointStates});
+    gateSums_.push_back({grad, state.name, rowSide, adjointStates});
     for (const std::string& b : before) grad = emit(rir::Op::Sub, {grad, b}, {dim});
     if (shapeOf(g.value).empty()) grad = emit(rir::Op::Sum, {grad}, {}, dim);
     accumulate(g.value, grad);

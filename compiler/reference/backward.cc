@@ -43,7 +43,7 @@ class Backward {
       g.initialStates[s.name] = Tensor({n, p_.heads, eval_.dimSize(s.shape[0]), eval_.dimSize(s.shape[1])});
     for (const auto& [name, t] : p_.vectorParams) g.vectorParams[name] = Tensor(t.shape);
     for (const rir::Decl& prm : rec_.params)
-      if (prm.shape.empty()) g.scalarParams[prm.name] = 0;
+      if (prm.shape.empty()) g.scalarParams[prm.name] = g.scalarParamMagnitudes[prm.name] = 0;
     Result scratch;
     for (const rir::Decl& o : rec_.outputs) scratch.outputs[o.name] = Tensor(tokenShape(o.shape));
     for (int64_t seq = 0; seq < n; ++seq) {

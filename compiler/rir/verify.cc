@@ -144,9 +144,9 @@ class Verifier {
       // running_sum %x [, %init [, %y]]: init + the sum of x + y over the sequence's steps so far.
       // y is the part a kernel may leave out where it re-anchors the sum (GPU derived backward).
       case Op::RunningSum:
-        if (in.size() > 3 || in.empty()) {
-          if (!arity(1)) return;
-        }
+        if (in.size() > 3 || in.empty())
+          return fail(inst.loc, what + " takes 1 to 3 operands (summand, initial value, second summand), has " +
+                                    std::to_string(in.size()));
         for (size_t i = 1; i < in.size(); ++i)
           if (*in[i] != *in[0])
             return fail(inst.loc, what + ": operand " + std::to_string(i + 1) + " " + shapeText(*in[i]) +

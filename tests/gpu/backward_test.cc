@@ -1,7 +1,7 @@
 // GPU backward (label `gpu`; skipped without a GPU): Program::backward against the exact
 // reference backward (reverse mode over the unrolled steps, in double) on the same inputs and
 // cotangents. Every library program; every (strategy, chunk) both derived passes can run;
-// bf16 and fp32; T in {1, 7, 63, 64, 65, 1000, 4096}; K = V in {64, 128}; random initial
+// bf16 and fp32; T in {1, 7, 63, 64, 65, 1000, 4096}; K = V in {64, 128, 256}; random initial
 // states and d(final state); varlen with zero-length sequences; gates near 0 and near the clamp
 // (-5 in log space); the final states saved by the forward and recomputed. fla's metric on
 // every gradient (dq, dk, dv, dg, ds, dh0, param gradients): RMS error ratio <= 5e-3 (bf16),
@@ -53,7 +53,7 @@ TEST_P(LibraryBackward, FixedLengthEveryConfig) {
   requireGpu();
   if (IsSkipped()) return;
   for (const char* dtype : {"bf16", "fp32"})
-    for (int64_t D : {64, 128})
+    for (int64_t D : {64, 128, 256})  // 256: GLA, simple GLA, retention in blocks of V; GSA whole
       for (int64_t T : {1, 7, 63, 64, 65, 1000, 4096}) {
         BackwardCheckOptions b;
         b.check = T == 4096 ? options(dtype, 1, T, 1, D, 50 + T) : options(dtype, 2, T, 2, D, 50 + T);

@@ -303,5 +303,46 @@ TEST(BackwardArgs, ChosenPassConfigsFitTheirSharedMemory) {
   }
 }
 
+// K = V = 256: one CTA cannot hold the state, so the derived passes run in blocks of V (GLA
+// is separable in V: each block is an independent problem whose dq, dk, dg add up). Those
+// gradients go to fp32 accumulators; dv is written block by block.
+TEST(BackwardArgs, WideStatesRunInBlocks) {
+  const int64_t limit = runtime::sharedMemoryLimitForArch("sm_90a");
+  for (const char* name : {"gla", "simple_gla", "retention"})
+    for (const char* dtype : {"bf16", "fp32"}) {
+      Program program = Program::fromLibrary(name);
+      BackwardArgs b;
+      b.forward.dtype = dtype;
+      b.forward.batch = 2;
+      b.forward.time = 300;
+      b.forward.heads = 2;
+      b.forward.dims = {{"K", 256}, {"V", 256}};
+      static float token;
+      for (const rir::Decl& in : program.recurrence().inputs) b.inputGrads[in.name] = &token;
+      b.initialStateGrads["S"] = &token;
+      b.finalStateGrads["S"] = &token;
+      auto [passA, passB] = program.backwardPassesFor(b);
+      EXPECT_NE(passA, &program.backwardPassA()) << name;
+      auto [a, pb] = program.backwardPassArgs(b);
+      EXPECT_EQ(a.tile, 128);
+      EXPECT_TRUE(a.layout.oneTilePerLaunch && pb.layout.oneTilePerLaunch);
+      EXPECT_TRUE(a.layout.accumulateOutputs.count("dA_q") && a.layout.fp32Tensors.count("dA_q")) << name;
+      EXPECT_TRUE(pb.layout.accumulateOutputs.count("dB_k")) << name;
+      EXPECT_FALSE(pb.layout.accumulateOutputs.count("dB_v")) << name;  // V-wide: each block its slice
+      for (auto [pass, args] : {std::pair{passA, &a}, std::pair{passB, &pb}}) {
+        KernelConfig c = pass->chooseConfig(*args, limit);
+        EXPECT_EQ(c.tile, 128) << pass->recurrence().name;
+        for (const codegen::EmittedKernel& k : pass->emitKernels(c, args->dims, dtype, args->layout)) {
+          EXPECT_LE(k.smem.totalBytes, limit) << k.name;
+          EXPECT_EQ(k.tiles, 2) << k.name;
+          EXPECT_NE(k.source.find("const int tile = p.tileBase"), std::string::npos) << k.name;
+        }
+      }
+      // K = V = 128 keeps the unblocked passes.
+      b.forward.dims = {{"K", 128}, {"V", 128}};
+      EXPECT_EQ(program.backwardPassesFor(b).first, &program.backwardPassA()) << name;
+    }
+}
+
 }  // namespace
 }  // namespace lina

@@ -47,3 +47,14 @@ extern "C" __global__ void lina_sum_rows(const float* a, const float* b, float* 
     out[j] = static_cast<float>(s);
   }
 }
+
+// out[i] = in[i] as fp32 (code 0), bf16 (1) or fp16 (2), for i < n: the blocked derived
+// backward's fp32 gradient accumulators into the caller's buffers. Grid-stride.
+extern "C" __global__ void lina_convert(const float* in, void* out, long long n, int code) {
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    if (code == 0) static_cast<float*>(out)[i] = in[i];
+    else if (code == 1) static_cast<lina::bf16*>(out)[i] = lina::from_float<lina::bf16>(in[i]);
+    else static_cast<lina::f16*>(out)[i] = lina::from_float<lina::f16>(in[i]);
+  }
+}

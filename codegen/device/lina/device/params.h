@@ -29,7 +29,7 @@ struct KernelParams {
   int numSequences;                        // N
   long long time;                          // T (fixed length) or total tokens (varlen)
   int heads;                               // H
-  int pad_;
+  int tileBase;                            // TensorLayout::oneTilePerLaunch: the launch's tile
 };
 
 }  // namespace lina

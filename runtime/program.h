@@ -135,7 +135,7 @@ class Program {
   const Program& backwardPassA() const;
   const Program& backwardPassB() const;
   // The pass programs backward(args) launches: the ones above, or their blocked variants when a
-  // state is too wide for one CTA (K or V above 128: one launch per block of 128 or 64).
+  // state is too wide for one CTA (K or V above 128: one launch per 64-wide block).
   std::pair<const Program*, const Program*> backwardPassesFor(const BackwardArgs& args) const;
   // True when a state passed as both initial and final state (updated in place) is shared by
   // the tiles of a split dim, so the kernel must run as one tile.

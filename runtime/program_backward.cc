@@ -168,16 +168,17 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   common.layout.preciseProducts = true;
 
   // A state whose block dim exceeds 128 does not fit one CTA: the passes then run block by block
-  // (128 or 64 wide, or the forward's tile), each block an independent problem. Gradients
-  // without the block dim add up over blocks in fp32 accumulators, converted at the end.
+  // (64 wide, or the forward's tile), each block an independent problem. 64: a 256 x 64 fp32
+  // state tile (64 KB) leaves room for the chunked kernels; at 128 only the recurrent ones fit.
+  // Gradients without the block dim add up over blocks in fp32 accumulators, converted at the end.
   const bool blocked = !derived.blockDim.empty() && dim(derived.blockDim) > 128;
   if (blocked) {
     const int64_t full = dim(derived.blockDim);
-    const int64_t block = fw.tile ? fw.tile : full % 128 == 0 ? 128 : 64;
+    const int64_t block = fw.tile ? fw.tile : 64;
     if (block < 16 || full % block != 0)
       throw Error("@" + f.name + " backward: " + derived.blockDim + " = " + std::to_string(full) +
-                  " runs in blocks of 128 or 64 (or forward.tile); got a block of " + std::to_string(block) +
-                  "; pass a forward.tile that divides it");
+                  " runs in blocks of 64 (or forward.tile); got a block of " + std::to_string(block) +
+                  "; pass a forward.tile of at least 16 that divides it");
     plan.blocks = static_cast<int>(full / block);
     common.tile = static_cast<int>(block);
     common.layout.oneTilePerLaunch = true;

@@ -324,17 +324,18 @@ TEST(BackwardArgs, WideStatesRunInBlocks) {
       auto [passA, passB] = program.backwardPassesFor(b);
       EXPECT_NE(passA, &program.backwardPassA()) << name;
       auto [a, pb] = program.backwardPassArgs(b);
-      EXPECT_EQ(a.tile, 128);
+      EXPECT_EQ(a.tile, 64);
       EXPECT_TRUE(a.layout.oneTilePerLaunch && pb.layout.oneTilePerLaunch);
       EXPECT_TRUE(a.layout.accumulateOutputs.count("dA_q") && a.layout.fp32Tensors.count("dA_q")) << name;
       EXPECT_TRUE(pb.layout.accumulateOutputs.count("dB_k")) << name;
       EXPECT_FALSE(pb.layout.accumulateOutputs.count("dB_v")) << name;  // V-wide: each block its slice
       for (auto [pass, args] : {std::pair{passA, &a}, std::pair{passB, &pb}}) {
         KernelConfig c = pass->chooseConfig(*args, limit);
-        EXPECT_EQ(c.tile, 128) << pass->recurrence().name;
+        EXPECT_EQ(c.tile, 64) << pass->recurrence().name;
+        EXPECT_EQ(c.strategy, cir::Strategy::Fused) << pass->recurrence().name << " " << dtype;  // chunked at 64-wide blocks
         for (const codegen::EmittedKernel& k : pass->emitKernels(c, args->dims, dtype, args->layout)) {
           EXPECT_LE(k.smem.totalBytes, limit) << k.name;
-          EXPECT_EQ(k.tiles, 2) << k.name;
+          EXPECT_EQ(k.tiles, 4) << k.name;
           EXPECT_NE(k.source.find("const int tile = p.tileBase"), std::string::npos) << k.name;
         }
       }

@@ -65,7 +65,8 @@ struct ForwardArgs {
 // snapshots then hold it). Nothing else is saved: the backward passes recompute the chunk
 // states and gate cumsums on chip.
 struct BackwardArgs {
-  ForwardArgs forward;  // outputs and finalStates are ignored; strategy/chunk/warps apply to both passes
+  ForwardArgs forward;  // outputs and finalStates are ignored; strategy/chunk/warps apply to both passes;
+                        // tile: the width of the blocks when K or V exceeds 128 (0: 64)
   std::map<std::string, const void*> outputGrads;        // d<out>, like the output (absent: zero)
   std::map<std::string, const float*> finalStateGrads;   // dht [N, H, rows, cols] fp32 (absent: zero)
   std::map<std::string, const float*> finalStates;       // the forward's final states (see above)

@@ -166,6 +166,9 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   common.tile = 0;
   common.layout = {};
   common.layout.preciseProducts = true;
+  // fp32 passes run chunks <= 32 (their gate gradients' precision, Program::candidateConfigs): a
+  // forward's chunk 64 (fla's chunk_size) runs the backward at 32.
+  if (fw.dtype == "fp32" && common.chunk > 32) common.chunk = 32;
 
   // A state whose block dim exceeds 128 does not fit one CTA: the passes then run block by block
   // (64 wide, or the forward's tile), each block an independent problem. 64: a 256 x 64 fp32

@@ -339,6 +339,10 @@ TEST(BackwardArgs, WideStatesRunInBlocks) {
           EXPECT_NE(k.source.find("const int tile = p.tileBase"), std::string::npos) << k.name;
         }
       }
+      // A forward's chunk 64 runs the fp32 backward at chunk 32.
+      BackwardArgs chunk64 = b;
+      chunk64.forward.chunk = 64;
+      EXPECT_EQ(program.backwardPassArgs(chunk64).first.chunk, std::string(dtype) == "fp32" ? 32 : 64);
       // K = V = 128 keeps the unblocked passes.
       b.forward.dims = {{"K", 128}, {"V", 128}};
       EXPECT_EQ(program.backwardPassesFor(b).first, &program.backwardPassA()) << name;

@@ -121,8 +121,8 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
     cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the backward kernels");
 
     CheckReport report;
+    auto [launchA, launchB] = program.backwardPassArgs(run);
     if (chosen) {
-      auto [launchA, launchB] = program.backwardPassArgs(run);
       KernelConfig a = passA->chooseConfig(launchA, info.maxSharedPerBlockOptin);
       KernelConfig b = passB->chooseConfig(launchB, info.maxSharedPerBlockOptin);
       report.kernel = passA->emitKernels(a, args.dims, args.dtype, launchA.layout).front().name + " + " +
@@ -131,7 +131,7 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
       report.kernel = passA->kernel(config.strategy, config.chunk).name + " + " + passB->kernel(config.strategy, config.chunk).name;
     }
     if (passA != &program.backwardPassA())
-      report.kernel += " (" + std::to_string(program.backwardPassArgs(run).first.tile) + "-wide blocks)";
+      report.kernel += " (" + std::to_string(launchA.tile) + "-wide blocks)";
     report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
     auto fetch = [&](DeviceBuffer* b, const std::string& dtype) {
       std::vector<char> bytes(b->bytes);

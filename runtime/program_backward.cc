@@ -93,10 +93,12 @@ struct Clear {
 
 // One launch of a glue kernel.
 struct GlueLaunch {
-  enum Kind { RowColSums, SumRows, Convert } kind = SumRows;  // Convert: a (fp32, rows) into out2 as `cols` (dtype code)
+  enum Kind { RowColSums, SumRows, Convert } kind = SumRows;
   const float *a = nullptr, *b = nullptr;
   float *out = nullptr, *out2 = nullptr;
-  long long rows = 0, cols = 0;  // SumRows; RowColSums: rows = R, cols = C
+  long long rows = 0, cols = 0;  // SumRows; RowColSums: rows = R, cols = C; Convert: rows = count
+  void* converted = nullptr;     // Convert: a's `rows` floats written here as `dtypeCode`
+  int dtypeCode = 0;             // 0 fp32, 1 bf16, 2 fp16 (lina_convert)
   int heads = 0, sequences = 0;
 };
 
@@ -105,6 +107,7 @@ struct GlueLaunch {
 struct BackwardPlan {
   Workspace workspace;
   int blocks = 1;  // > 1: the blocked passes, one launch per block of derived.blockDim
+  const Program *programA = nullptr, *programB = nullptr;  // the passes launched (blocked or not)
   std::vector<Clear> clears;
   bool recompute = false;
   ForwardArgs recomputeArgs;
@@ -186,6 +189,8 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     common.tile = static_cast<int>(block);
     common.layout.oneTilePerLaunch = true;
   }
+  plan.programA = blocked ? &derived.blockedA : &derived.passA;
+  plan.programB = blocked ? &derived.blockedB : &derived.passB;
   auto hasBlockDim = [&](const rir::Shape& shape) { return !shape.empty() && shape[0] == derived.blockDim; };
   // Blocked: an input gradient without the block dim goes to an fp32 accumulator (cleared),
   // converted into the caller's buffer after the last block.
@@ -198,9 +203,9 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
     GlueLaunch g;
     g.kind = GlueLaunch::Convert;
     g.a = acc;
-    g.out2 = static_cast<float*>(callerBuffer);
+    g.converted = callerBuffer;
     g.rows = perStep(shape);
-    g.cols = fw.dtype == "fp32" ? 0 : fw.dtype == "bf16" ? 1 : 2;
+    g.dtypeCode = fw.dtype == "fp32" ? 0 : fw.dtype == "bf16" ? 1 : 2;
     plan.conversions.push_back(g);
     return accumulators[input] = acc;
   };
@@ -211,7 +216,7 @@ BackwardPlan planBackward(const rir::Recurrence& f, const Program::DerivedBackwa
   // first step is an anchor) are then not needed.
   std::set<std::string> anchored;
   for (const passes::GateSum& g : derived.gateSums)
-    if (g.adjointStates.size() <= 4) anchored.insert(g.state);  // anchor_sum takes up to 4 (a state read <= 4 times)
+    if (g.adjointStates.size() <= static_cast<size_t>(kMaxAnchorStates)) anchored.insert(g.state);
   auto readsInput = [&](const std::string& name) {
     return std::any_of(b.body.begin(), b.body.end(),
                        [&](const rir::Inst& i) { return i.op == rir::Op::Input && i.symbol == name; });
@@ -463,9 +468,8 @@ size_t Program::backwardWorkspaceBytes(const BackwardArgs& args) const {
 }
 
 std::pair<const Program*, const Program*> Program::backwardPassesFor(const BackwardArgs& args) const {
-  const DerivedBackward& derived = derivedBackward();
-  if (planBackward(*rir_, derived, args, nullptr).blocks > 1) return {&derived.blockedA, &derived.blockedB};
-  return {&derived.passA, &derived.passB};
+  BackwardPlan plan = planBackward(*rir_, derivedBackward(), args, nullptr);
+  return {plan.programA, plan.programB};
 }
 
 std::pair<ForwardArgs, ForwardArgs> Program::backwardPassArgs(const BackwardArgs& args) const {
@@ -555,8 +559,8 @@ void Program::backward(const BackwardArgs& args, int device) const {
                     "cuLaunchKernel", "lina_state_row_col_sums");
       } else if (g.kind == GlueLaunch::Convert) {
         long long count = g.rows;
-        int code = static_cast<int>(g.cols);
-        void* params[] = {const_cast<float**>(&g.a), const_cast<float**>(&g.out2), &count, &code};
+        int code = g.dtypeCode;
+        void* params[] = {const_cast<float**>(&g.a), const_cast<void**>(&g.converted), &count, &code};
         unsigned blocks = static_cast<unsigned>(std::min<long long>((count + 255) / 256, 65535));
         if (blocks > 0)
           cuda::check(d->cuLaunchKernel(glue.convert, blocks, 1, 1, 256, 1, 1, 0, stream, params, nullptr),
@@ -572,18 +576,16 @@ void Program::backward(const BackwardArgs& args, int device) const {
       }
     };
     for (const GlueLaunch& g : plan.stateSums) launch(g);
-    const Program& passA = plan.blocks > 1 ? derived.blockedA : derived.passA;  // as backwardPassesFor
-    const Program& passB = plan.blocks > 1 ? derived.blockedB : derived.passB;
     for (int block = 0; block < plan.blocks; ++block) {  // each block of derived.blockDim in turn
       plan.passA.tileIndex = block;
       plan.passB.tileIndex = block;
       try {
-        passA.forward(plan.passA, device);
+        plan.programA->forward(plan.passA, device);
       } catch (const Error& e) {
         rethrow("pass A", e);
       }
       try {
-        passB.forward(plan.passB, device);
+        plan.programB->forward(plan.passB, device);
       } catch (const Error& e) {
         rethrow("pass B", e);
       }

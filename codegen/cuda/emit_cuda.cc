@@ -539,9 +539,9 @@ class Emitter {
     os_ << "      const long long anchor = bos / lina::kAnchorSpacing + n + c0 / lina::kAnchorSpacing;\n";
     for (const auto& [sum, a] : spec_.layout.anchoredSums) {
       const rir::Decl* s = a.adjointStates.empty() ? nullptr : state(a.adjointStates.front());
-      if (!s || a.adjointStates.size() > 4)
-        throw Error("kernel " + k_.name + ": the anchor of %" + sum + " needs 1 to 4 adjoint states of the kernel; got " +
-                    std::to_string(a.adjointStates.size()) + " (a state read more than 4 times is not anchored yet)");
+      if (!s || a.adjointStates.size() > static_cast<size_t>(kMaxAnchorStates))
+        throw Error("kernel " + k_.name + ": the anchor of %" + sum + " needs 1 to " + std::to_string(kMaxAnchorStates) +
+                    " adjoint states of the kernel; got " + std::to_string(a.adjointStates.size()));
       std::vector<std::string> k;
       for (const std::string& name : a.adjointStates) {
         const rir::Decl* other = state(name);
@@ -549,7 +549,7 @@ class Emitter {
           throw Error("kernel " + k_.name + ": anchor state '" + name + "' is not a state shaped like '" + s->name + "'");
         k.push_back(ident("S." + name));
       }
-      while (k.size() < 4) k.push_back("nullptr");
+      while (k.size() < static_cast<size_t>(kMaxAnchorStates)) k.push_back("nullptr");
       os_ << "      lina::anchor_sum<E_" << s->shape[0] << ", E_" << s->shape[1] << ", " << (a.rows ? "true" : "false")
           << ">(" << ident("carry." + sum) << ", p.snapshots[" << snapshotIndex(a.snapshot) << "], anchor, h, H, "
           << k[0] << ", " << k[1] << ", " << k[2] << ", " << k[3] << ");\n";

@@ -15,7 +15,7 @@ namespace {
 class AdjointEmitter {
  public:
   AdjointEmitter(const rir::Recurrence& f, DiagnosticEngine& diags, std::string prefix)
-      : f_(f), diags_(diags), prefix_(std::move(prefix)) {}
+      : f_(f), diags_(diags), prefix_(std::move(prefix)), uniform_(rir::uniformValues(f)) {}
   virtual ~AdjointEmitter() = default;
 
  protected:
@@ -84,7 +84,7 @@ class AdjointEmitter {
   bool gateHasGradient(const rir::Gate& g) {
     if (!g.present()) return false;
     const rir::Inst* def = f_.definition(g.value);
-    return def && def->op != rir::Op::Const && !rir::uniformValues(f_).count(g.value);
+    return def && def->op != rir::Op::Const && !uniform_.count(g.value);
   }
   // The states whose after-reads enter the gate-gradient identity without their diagonal (the
   // step's own write u w^T). With it, x (.) dx and u (.) du both carry an O(1) term that cancels
@@ -126,20 +126,24 @@ class AdjointEmitter {
     if (it != decays_.end()) return it->second;
     return decays_[g.value] = emit(rir::Op::Exp, {g.value}, shapeOf(g.value));
   }
-  // `read.before state, v over dim : [outDim]`, named `name` or fresh.
-  std::string readBefore(const std::string& state, const std::string& v, const std::string& dim,
-                         const std::string& outDim, const std::string& name = "") {
+  // `read.before|after state, v over dim : [outDim]`, named `name` or fresh.
+  std::string emitRead(const std::string& state, const std::string& v, const std::string& dim, const rir::Shape& outShape,
+                       bool afterUpdate, const std::string& name = "") {
     rir::Inst r;
     r.op = rir::Op::Read;
     r.symbol = state;
     r.result = name.empty() ? fresh() : name;
     r.operands = {v};
     r.dim = dim;
-    r.afterUpdate = false;
-    r.shape = {outDim};
+    r.afterUpdate = afterUpdate;
+    r.shape = outShape;
     shapes_[r.result] = r.shape;
     sink_->push_back(r);
     return r.result;
+  }
+  std::string readBefore(const std::string& state, const std::string& v, const std::string& dim,
+                         const std::string& outDim, const std::string& name = "") {
+    return emitRead(state, v, dim, {outDim}, false, name);
   }
 
   // Sweeps `body` (a prefix of F's step) in reverse from the current adjoints.
@@ -269,6 +273,7 @@ class AdjointEmitter {
   const rir::Recurrence& f_;
   DiagnosticEngine& diags_;
   std::string prefix_;
+  std::set<std::string> uniform_;  // F's per-head values (rir::uniformValues)
   rir::Recurrence out_;
   std::vector<rir::Inst> emitted_;
   std::vector<rir::Inst>* sink_ = &emitted_;  // where emit() appends
@@ -329,16 +334,7 @@ class PassABuilder : public AdjointEmitter {
       dxTerm = emitStrictAfterRead(inst.symbol, g, dim, dx, "");
       rTerm = strictNames_.emplace(inst.result, fresh()).first->second;  // made when the read is rewritten
     } else {
-      rir::Inst r;
-      r.op = rir::Op::Read;
-      r.symbol = inst.symbol;
-      r.result = dx;
-      r.operands = {g};
-      r.dim = dim;
-      r.afterUpdate = inst.afterUpdate;
-      r.shape = shapeOf(x);
-      shapes_[dx] = r.shape;
-      emitted_.push_back(r);
+      emitRead(inst.symbol, g, dim, shapeOf(x), inst.afterUpdate, dx);
     }
     accumulate(x, dx);
     std::string tag = std::to_string(readIndex_.at(inst.result));

@@ -23,6 +23,16 @@ __device__ __forceinline__ float gate_at(const float* g, int t, int i) {
   else return 0.f;
 }
 
+// The decay of state entry (r, c) over the chunk's steps first..last: e(A_last - A_{first-1})
+// for the row gate times the same for the column gate (A, B: inclusive log2 cumsums).
+template <int RG, int CG, int R, int N>
+__device__ __forceinline__ float decay_over(const float* A, const float* B, int first, int last, int r, int c) {
+  float decay = 1.f;
+  if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r) - (first > 0 ? gate_at<RG, R>(A, first - 1, r) : 0.f));
+  if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c) - (first > 0 ? gate_at<CG, N>(B, first - 1, c) : 0.f));
+  return decay;
+}
+
 // Which token a chunk row t is: first + step * t. Forward time (step 1), reversed time (step
 // -1: a backward pass walking a sequence from its end), or one row per sequence (step 0: a
 // per-sequence input laid out [N, H, d], the same at every step).
@@ -121,10 +131,7 @@ __device__ void store_decayed_state(float* dst, const float* S, const float* A, 
                                     int H) {
   for (int i = threadIdx.x; i < R * N; i += blockDim.x) {
     int r = i / N, c = i - r * N;
-    float decay = 1.f;
-    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, t, r) - (t > 0 ? gate_at<RG, R>(A, t - 1, r) : 0.f));
-    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, t, c) - (t > 0 ? gate_at<CG, N>(B, t - 1, c) : 0.f));
-    dst[(n * H + h) * static_cast<long long>(R) * N + i] = decay * S[i];
+    dst[(n * H + h) * static_cast<long long>(R) * N + i] = decay_over<RG, CG, R, N>(A, B, t, t, r, c) * S[i];
   }
 }
 
@@ -351,13 +358,7 @@ template <int C, int R, int N, int RG, int CG, bool TC = false, bool SPLIT_U = f
 __device__ void carry(float* S, const float* u, const float* w, const float* A, const float* B, float* ut, float* wt,
                       int L, int first = 0) {
   const int last = L - 1;
-  // The decay of S over steps first..last: e(A_last - A_{first-1}).
-  auto decay_of = [&](int r, int c) {
-    float decay = 1.f;
-    if constexpr (RG != kNoGate) decay *= exp2f(gate_at<RG, R>(A, last, r) - (first > 0 ? gate_at<RG, R>(A, first - 1, r) : 0.f));
-    if constexpr (CG != kNoGate) decay *= exp2f(gate_at<CG, N>(B, last, c) - (first > 0 ? gate_at<CG, N>(B, first - 1, c) : 0.f));
-    return decay;
-  };
+  auto decay_of = [&](int r, int c) { return decay_over<RG, CG, R, N>(A, B, first, last, r, c); };
   for (int i = threadIdx.x; i < C * R; i += blockDim.x) {
     int s = i / R, r = i - s * R;
     ut[i] = s >= first && s < L ? u[i] * (RG == kNoGate ? 1.f : exp2f(gate_at<RG, R>(A, last, r) - gate_at<RG, R>(A, s, r))) : 0.f;

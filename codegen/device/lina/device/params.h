@@ -12,6 +12,8 @@ constexpr int kMaxParams = 8;
 // counted from each sequence's last token (a multiple of every chunk size). Pass A stores its
 // states at those steps in slots bos / kAnchorSpacing + n + j (j-th anchor from the end).
 constexpr int kAnchorSpacing = 64;
+// The adjoint states one anchor sums (lina::anchor_sum's K0..K3): a state read at most 4 times.
+constexpr int kMaxAnchorStates = 4;
 
 struct KernelParams {
   const void* inputs[kMaxInputs];    // [B, T, H] or [B, T, H, d], element type of the kernel

@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# The derived backward's GPU checks (tests/gpu/backward_test.cc) in parts that each fit one device
-# call (10 minutes with the build):
-#   1: both passes' kernels alone, the error test, GLA and retention in every configuration
-#   2: simple GLA and GSA in every configuration
-#   3: varlen with empty sequences, gates near 0 and -5, recomputed final states
-# Usage on the GPU machine, from the repository root: scripts/device_backward_suite.sh PART OUTDIR [BUILD]
-# Writes OUTDIR/backward_checks_PART.log (one line per check) and backward_tests_PART.log (gtest).
+# The derived backward's GPU checks (tests/gpu/backward_test.cc) in one device call: every test
+# runs as its own process, JOBS at a time (the reference backward in double and the NVRTC
+# compiles are CPU work; the GPU is shared). Kernel-cache writes are atomic, so the processes
+# share one cache.
+# Usage on the GPU machine, from the repository root:
+#   scripts/device_backward_suite.sh OUTDIR [BUILD] [GTEST_FILTER]
+# Writes OUTDIR/backward_checks.log (one line per check, grouped by test) and
+# OUTDIR/backward_tests.log (each test's gtest result). LINA_SUITE_JOBS (default 14) and
+# LINA_SUITE_TIMEOUT (seconds per test, default 420) tune it.
 set -uo pipefail
-part=${1:?part 1, 2 or 3}
-out=${2:?output directory}
-build=${3:-build-device}
-case "$part" in
-  1) filter='BackwardPassKernels.*:BackwardErrors.*:Library/LibraryBackward.FixedLength*/gla:Library/LibraryBackward.FixedLength*/retention' ;;
-  2) filter='Library/LibraryBackward.FixedLength*/simple_gla:Library/LibraryBackward.FixedLength*/gsa' ;;
-  3) filter='Library/LibraryBackward.Varlen*:Library/LibraryBackward.Gates*:Library/LibraryBackward.Recomputed*' ;;
-  *) echo "part: expected 1, 2 or 3; got '$part'" >&2; exit 2 ;;
-esac
+out=${1:?output directory}
+build=${2:-build-device}
+filter=${3:-'Library/LibraryBackward*:BackwardErrors.*'}
+jobs=${LINA_SUITE_JOBS:-14}
 mkdir -p "$out"
-scripts/device_build.sh "$build" > "$out/build_$part.log" 2>&1 || { tail -30 "$out/build_$part.log"; exit 1; }
-LINA_GPU_LOG="$out/backward_checks_$part.log" timeout "${LINA_SUITE_TIMEOUT:-480}" \
-  "$build/tests/gpu/lina_gpu_tests" --gtest_filter="$filter" > "$out/backward_tests_$part.log" 2>&1
-echo "gtest exit $?"
-grep -E '^\[  (FAILED|     OK|  PASSED) ' "$out/backward_tests_$part.log"
-echo "checks: $(grep -c PASS "$out/backward_checks_$part.log") pass, $(grep -c FAIL "$out/backward_checks_$part.log") fail"
-grep FAIL "$out/backward_checks_$part.log" | head -20
+scripts/device_build.sh "$build" > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+binary="$build/tests/gpu/lina_gpu_tests"
+work=$(mktemp -d)
+# gtest lists "Suite." lines and indented "  Test  # GetParam() = ..." lines.
+"$binary" --gtest_list_tests --gtest_filter="$filter" |
+  awk '/^[^ ]/ {suite = $1} /^  / {print suite $1}' > "$work/tests"
+echo "$(wc -l < "$work/tests") tests, $jobs at a time"
+run_one() {
+  local test=$1 work=$2 binary=$3 slug
+  slug=$(echo "$test" | tr '/.' '__')
+  LINA_GPU_LOG="$work/$slug.checks" timeout "${LINA_SUITE_TIMEOUT:-420}" \
+    "$binary" --gtest_filter="$test" > "$work/$slug.gtest" 2>&1
+  echo "$test exit $?" >> "$work/exits"
+}
+export -f run_one
+# Longest first: the fixed-length tests at 4096 dominate.
+sort -r "$work/tests" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _ {} "$work" "$binary"
+: > "$out/backward_checks.log"
+: > "$out/backward_tests.log"
+while read -r test; do
+  slug=$(echo "$test" | tr '/.' '__')
+  { echo "== $test"; cat "$work/$slug.checks" 2>/dev/null; } >> "$out/backward_checks.log"
+  { echo "== $test"; grep -E '^\[  (FAILED|     OK|  SKIPPED) |Failure|ratio|error|what\(\)' "$work/$slug.gtest"; } >> "$out/backward_tests.log"
+done < "$work/tests"
+sort "$work/exits" >> "$out/backward_tests.log"
+grep -E '^\[  (FAILED|     OK) ' "$out/backward_tests.log" | grep -v ', where' | sort | uniq -c | sort -rn | head -60
+echo "nonzero exits: $(grep -vc ' exit 0$' "$work/exits")"
+grep -v ' exit 0$' "$work/exits"
+echo "checks: $(grep -c ' PASS' "$out/backward_checks.log") pass, $(grep -c ' FAIL' "$out/backward_checks.log") fail"
+grep ' FAIL' "$out/backward_checks.log" | head -30

@@ -8,6 +8,8 @@
 // <= 1e-5 (fp32).
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "compiler/passes/derive_backward.h"
 #include "runtime/backward_check.h"
 #include "runtime/error.h"
@@ -49,17 +51,29 @@ int checkGradients(const std::string& name, const BackwardCheckOptions& b, bool 
 
 class LibraryBackward : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(LibraryBackward, FixedLengthEveryConfig) {
+// One test per (program, dtype, K = V), so the GPU suite can run them as parallel processes.
+// At 256, GLA, simple GLA and retention run in blocks of V; GSA runs whole.
+using FixedLengthParam = std::tuple<const char*, const char*, int64_t>;
+class LibraryBackwardFixedLength : public ::testing::TestWithParam<FixedLengthParam> {};
+
+TEST_P(LibraryBackwardFixedLength, EveryConfig) {
   requireGpu();
   if (IsSkipped()) return;
-  for (const char* dtype : {"bf16", "fp32"})
-    for (int64_t D : {64, 128, 256})  // 256: GLA, simple GLA, retention in blocks of V; GSA whole
-      for (int64_t T : {1, 7, 63, 64, 65, 1000, 4096}) {
-        BackwardCheckOptions b;
-        b.check = T == 4096 ? options(dtype, 1, T, 1, D, 50 + T) : options(dtype, 2, T, 2, D, 50 + T);
-        checkGradients(GetParam(), b, true);
-      }
+  const auto& [name, dtype, D] = GetParam();
+  for (int64_t T : {1, 7, 63, 64, 65, 1000, 4096}) {
+    BackwardCheckOptions b;
+    b.check = T == 4096 ? options(dtype, 1, T, 1, D, 50 + T) : options(dtype, 2, T, 2, D, 50 + T);
+    checkGradients(name, b, true);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Library, LibraryBackwardFixedLength,
+                         ::testing::Combine(::testing::Values("gla", "simple_gla", "retention", "gsa"),
+                                            ::testing::Values("bf16", "fp32"), ::testing::Values(int64_t{64}, int64_t{128}, int64_t{256})),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param) + "_D" +
+                                  std::to_string(std::get<2>(info.param));
+                         });
 
 TEST_P(LibraryBackward, VarlenWithEmptySequences) {
   requireGpu();
@@ -96,28 +110,26 @@ TEST_P(LibraryBackward, RecomputedFinalStatesAndNoInitialState) {
   checkGradients(GetParam(), b, false);
 }
 
-INSTANTIATE_TEST_SUITE_P(Library, LibraryBackward, ::testing::Values("gla", "simple_gla", "retention", "gsa"),
-                         [](const auto& info) { return std::string(info.param); });
-
-TEST(BackwardPassKernels, BothPassesOfEveryLibraryProgram) {
+TEST_P(LibraryBackward, BothPassKernelsAlone) {
   requireGpu();
   if (IsSkipped()) return;
-  for (const char* name : {"gla", "simple_gla", "retention", "gsa"}) {
-    Program forward = Program::fromLibrary(name);
-    for (const Program* pass : {&forward.backwardPassA(), &forward.backwardPassB()}) {
-      for (const char* dtype : {"bf16", "fp32"})
-        for (int64_t T : {1, 65, 1000}) {
-          CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
-          cuda::DeviceInfo info = cuda::deviceInfo(0);
-          std::vector<KernelConfig> configs = pass->candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
-          for (const CheckReport& r : checkForwardConfigs(*pass, o, configs)) {
-            log(describe(pass->recurrence().name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
-            EXPECT_TRUE(r.passed()) << pass->recurrence().name << " " << r.kernel;
-          }
+  Program forward = Program::fromLibrary(GetParam());
+  for (const Program* pass : {&forward.backwardPassA(), &forward.backwardPassB()}) {
+    for (const char* dtype : {"bf16", "fp32"})
+      for (int64_t T : {1, 65, 1000}) {
+        CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
+        cuda::DeviceInfo info = cuda::deviceInfo(0);
+        std::vector<KernelConfig> configs = pass->candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
+        for (const CheckReport& r : checkForwardConfigs(*pass, o, configs)) {
+          log(describe(pass->recurrence().name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
+          EXPECT_TRUE(r.passed()) << pass->recurrence().name << " " << r.kernel;
         }
-    }
+      }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Library, LibraryBackward, ::testing::Values("gla", "simple_gla", "retention", "gsa"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST(BackwardErrors, UnknownNamesAndUnsupportedDimsSayWhy) {
   requireGpu();

@@ -80,11 +80,25 @@ struct BufferUse {
   bool persistent = false;
 };
 
+// Whether a gate cumsum's gates decay an anchored state (the derived backward's pass A): the
+// anchor step's raw log gates are then kept in a persistent buffer `anchor.<cumsum>`.
+bool feedsAnchor(const cir::Kernel& k, const cir::Specialization& spec, const std::string& cumsum) {
+  for (const Op& op : k.ops)
+    if (op.kind == OpKind::Carry && spec.layout.anchorSnapshots.count(op.symbol) &&
+        ((op.rows.kind != GateKind::None && op.rows.inclusive == cumsum) ||
+         (op.cols.kind != GateKind::None && op.cols.inclusive == cumsum)))
+      return true;
+  return false;
+}
+
 std::map<std::string, BufferUse> collectBuffers(const cir::Kernel& k, const Extents& e) {
   std::map<std::string, BufferUse> buffers;
   const int64_t C = k.chunk;
   const int end = static_cast<int>(k.ops.size());
   for (const rir::Decl& s : k.states) buffers["S." + s.name] = {e.extent(s.shape[0]) * e.extent(s.shape[1]), 0, end, true};
+  for (const Op& op : k.ops)
+    if (op.kind == OpKind::GateCumsum && feedsAnchor(k, e.spec, op.result))
+      buffers["anchor." + op.result] = {e.extent(op.shape), 0, end, true};
   for (const Op& op : k.ops)
     if (op.kind == OpKind::RunningSum)  // the sum and its compensation (running_sum is Kahan-summed)
       buffers["carry." + op.result] = {2 * e.extent(op.shape), 0, end, true};
@@ -451,6 +465,13 @@ class Emitter {
         std::string exc = op.exclusive.empty() ? "nullptr" : ident(op.exclusive);
         os_ << "    lina::gate_cumsum" << (op.uniform ? "_uniform" : "") << "<C, " << E << ">(" << out << ", " << exc
             << ", " << ident(op.operands[0]) << ", L);\n";
+        if (feedsAnchor(k_, spec_, op.result)) {
+          // The anchor step's raw log gates, for store_decayed_state (see there why).
+          os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n"
+              << "      if (a < L)\n        for (int e = threadIdx.x; e < " << E << "; e += blockDim.x) "
+              << ident("anchor." + op.result) << "[e] = " << ident(op.operands[0])
+              << (op.uniform ? "[e]" : "[a * " + E + " + e]") << ";\n    }\n";
+        }
         break;
       }
       case OpKind::Attend: {
@@ -500,10 +521,13 @@ class Emitter {
         // the state before step a's write, decayed by its gates, is stored for pass B.
         os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n";
         os_ << "      if (a < L) {\n        if (a > 0) " << call.str() << "a);\n        __syncthreads();\n";
+        auto anchorRow = [&](const cir::GateRef& r) {
+          return r.kind == GateKind::None ? std::string("nullptr") : ident("anchor." + r.inclusive);
+        };
         os_ << "        lina::store_decayed_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ", "
             << kindConstant(op.rows.kind) << ", " << kindConstant(op.cols.kind) << ">(p.snapshots["
-            << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol) << ", " << g(op.rows) << ", " << g(op.cols)
-            << ", a, bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H);\n"
+            << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol) << ", " << anchorRow(op.rows) << ", "
+            << anchorRow(op.cols) << ", bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H);\n"
             << "        __syncthreads();\n";
         os_ << "        " << call.str() << "L, a);\n";
         os_ << "      } else {\n        " << call.str() << "L);\n      }\n    }\n";

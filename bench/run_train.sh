@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side forward + backward benchmark in one run on the GPU machine: lina (lina-bench
 # --backward) and fla + PyTorch SDPA (fla_train.py), same shapes, same device.
-# Usage: bench/run_train.sh BUILD OUTDIR   (LINA_BENCH_SKIP_FLA=1: lina only)
+# Usage: bench/run_train.sh BUILD OUTDIR   (LINA_BENCH_SKIP_FLA=1: lina only; LINA_OPS="gla gsa" and
+# LINA_FLA_OPS=gla,gsa,sdpa pick the ops of each side; LINA_FLA_TIMEOUT bounds fla's autotuning)
 set -uo pipefail
 build=${1:-build}
 out=${2:-.}
 export LINA_CACHE_DIR=$(mktemp -d)
 for shape in "4,4096,64" "8,2048,16"; do
-  for op in gla simple_gla retention gsa; do
+  for op in ${LINA_OPS:-gla simple_gla retention gsa}; do
     dims=K=128,V=128
     [ "$op" = gsa ] && dims=$dims,M=64
     "$build/tools/lina-bench/lina-bench" --op "$op" --shape "$shape" --dims "$dims" --reps 10 --backward

@@ -4,7 +4,15 @@ Run on the GPU machine with fla's wheels on PYTHONPATH (see bench/run_train.sh).
 per line. Times are triton.testing.do_bench medians (ms) of the forward alone and of forward +
 backward (o.backward(do), gradients of q, k, v and the gates); `first_call_ms` is the wall time
 of the first forward + backward at that shape (Triton compile + autotune of both).
+
+LINA_FLA_WARM=I/N: a warm-up process, one of N run side by side before the timed one. Each
+compiles only every N-th config of each of fla's autotuned kernels (starting at the I-th) into
+Triton's on-disk cache, so the N processes compile fla's kernels in parallel; the timed process
+then autotunes over every config without compiling (its first_call_ms is then not a cold start).
+It prints no timings.
 """
+import gc
+import os
 import json
 import sys
 import time
@@ -22,6 +30,12 @@ SHAPES = [(4, 4096, 64, 128), (8, 2048, 16, 128)]
 if len(sys.argv) > 2:
     SHAPES = SHAPES[:int(sys.argv[2])]
 OPS = sys.argv[1].split(",") if len(sys.argv) > 1 else ["gla", "simple_gla", "retention", "gsa", "sdpa"]
+WARM = os.environ.get("LINA_FLA_WARM")
+if WARM:
+    part, parts = (int(x) for x in WARM.split("/"))
+    for tuner in [o for o in gc.get_objects() if isinstance(o, triton.runtime.autotuner.Autotuner)]:
+        configs = list(tuner.configs)
+        tuner.configs = configs[part::parts] or configs[part % len(configs):][:1]
 dev = torch.device("cuda")
 name = torch.cuda.get_device_name(0)
 
@@ -63,6 +77,9 @@ for B, T, H, D in SHAPES:
             continue
         torch.cuda.synchronize()
         first = (time.perf_counter() - t0) * 1e3
+        if WARM:
+            emit(op=op, B=B, T=T, H=H, D=D, warm=WARM, first_call_ms=round(first, 1))
+            continue
         with torch.no_grad():
             fwd = triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
         both = triton.testing.do_bench(step, warmup=25, rep=200, return_mode="median", grad_to_none=[q, k, v, g, gs, s, gm])

@@ -1,10 +1,12 @@
-// The reference backward (reverse-mode over the unrolled steps) against central finite
-// differences in double precision, for every library program and the DSL variants: every
-// entry of every input, initial state and param; relative error <= 1e-6.
+// The reference backward (reverse-mode over the unrolled steps) and the compiler's derived
+// backward (passes A and B, run by the interpreter) against central finite differences in double
+// precision, for every library program and the DSL variants: every entry of every input,
+// initial state and param; relative error <= 1e-6.
 #include <cmath>
 #include <random>
 
 #include "compiler/reference/backward.h"
+#include "compiler/reference/derived_backward.h"
 #include "test_support.h"
 
 namespace lina {
@@ -38,6 +40,11 @@ void expectGradientsMatch(const rir::Recurrence& rec, Problem p, uint64_t seed, 
   reference::FiniteDifferenceReport fd = reference::finiteDifferences(rec, p, ct, *grads);
   EXPECT_LE(fd.maxError, 1e-6) << label << ": worst at " << fd.worst;
   EXPECT_GT(fd.entriesChecked, 50) << label;
+  std::optional<reference::Gradients> derived = reference::runDerivedBackward(rec, p, ct, error);
+  ASSERT_TRUE(derived.has_value()) << error;
+  reference::FiniteDifferenceReport fdDerived = reference::finiteDifferences(rec, p, ct, *derived);
+  EXPECT_LE(fdDerived.maxError, 1e-6) << label << " (derived backward): worst at " << fdDerived.worst;
+  EXPECT_EQ(fdDerived.entriesChecked, fd.entriesChecked) << label;
 }
 
 class GradientCheck : public ::testing::TestWithParam<std::string> {};

@@ -17,6 +17,7 @@ mkdir -p "$out"
 scripts/device_build.sh "$build" > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 binary="$build/tests/gpu/lina_gpu_tests"
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 # gtest lists "Suite." lines and indented "  Test  # GetParam() = ..." lines.
 "$binary" --gtest_list_tests --gtest_filter="$filter" |
   awk '/^[^ ]/ {suite = $1} /^  / {print suite $1}' > "$work/tests"
@@ -39,8 +40,7 @@ while read -r test; do
   { echo "== $test"; grep -E '^\[  (FAILED|     OK|  SKIPPED) |Failure|ratio|error|what\(\)' "$work/$slug.gtest"; } >> "$out/backward_tests.log"
 done < "$work/tests"
 sort "$work/exits" >> "$out/backward_tests.log"
-grep -E '^\[  (FAILED|     OK) ' "$out/backward_tests.log" | grep -v ', where' | sort | uniq -c | sort -rn | head -60
-echo "nonzero exits: $(grep -vc ' exit 0$' "$work/exits")"
+echo "tests: $(grep -c '^\[       OK ' "$out/backward_tests.log") ok, $(grep -vc ' exit 0$' "$work/exits") nonzero exits"
 grep -v ' exit 0$' "$work/exits"
 echo "checks: $(grep -c ' PASS' "$out/backward_checks.log") pass, $(grep -c ' FAIL' "$out/backward_checks.log") fail"
 grep ' FAIL' "$out/backward_checks.log" | head -30

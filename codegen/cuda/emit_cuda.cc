@@ -262,6 +262,8 @@ class Emitter {
     os_ << "    const lina::Rows rows = "
         << (spec_.layout.reverseTime ? "lina::Rows{bos + len - 1 - c0, -1}" : "lina::Rows{bos + c0, 1}") << ";\n";
     os_ << "    (void)rows;\n";
+    if (!spec_.layout.anchorSnapshots.empty())  // pass A: the chunk row of its anchor step (if < L)
+      os_ << "    const int anchor_row = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n";
     emitAnchors();
     if (k_.phase == cir::Phase::States) {
       // The state at the start of this chunk, for the outputs phase. A state without the tiled
@@ -467,10 +469,9 @@ class Emitter {
             << ", " << ident(op.operands[0]) << ", L);\n";
         if (feedsAnchor(k_, spec_, op.result)) {
           // The anchor step's raw log gates, for store_decayed_state (see there why).
-          os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n"
-              << "      if (a < L)\n        for (int e = threadIdx.x; e < " << E << "; e += blockDim.x) "
+          os_ << "    if (anchor_row < L)\n      for (int e = threadIdx.x; e < " << E << "; e += blockDim.x) "
               << ident("anchor." + op.result) << "[e] = " << ident(op.operands[0])
-              << (op.uniform ? "[e]" : "[a * " + E + " + e]") << ";\n    }\n";
+              << (op.uniform ? "[e]" : "[anchor_row * " + E + " + e]") << ";\n";
         }
         break;
       }
@@ -519,18 +520,19 @@ class Emitter {
         }
         // The derived backward's pass A: the chunk's anchor step a (if any) splits the carry, and
         // the state before step a's write, decayed by its gates, is stored for pass B.
-        os_ << "    {\n      const int a = static_cast<int>((len - 1 - c0) % lina::kAnchorSpacing);\n";
-        os_ << "      if (a < L) {\n        if (a > 0) " << call.str() << "a);\n        __syncthreads();\n";
+        os_ << "    if (anchor_row < L) {\n      if (anchor_row > 0) " << call.str() << "anchor_row);\n"
+            << "      __syncthreads();\n";
         auto anchorRow = [&](const cir::GateRef& r) {
           return r.kind == GateKind::None ? std::string("nullptr") : ident("anchor." + r.inclusive);
         };
-        os_ << "        lina::store_decayed_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ", "
+        os_ << "      lina::store_decayed_state<E_" << s->shape[0] << ", E_" << s->shape[1] << ", "
             << kindConstant(op.rows.kind) << ", " << kindConstant(op.cols.kind) << ">(p.snapshots["
             << snapshotIndex(op.symbol) << "], " << ident("S." + op.symbol) << ", " << anchorRow(op.rows) << ", "
-            << anchorRow(op.cols) << ", bos / lina::kAnchorSpacing + n + (len - 1 - c0 - a) / lina::kAnchorSpacing, h, H);\n"
-            << "        __syncthreads();\n";
-        os_ << "        " << call.str() << "L, a);\n";
-        os_ << "      } else {\n        " << call.str() << "L);\n      }\n    }\n";
+            << anchorRow(op.cols)
+            << ", bos / lina::kAnchorSpacing + n + (len - 1 - c0 - anchor_row) / lina::kAnchorSpacing, h, H);\n"
+            << "      __syncthreads();\n";
+        os_ << "      " << call.str() << "L, anchor_row);\n";
+        os_ << "    } else {\n      " << call.str() << "L);\n    }\n";
         break;
       }
       case OpKind::RunningSum:

@@ -114,12 +114,12 @@ TEST_P(LibraryBackward, BothPassKernelsAlone) {
   requireGpu();
   if (IsSkipped()) return;
   Program forward = Program::fromLibrary(GetParam());
+  const int64_t sharedMemory = cuda::deviceInfo(0).maxSharedPerBlockOptin;
   for (const Program* pass : {&forward.backwardPassA(), &forward.backwardPassB()}) {
     for (const char* dtype : {"bf16", "fp32"})
       for (int64_t T : {1, 65, 1000}) {
         CheckOptions o = options(dtype, 2, T, 2, 64, 600 + T);
-        cuda::DeviceInfo info = cuda::deviceInfo(0);
-        std::vector<KernelConfig> configs = pass->candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
+        std::vector<KernelConfig> configs = pass->candidateConfigs(o.shape.dims, o.dtype, sharedMemory);
         for (const CheckReport& r : checkForwardConfigs(*pass, o, configs)) {
           log(describe(pass->recurrence().name, o) + " " + r.kernel + (r.passed() ? " PASS" : " FAIL"));
           EXPECT_TRUE(r.passed()) << pass->recurrence().name << " " << r.kernel;

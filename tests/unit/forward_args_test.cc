@@ -258,7 +258,7 @@ TEST(BackwardArgs, BadNamesAreRejectedAndThePlanIsConsistent) {
   std::string sourceA = gla.backwardPassA().emit(fused, a.dims, "bf16", a.layout).source;
   EXPECT_NE(sourceA.find("lina::store_decayed_state<E_K, E_V, lina::kVectorGate, lina::kNoGate>(p.snapshots[0], v_S_S, v_anchor_G_g, nullptr"),
             std::string::npos);
-  EXPECT_NE(sourceA.find("L, a);"), std::string::npos);
+  EXPECT_NE(sourceA.find("L, anchor_row);"), std::string::npos);
   EXPECT_NE(source.find(", c0 % lina::kAnchorSpacing == 0);"), std::string::npos);  // the write term left out there
   // Without a saved final state nothing is recomputed: the workspace is the same.
   BackwardArgs saved = b;

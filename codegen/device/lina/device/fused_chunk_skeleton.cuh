@@ -1,0 +1,490 @@
+// A register-resident fused chunked forward for the single-state family (GLA, simple GLA, RetNet
+// retention): one state S[K, V] in fp32, S_t = a_t (.)rows S_{t-1} + k_t v_t^T, one read after the
+// update, o_t = scale * q_t^T S_t, with a_t = exp(g_t) a per-step vector over K, a per-step scalar,
+// or a per-head constant. The skeleton is fixed; the emitter supplies a Policy (gate kind, K, V,
+// V tile, scale, the per-head decay, the parameter slots) and instantiates fused_chunk_forward.
+//
+// Work split (chunk C = 64, sub-chunks of 16):
+//   one CTA per (sequence, head, V tile of BV = 64 or 128 columns); 4 warps per 64 columns.
+//   warp w: rb = w % 4 (its 16-row sub-chunk of the output and its K/4 rows of the state),
+//           vh = w / 4 (its 64 columns of the V tile).
+//   The state lives in mma.sync accumulator fragments (fp32), K/4 x 64 per warp; a bf16 copy of
+//   the chunk's starting state goes to shared memory once per chunk because every warp's inter
+//   term q~ S reads all K rows.
+// Per chunk:
+//   B1  cp.async of chunk c landed (issued one chunk ahead, double-buffered, zero-filled past the
+//       sequence's end, so masked rows carry g = 0, k = v = q = 0 and never touch the state).
+//       Issue chunk c + 1. Write bf16(S) to smem.
+//   prep (in place, column pairs; lane = (sub-chunk i, column pair)): the log2 cumsum of the gate
+//       within each 16-row sub-chunk, a shuffle scan across sub-chunks, then
+//         q~[t] = scale q[t] 2^(G_t - G_{f_i})     (f_i the first row of sub-chunk i; <= 0)
+//         k~[s] = k[s] 2^(G_{e_j} - G_s)           (e_j the last row of sub-chunk j; <= 0)
+//       and per-column vectors m[i][j+1] = 2^(G_{f_i} - G_{e_j}) (j = -1: G = 0 at the chunk
+//       start, so m[i][0] is the inter factor), u[j] = 2^(G_63 - G_{e_j}), d = 2^(G_63).
+//       Every exponent is <= 0 except the diagonal m[i][i] (<= 15 steps of decay: the diagonal
+//       sub-blocks are factored against their first row, exact in fp32 while every per-step log
+//       gate is >= -5.8; fla's GLA layer uses logsigmoid / 16).
+//   B2  then each warp, registers only:
+//       o  = (q~ (.) m[rb][0]) S_bf16                         (inter, old state)
+//       o += sum_{j<=rb} mask((q~ (.) m[rb][j+1]) k~_j^T) v_j  (intra; the fp32 score fragments are
+//                                                              the bf16 A operand of the next mma)
+//       S  = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j      (the carry)
+//   Two barriers per chunk, no fp32 chunk buffers, exp2 only on 2 elements per (t, k) of q and k.
+//
+// Tensors (fla's conventions): q, k, g(vector) [B, T, H, K], v, o [B, T, H, V], g(scalar)
+// [B, T, H], states fp32 [N, H, K, V]; varlen: B = 1 and p.cuSeqlens [N + 1].
+// Header-only, NVRTC-compatible (no std headers). sm_80+ (mma.sync m16n8k16 bf16, ldmatrix,
+// cp.async).
+#pragma once
+
+#include "lina/device/common.cuh"
+
+namespace lina {
+namespace fc {
+
+enum class Gate : int {
+  kVector = 0,     // g [B, T, H, K], natural-log decay per key channel (GLA)
+  kScalar = 1,     // g [B, T, H], natural-log decay per step (simple GLA)
+  kHeadConst = 2,  // Policy::head_log_decay(h, H), natural log (RetNet: log(1 - 2^(-5-h)))
+  kNone = 3,       // no decay (linear attention)
+};
+
+// The Policy the emitter generates:
+//   struct MyPolicy {
+//     static constexpr Gate gate = Gate::kVector;
+//     static constexpr int K = 128, V = 128;   // head dims, K, V in {64, 128}
+//     static constexpr int BV = 128;           // V columns per CTA: 64 or 128 (4 warps per 64)
+//     static constexpr int kQ = 0, kK = 1, kV = 2, kG = 3;  // KernelParams::inputs slots
+//     static constexpr int kO = 0;             // KernelParams::outputs slot
+//     static constexpr int kState = 0;         // initialStates / finalStates slot
+//     __device__ static float scale(const KernelParams& p) { return 0.08838834764831845f; }
+//     __device__ static float head_log_decay(int h, int H) { return 0.f; }  // kHeadConst only
+//   };
+// Launch: grid = N * H * (V / BV) (blockIdx.x = (n * H + h) * (V / BV) + vtile), block =
+// threads<P>(), dynamic shared memory = smem_bytes<P>() (above 48 KB: raise the attribute).
+
+constexpr int kChunk = 64;
+
+template <class P>
+__host__ __device__ constexpr int threads() {
+  return 128 * (P::BV / 64);
+}
+
+template <class P>
+struct Layout {
+  static constexpr bool kVec = P::gate == Gate::kVector;
+  static constexpr int kQ = 0;
+  static constexpr int kK = kQ + kChunk * P::K * 2;
+  static constexpr int kG = kK + kChunk * P::K * 2;
+  static constexpr int kV = kG + (kVec ? kChunk * P::K * 2 : 0);
+  static constexpr int kStage = kV + kChunk * P::BV * 2;
+  static constexpr int kSb = 2 * kStage;                 // bf16 [K][BV], the chunk's starting state
+  static constexpr int kM = kSb + P::K * P::BV * 2;      // fp32 [4][5][K]
+  static constexpr int kU = kM + 20 * P::K * 4;          // fp32 [4][K]
+  static constexpr int kD = kU + 4 * P::K * 4;           // fp32 [K]
+  static constexpr int kGs = kD + P::K * 4;              // fp32 [2][64], scalar gates
+  static constexpr int kTotal = kGs + 2 * kChunk * 4;
+};
+
+template <class P>
+__host__ __device__ constexpr int smem_bytes() {
+  return Layout<P>::kTotal;
+}
+
+// ---- small PTX helpers --------------------------------------------------------------------------
+
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+// {lo, hi} -> bf16x2 (lo in the low half), round to nearest even.
+__device__ __forceinline__ unsigned pack2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+__device__ __forceinline__ float lo_of(unsigned u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float hi_of(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ unsigned scale2(unsigned u, float a, float b) { return pack2(lo_of(u) * a, hi_of(u) * b); }
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;  // 0: zero-fill, nothing read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm4(unsigned (&r)[4], unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm4t(unsigned (&r)[4], unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Tiles of bf16 rows (W elements, W >= 64) are stored with their 16-byte chunks permuted per row:
+// chunk c of row r sits at c ^ f(r). f makes the 8 rows of an ldmatrix read distinct (r & 7) and
+// the prep's 4 sub-chunk rows r, r + 16, r + 32, r + 48 land in distinct 32-byte bank groups.
+__device__ __forceinline__ int swz(int row) { return (row & 7) ^ (((row >> 4) & 3) << 1); }
+template <int W>
+__device__ __forceinline__ int tile_off(int row, int chunk) {  // bytes
+  return row * (W * 2) + ((chunk ^ swz(row)) << 4);
+}
+template <int W>
+__device__ __forceinline__ int tile_off_elem(int row, int col) {  // bytes of element (row, col)
+  return tile_off<W>(row, col >> 3) + ((col & 7) << 1);
+}
+
+// Rows [c0, c0 + 64) of a [*, rowStride] bf16 tensor, columns [col0, col0 + W), into a swizzled
+// tile; rows at or past `valid` are zero-filled without reading.
+template <int W, int NT>
+__device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long long rowStride, int valid) {
+  constexpr int CH = W / 8;
+  static_assert((kChunk * CH) % NT == 0, "load_tile: whole passes");
+#pragma unroll
+  for (int it = 0; it < kChunk * CH / NT; ++it) {
+    const int idx = threadIdx.x + it * NT;
+    const int row = idx / CH, ch = idx % CH;
+    const bool ok = row < valid;
+    const bf16* s = ok ? src + row * rowStride + ch * 8 : src;
+    cp_async16(dst + tile_off<W>(row, ch), s, ok);
+  }
+}
+
+// ---- the skeleton -------------------------------------------------------------------------------
+
+template <class P>
+__device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
+  constexpr int K = P::K, V = P::V, BV = P::BV, C = kChunk;
+  static_assert(K == 64 || K == 128, "fused_chunk_forward: K in {64, 128}");
+  static_assert(BV == 64 || BV == 128, "fused_chunk_forward: BV in {64, 128}");
+  static_assert(V % BV == 0, "fused_chunk_forward: V must be a multiple of BV");
+  constexpr int NVT = V / BV, NW = 4 * (BV / 64), NT = NW * 32;
+  constexpr Gate G = P::gate;
+  constexpr bool VEC = G == Gate::kVector;
+  constexpr int KR = K / 4, MT = KR / 16;  // state rows per warp, their m16 tiles
+  using L = Layout<P>;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const unsigned sbase = smem_addr(smem);
+  float* mvec = reinterpret_cast<float*>(smem + L::kM);
+  float* uvec = reinterpret_cast<float*>(smem + L::kU);
+  float* dvec = reinterpret_cast<float*>(smem + L::kD);
+  float* gs = reinterpret_cast<float*>(smem + L::kGs);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gq = lane >> 2, qq = (lane & 3) * 2;
+  const int rb = warp & 3, vh = warp >> 2;
+  int bid = blockIdx.x;
+  const int vt = bid % NVT;
+  bid /= NVT;
+  const int H = p.heads;
+  const int h = bid % H, n = bid / H;
+  long long bos, len;
+  sequence_bounds(p, n, bos, len);
+
+  const bf16* qg = static_cast<const bf16*>(p.inputs[P::kQ]) + (bos * H + h) * K;
+  const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
+  const bf16* vg = static_cast<const bf16*>(p.inputs[P::kV]) + (bos * H + h) * V + vt * BV;
+  bf16* og = static_cast<bf16*>(p.outputs[P::kO]) + (bos * H + h) * V + vt * BV;
+  const bf16* ggv = nullptr;
+  const bf16* ggs = nullptr;
+  if constexpr (VEC) ggv = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * K;
+  if constexpr (G == Gate::kScalar) ggs = static_cast<const bf16*>(p.inputs[P::kG]) + bos * H + h;
+  float hc2 = 0.f;  // per-step log2 decay of a per-head constant gate
+  if constexpr (G == Gate::kHeadConst) hc2 = P::head_log_decay(h, H) * kLog2e;
+  const float scale = P::scale(p);
+  const long long rq = static_cast<long long>(H) * K, rv = static_cast<long long>(H) * V;
+
+  // The state slice: rows rb * KR + mt * 16 + gq (+ 8), columns vh * 64 + nt * 8 + qq (+ 1) of the tile.
+  float S[MT][8][4];
+  const long long stOff = (static_cast<long long>(n) * H + h) * K * V + vt * BV + vh * 64;
+  {
+    const float* h0 = p.initialStates[P::kState];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        if (h0) {
+          const float* b = h0 + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
+          const float2 x = *reinterpret_cast<const float2*>(b);
+          const float2 y = *reinterpret_cast<const float2*>(b + 8 * V);
+          S[mt][nt][0] = x.x, S[mt][nt][1] = x.y, S[mt][nt][2] = y.x, S[mt][nt][3] = y.y;
+        } else {
+          S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.f;
+        }
+      }
+  }
+
+  const int nchunks = static_cast<int>((len + C - 1) / C);
+  auto issue = [&](int c) {
+    const long long c0 = static_cast<long long>(c) * C;
+    const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
+    const unsigned st = sbase + (c & 1) * L::kStage;
+    load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
+    load_tile<K, NT>(st + L::kK, kg + c0 * rq, rq, valid);
+    if constexpr (VEC) load_tile<K, NT>(st + L::kG, ggv + c0 * rq, rq, valid);
+    load_tile<BV, NT>(st + L::kV, vg + c0 * rv, rv, valid);
+  };
+  if (nchunks > 0) issue(0);
+  cp_async_commit();
+  if constexpr (G == Gate::kScalar) {
+    if (tid < C) gs[tid] = tid < len ? to_float(ggs[static_cast<long long>(tid) * H]) : 0.f;
+  }
+
+  for (int c = 0; c < nchunks; ++c) {
+    const int sidx = c & 1;
+    const long long c0 = static_cast<long long>(c) * C;
+    const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
+    unsigned char* stp = smem + sidx * L::kStage;
+    const unsigned st = sbase + sidx * L::kStage;
+
+    cp_async_wait_all();
+    __syncthreads();  // B1: chunk c landed; every warp is done with chunk c - 1's buffers
+    if (c + 1 < nchunks) issue(c + 1);
+    cp_async_commit();
+    float gnext = 0.f;
+    if constexpr (G == Gate::kScalar) {
+      const long long t = c0 + C + tid;
+      if (tid < C && t < len) gnext = to_float(ggs[t * H]);
+    }
+
+    // bf16 copy of the chunk's starting state for the inter term of every warp.
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int r = rb * KR + mt * 16 + gq, col = vh * 64 + nt * 8 + qq;
+        *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r, col)) = pack2(S[mt][nt][0], S[mt][nt][1]);
+        *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r + 8, col)) =
+            pack2(S[mt][nt][2], S[mt][nt][3]);
+      }
+
+    // Prep: lane = (sub-chunk i = lane / 8, column pair cp = lane % 8) of a 16-column strip.
+    {
+      const int i = lane >> 3, cp = lane & 7;
+      for (int strip = warp; strip < K / 16; strip += NW) {
+        const int col = strip * 16 + cp * 2;
+        float G0[16], G1[16];
+        float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+        for (int r = 0; r < 16; ++r) {
+          const int row = 16 * i + r;
+          float x0, x1;
+          if constexpr (VEC) {
+            const unsigned u = *reinterpret_cast<const unsigned*>(stp + L::kG + tile_off_elem<K>(row, col));
+            x0 = lo_of(u) * kLog2e, x1 = hi_of(u) * kLog2e;
+          } else if constexpr (G == Gate::kScalar) {
+            x0 = x1 = gs[sidx * C + row] * kLog2e;
+          } else if constexpr (G == Gate::kHeadConst) {
+            x0 = x1 = row < valid ? hc2 : 0.f;
+          } else {
+            x0 = x1 = 0.f;
+          }
+          a0 += x0, a1 += x1;
+          G0[r] = a0, G1[r] = a1;
+        }
+        // Inclusive totals through sub-chunk i, across the 4 sub-chunks (lanes cp, cp + 8, ...).
+        float s0 = a0, s1 = a1;
+#pragma unroll
+        for (int d = 8; d <= 16; d *= 2) {
+          const float t0 = __shfl_up_sync(0xffffffffu, s0, d), t1 = __shfl_up_sync(0xffffffffu, s1, d);
+          if (lane >= d) s0 += t0, s1 += t1;
+        }
+        float E0[4], E1[4];  // G at the last row of each sub-chunk
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          E0[j] = __shfl_sync(0xffffffffu, s0, j * 8 + cp);
+          E1[j] = __shfl_sync(0xffffffffu, s1, j * 8 + cp);
+        }
+        // q~ and k~ in place; their factors need only this sub-chunk's local cumsum.
+#pragma unroll
+        for (int r = 0; r < 16; ++r) {
+          const int row = 16 * i + r;
+          unsigned* qp = reinterpret_cast<unsigned*>(stp + L::kQ + tile_off_elem<K>(row, col));
+          unsigned* kp = reinterpret_cast<unsigned*>(stp + L::kK + tile_off_elem<K>(row, col));
+          float fq0, fq1, fk0, fk1;
+          fq0 = ex2(G0[r] - G0[0]);
+          fk0 = ex2(a0 - G0[r]);
+          if constexpr (VEC) {
+            fq1 = ex2(G1[r] - G1[0]);
+            fk1 = ex2(a1 - G1[r]);
+          } else {
+            fq1 = fq0, fk1 = fk0;
+          }
+          const unsigned uq = *qp, uk = *kp;
+          *qp = pack2(lo_of(uq) * (scale * fq0), hi_of(uq) * (scale * fq1));
+          *kp = pack2(lo_of(uk) * fk0, hi_of(uk) * fk1);
+        }
+        // Vectors: m[i][j + 1] = 2^(G_{f_i} - G_{e_j}) (G_{e_-1} = 0), u[i] = 2^(G_63 - G_{e_i}), d = 2^(G_63).
+        const float F0 = s0 - a0 + G0[0], F1 = s1 - a1 + G1[0];
+        float2* mrow = reinterpret_cast<float2*>(mvec + (i * 5) * K + col);
+        mrow[0] = make_float2(ex2(F0), ex2(F1));
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (j <= i) mrow[(j + 1) * K / 2] = make_float2(ex2(F0 - E0[j]), ex2(F1 - E1[j]));
+        *reinterpret_cast<float2*>(uvec + i * K + col) = make_float2(ex2(E0[3] - s0), ex2(E1[3] - s1));
+        if (i == 3) *reinterpret_cast<float2*>(dvec + col) = make_float2(ex2(E0[3]), ex2(E1[3]));
+      }
+    }
+    __syncthreads();  // B2: q~, k~, vectors and the bf16 state are visible
+
+    // ---- warp math (registers + ldmatrix) ----
+    float o[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+    // q~ fragments of rows 16 rb.. are re-read per use (ldmatrix) rather than held: 32 fewer live
+    // registers at K = 128.
+    const unsigned qrow = st + L::kQ + tile_off<K>(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8, 0);
+    const int qsw = swz(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8);
+    // Inter: o = (q~ (.) m[rb][0]) S_bf16.
+    {
+      const float* m = mvec + (rb * 5) * K;
+      const int brow = (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int kk = 0; kk < K / 16; ++kk) {
+        const float2 ma = *reinterpret_cast<const float2*>(m + kk * 16 + qq);
+        const float2 mb = *reinterpret_cast<const float2*>(m + kk * 16 + 8 + qq);
+        unsigned qa[4];
+        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
+        const unsigned a0 = scale2(qa[0], ma.x, ma.y), a1 = scale2(qa[1], ma.x, ma.y);
+        const unsigned a2 = scale2(qa[2], mb.x, mb.y), a3 = scale2(qa[3], mb.x, mb.y);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          unsigned b[4];
+          ldsm4t(b, sbase + L::kSb + tile_off<BV>(kk * 16 + brow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
+          mma16816(o[2 * np], a0, a1, a2, a3, b[0], b[1]);
+          mma16816(o[2 * np + 1], a0, a1, a2, a3, b[2], b[3]);
+        }
+      }
+    }
+    // Intra: sub-chunks j <= rb.
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if (j > rb) break;
+      const float* m = mvec + (rb * 5 + j + 1) * K;
+      float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+      const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
+#pragma unroll
+      for (int kk = 0; kk < K / 16; ++kk) {
+        const float2 ma = *reinterpret_cast<const float2*>(m + kk * 16 + qq);
+        const float2 mb = *reinterpret_cast<const float2*>(m + kk * 16 + 8 + qq);
+        unsigned qa[4];
+        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
+        const unsigned a0 = scale2(qa[0], ma.x, ma.y), a1 = scale2(qa[1], ma.x, ma.y);
+        const unsigned a2 = scale2(qa[2], mb.x, mb.y), a3 = scale2(qa[3], mb.x, mb.y);
+        unsigned b[4];
+        ldsm4(b, st + L::kK + tile_off<K>(krow, kk * 2 + ((lane >> 3) & 1)));
+        mma16816(A[0], a0, a1, a2, a3, b[0], b[1]);
+        mma16816(A[1], a0, a1, a2, a3, b[2], b[3]);
+      }
+      if (j == rb) {  // causal mask inside the diagonal sub-block: s <= t
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const int s = nt * 8 + qq;
+          if (s > gq) A[nt][0] = 0.f;
+          if (s + 1 > gq) A[nt][1] = 0.f;
+          if (s > gq + 8) A[nt][2] = 0.f;
+          if (s + 1 > gq + 8) A[nt][3] = 0.f;
+        }
+      }
+      const unsigned p0 = pack2(A[0][0], A[0][1]), p1 = pack2(A[0][2], A[0][3]);
+      const unsigned p2 = pack2(A[1][0], A[1][1]), p3 = pack2(A[1][2], A[1][3]);
+      const int vrow = 16 * j + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        unsigned b[4];
+        ldsm4t(b, st + L::kV + tile_off<BV>(vrow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
+        mma16816(o[2 * np], p0, p1, p2, p3, b[0], b[1]);
+        mma16816(o[2 * np + 1], p0, p1, p2, p3, b[2], b[3]);
+      }
+    }
+    // Output rows 16 rb + gq (+ 8) of the chunk.
+    {
+      const int t0 = 16 * rb + gq;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int col = vh * 64 + nt * 8 + qq;
+        if (t0 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0) * rv + col) = pack2(o[nt][0], o[nt][1]);
+        if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0 + 8) * rv + col) = pack2(o[nt][2], o[nt][3]);
+      }
+    }
+    // Carry: S = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j.
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      const int r = rb * KR + mt * 16 + gq;
+      const float d0 = dvec[r], d1 = dvec[r + 8];
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        S[mt][nt][0] *= d0, S[mt][nt][1] *= d0, S[mt][nt][2] *= d1, S[mt][nt][3] *= d1;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int arow = 16 * j + (lane & 7) + (lane >> 4) * 8;
+      const int vrow = 16 * j + (lane & 7) + ((lane >> 3) & 1) * 8;
+      unsigned a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        const int kb = rb * KR + mt * 16;
+        unsigned t[4];
+        ldsm4t(t, st + L::kK + tile_off<K>(arow, kb / 8 + ((lane >> 3) & 1)));
+        const float u0 = uvec[j * K + kb + gq], u1 = uvec[j * K + kb + gq + 8];
+        a[mt][0] = scale2(t[0], u0, u0);
+        a[mt][1] = scale2(t[1], u1, u1);
+        a[mt][2] = scale2(t[2], u0, u0);
+        a[mt][3] = scale2(t[3], u1, u1);
+      }
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        unsigned b[4];
+        ldsm4t(b, st + L::kV + tile_off<BV>(vrow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(S[mt][2 * np], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[0], b[1]);
+          mma16816(S[mt][2 * np + 1], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[2], b[3]);
+        }
+      }
+    }
+    if constexpr (G == Gate::kScalar) {
+      if (tid < C) gs[(sidx ^ 1) * C + tid] = gnext;
+    }
+  }
+
+  float* ht = p.finalStates[P::kState];
+  if (ht) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        float* b = ht + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
+        *reinterpret_cast<float2*>(b) = make_float2(S[mt][nt][0], S[mt][nt][1]);
+        *reinterpret_cast<float2*>(b + 8 * V) = make_float2(S[mt][nt][2], S[mt][nt][3]);
+      }
+  }
+}
+
+}  // namespace fc
+}  // namespace lina
+
+// A kernel for one policy; the emitter may instead write its own extern "C" __global__ that calls
+// lina::fc::fused_chunk_forward<Policy>(p).
+template <class P>
+__global__ void __launch_bounds__(lina::fc::threads<P>(), 1) lina_fused_chunk_forward_kernel(const lina::KernelParams p) {
+  lina::fc::fused_chunk_forward<P>(p);
+}

@@ -41,19 +41,22 @@ struct Pol {
   __device__ static float head_log_decay(int h, int) { return logf(1.f - exp2f(-5.f - static_cast<float>(h))); }
 };
 
-enum Op { kGLA = 0, kSGLA = 1, kRET = 2 };
-static const char* op_name(int op) { return op == kGLA ? "gla" : op == kSGLA ? "simple_gla" : "retention"; }
+enum Op { kGLA = 0, kSGLA = 1, kRET = 2, kGLAmap0 = 3 };  // kGLAmap0: GLA with run 1's warp map
+static const char* op_name(int op) {
+  return op == kGLA ? "gla" : op == kSGLA ? "simple_gla" : op == kRET ? "retention" : "gla_map0";
+}
+static int base_op(int op) { return op == kGLAmap0 ? kGLA : op; }
 
-template <class P>
+template <class P, int MAP = 1>
 static void launch_p(const KernelParams& p, int N, int H, cudaStream_t s) {
   static bool init = false;
   constexpr int smem = fc::smem_bytes<P>();
   if (!init) {
-    CK(cudaFuncSetAttribute(lina_fused_chunk_forward_kernel<P>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CK(cudaFuncSetAttribute(lina_fused_chunk_forward_kernel<P, MAP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     init = true;
   }
   dim3 grid(N * H * (P::V / P::BV));
-  lina_fused_chunk_forward_kernel<P><<<grid, fc::threads<P>(), smem, s>>>(p);
+  lina_fused_chunk_forward_kernel<P, MAP><<<grid, fc::threads<P>(), smem, s>>>(p);
 }
 
 static int smem_of(int op, int D, int BV) {
@@ -72,6 +75,7 @@ static void launch(int op, int D, int BV, const KernelParams& p, int N, int H, c
   if (op == kGLA) { L(fc::Gate::kVector, 128, 128) L(fc::Gate::kVector, 128, 64) L(fc::Gate::kVector, 64, 64) }
   if (op == kSGLA) { L(fc::Gate::kScalar, 128, 128) L(fc::Gate::kScalar, 128, 64) L(fc::Gate::kScalar, 64, 64) }
   if (op == kRET) { L(fc::Gate::kHeadConst, 128, 128) L(fc::Gate::kHeadConst, 128, 64) L(fc::Gate::kHeadConst, 64, 64) }
+  if (op == kGLAmap0 && D == 128 && BV == 128) return launch_p<Pol<fc::Gate::kVector, 128, 128>, 0>(p, N, H, s);
 #undef L
   std::fprintf(stderr, "no instantiation for op %d D %d BV %d\n", op, D, BV);
   std::exit(2);
@@ -221,7 +225,8 @@ static Result run_config(const Config& c) {
   } else {
     tokens = (long long)c.B * c.T;
   }
-  const long long nqk = tokens * H * D, ng = c.op == kGLA ? nqk : tokens * H, ns = (long long)N * H * D * D;
+  const int bop = base_op(c.op);
+  const long long nqk = tokens * H * D, ng = bop == kGLA ? nqk : tokens * H, ns = (long long)N * H * D * D;
   unsigned short *q, *k, *v, *g = nullptr, *o;
   float *oref, *h0, *ht, *htref;
   int* dcu = nullptr;
@@ -229,7 +234,7 @@ static Result run_config(const Config& c) {
   CK(cudaMalloc(&k, nqk * 2));
   CK(cudaMalloc(&v, nqk * 2));
   CK(cudaMalloc(&o, nqk * 2));
-  if (c.op != kRET) CK(cudaMalloc(&g, ng * 2));
+  if (bop != kRET) CK(cudaMalloc(&g, ng * 2));
   CK(cudaMalloc(&oref, nqk * 4));
   CK(cudaMalloc(&h0, ns * 4));
   CK(cudaMalloc(&ht, ns * 4));
@@ -254,9 +259,9 @@ static Result run_config(const Config& c) {
     dim3 grid(N * H);
 #define R_(OP, DD) ref_kernel<OP, DD><<<grid, DD>>>(q, k, v, g, dcu, c.T, H, scale, h0p, oref, c.states ? htref : nullptr)
     if (D == 128) {
-      if (c.op == kGLA) R_(kGLA, 128); else if (c.op == kSGLA) R_(kSGLA, 128); else R_(kRET, 128);
+      if (bop == kGLA) R_(kGLA, 128); else if (bop == kSGLA) R_(kSGLA, 128); else R_(kRET, 128);
     } else {
-      if (c.op == kGLA) R_(kGLA, 64); else if (c.op == kSGLA) R_(kSGLA, 64); else R_(kRET, 64);
+      if (bop == kGLA) R_(kGLA, 64); else if (bop == kSGLA) R_(kSGLA, 64); else R_(kRET, 64);
     }
 #undef R_
     CK(cudaGetLastError());
@@ -304,8 +309,8 @@ static Result run_config(const Config& c) {
     std::sort(ts.begin(), ts.end());
     R.ms = ts[ts.size() / 2];
     double bytes = (double)tokens * H * D * 2 * 4;  // q, k, v read, o written
-    if (c.op == kGLA) bytes += (double)tokens * H * D * 2;
-    if (c.op == kSGLA) bytes += (double)tokens * H * 2;
+    if (bop == kGLA) bytes += (double)tokens * H * D * 2;
+    if (bop == kSGLA) bytes += (double)tokens * H * 2;
     R.gbs = bytes / (R.ms * 1e-3) / 1e9;
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
@@ -424,6 +429,13 @@ int main(int argc, char** argv) {
     }
     cfgs.push_back({"B8_T1024_H8_D64", op, 64, 8, 8, 64, 1024});
   }
+  // run 1's warp map, same run, for the comparison
+  cfgs.push_back({"B4_T4096_H64_D128", kGLAmap0, 128, 4, 64, 128, 4096});
+  cfgs.push_back({"B8_T2048_H16_D128", kGLAmap0, 128, 8, 16, 128, 2048});
+  cfgs.push_back({"B2_T16384_H16_D128", kGLAmap0, 128, 2, 16, 128, 16384});
+  cfgs.push_back({"varlen14_T31958_H16_D128", kGLAmap0, 128, 1, 16, 128, 0, vl});
+  // timing repeat of the default GLA (spread between two timings of the same kernel)
+  cfgs.push_back({"B4_T4096_H64_D128", kGLA, 128, 4, 64, 128, 4096});
   if (quick) cfgs.resize(std::min<size_t>(cfgs.size(), 8));
 
   std::vector<Result> rs;

@@ -168,7 +168,10 @@ __device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long lo
 
 // ---- the skeleton -------------------------------------------------------------------------------
 
-template <class P>
+// kWarpMap 1 (default): the warps of the second 64 columns take the sub-chunks in reverse
+// (rb = 3 - w % 4), so the two warps sharing a scheduler (w, w + 4) have 5 intra sub-blocks
+// between them; 0: rb = w % 4 for both (run 1).
+template <class P, int kWarpMap = 1>
 __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
   constexpr int K = P::K, V = P::V, BV = P::BV, C = kChunk;
   static_assert(K == 64 || K == 128, "fused_chunk_forward: K in {64, 128}");
@@ -189,7 +192,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int gq = lane >> 2, qq = (lane & 3) * 2;
-  const int rb = warp & 3, vh = warp >> 2;
+  const int vh = warp >> 2;
+  const int rb = (kWarpMap == 1 && vh == 1) ? 3 - (warp & 3) : (warp & 3);
   int bid = blockIdx.x;
   const int vt = bid % NVT;
   bid /= NVT;
@@ -484,7 +488,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
 
 // A kernel for one policy; the emitter may instead write its own extern "C" __global__ that calls
 // lina::fc::fused_chunk_forward<Policy>(p).
-template <class P>
+template <class P, int kWarpMap = 1>
 __global__ void __launch_bounds__(lina::fc::threads<P>(), 1) lina_fused_chunk_forward_kernel(const lina::KernelParams p) {
-  lina::fc::fused_chunk_forward<P>(p);
+  lina::fc::fused_chunk_forward<P, kWarpMap>(p);
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-cmake --preset default >/dev/null
+cmake --preset default -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null  # Debian's, with the packages setup.sh installs
 cmake --build --preset default -j "$(nproc)"
 linac=build/tools/linac/linac
 gpu=0

@@ -8,7 +8,7 @@ scripts/setup.sh
 jobs=$(nproc)
 for preset in default asan; do
   echo "== $preset build"
-  cmake --preset "$preset" >/dev/null
+  cmake --preset "$preset" -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   echo "== $preset tests"
   ctest --preset "$preset" -j "$jobs"

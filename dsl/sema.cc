@@ -430,9 +430,12 @@ bool RecurrenceChecker::checkUpdate(const Item& item, const std::string& stateNa
   if (!check(u, stateName) || !check(w, stateName)) return false;
   auto readsItself = [&](const Expr& x) {
     if (!x.reads.count(stateName)) return true;
-    return error(x.range, "'" + exprText(x) + "' depends on a read of '" + stateName + "' earlier in this step, so "
-                              "the update of '" + stateName + "' would not be a linear recurrence; compute it from "
-                              "inputs and other states only");
+    // Built with += : GCC 12's -Wrestrict misfires on `"'" + std::string&&` here.
+    std::string message = "'";
+    message += exprText(x);
+    message += "' depends on a read of '" + stateName + "' earlier in this step, so the update of '" + stateName +
+               "' would not be a linear recurrence; compute it from inputs and other states only";
+    return error(x.range, message);
   };
   if (!readsItself(u) || !readsItself(w)) return false;
   if (u.shape.size() != 1 || w.shape.size() != 1)

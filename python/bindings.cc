@@ -14,7 +14,7 @@
 #include "library/library.h"
 #include "python/dlpack.h"
 #include "runtime/cuda_driver.h"
-#include "runtime/error.h"
+#include "support/error.h"
 #include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 
@@ -158,23 +158,25 @@ PYBIND11_MODULE(_lina, m) {
              const std::string& strategy, int chunk, int64_t time, const std::string& pass) {
             if (pass != "forward" && pass != "backward_a" && pass != "backward_b")
               throw Error("pass_: expected 'forward', 'backward_a' or 'backward_b'; got '" + pass + "'");
-            const Program& target = pass == "forward" ? p : pass == "backward_a" ? p.backwardPassA() : p.backwardPassB();
             ForwardArgs a;
             a.dtype = dtype;
             a.dims = dims;
             a.time = time;
             a.strategy = strategy;
             a.chunk = chunk;
-            KernelConfig c = target.chooseConfig(a, runtime::sharedMemoryLimitForArch("sm_90a"));
-            cir::TensorLayout layout;
-            if (pass != "forward") {
+            // The runtime's own path (Program::kernelsFor / backwardKernelsFor), as linac prints it.
+            const int64_t smem = runtime::sharedMemoryLimitForArch("sm_90a");
+            std::vector<codegen::EmittedKernel> kernels;
+            if (pass == "forward") {
+              kernels = p.kernelsFor(a, smem);
+            } else {
               BackwardArgs b;
               b.forward = a;
-              auto [pa, pb] = p.backwardPassArgs(b);
-              layout = pass == "backward_a" ? pa.layout : pb.layout;
+              auto [passA, passB] = p.backwardKernelsFor(b, smem);
+              kernels = pass == "backward_a" ? passA : passB;
             }
             std::string source;
-            for (const codegen::EmittedKernel& k : target.emitKernels(c, dims, dtype, layout)) source += k.source;
+            for (const codegen::EmittedKernel& k : kernels) source += k.source;
             return source;
           },
           py::arg("dims"), py::arg("dtype") = "bf16", py::arg("strategy") = "auto", py::arg("chunk") = 0,

@@ -4,7 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "runtime/cuda_driver.h"
-#include "runtime/error.h"
+#include "support/error.h"
 
 namespace py = pybind11;
 
@@ -62,7 +62,10 @@ size_t elementBytes(const std::string& dtype) { return dtypeOf(dtype).bits / 8; 
 
 std::string shapeText(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
   return s + "]";
 }
 

@@ -4,7 +4,7 @@
 
 #include <mutex>
 
-#include "runtime/error.h"
+#include "support/error.h"
 
 namespace lina::cuda {
 

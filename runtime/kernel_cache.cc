@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/hash.h"
+#include "support/hash.h"
 #include "runtime/nvrtc_compiler.h"
 
 namespace lina::runtime {

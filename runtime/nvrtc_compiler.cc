@@ -6,8 +6,8 @@
 #include <regex>
 
 #include "codegen/device/device_headers.h"
-#include "runtime/error.h"
-#include "runtime/hash.h"
+#include "support/error.h"
+#include "support/hash.h"
 
 namespace lina::runtime {
 

@@ -1,4 +1,7 @@
-// lina::Program: a compiled recurrence and its forward kernels, on raw device pointers.
+// lina::Program: a compiled recurrence and its forward kernels, on raw device pointers. A thin
+// handle: kernels come from the pipeline (compiler/pipeline), the configuration from
+// config_choice, the parameter block from launch_args, loading and launch from module_loader,
+// the backward's launches from backward_plan.
 //
 //   lina::Program gla = lina::Program::fromLibrary("gla");
 //   lina::ForwardArgs a;  a.batch = 4; a.time = 4096; a.heads = 64; a.dims = {{"K", 128}, {"V", 128}};
@@ -16,77 +19,14 @@
 
 #include "codegen/cuda/emit_cuda.h"
 #include "compiler/cir/ir.h"
+#include "compiler/pipeline/pipeline.h"
 #include "compiler/rir/ir.h"
+#include "runtime/config_choice.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/launch_args.h"
+#include "runtime/module_loader.h"
 
 namespace lina {
-
-struct ForwardArgs {
-  std::string dtype = "bf16";  // of inputs and outputs: bf16 | fp16 | fp32
-  int64_t batch = 1, time = 0, heads = 1;
-  std::map<std::string, int64_t> dims;
-  std::map<std::string, const void*> inputs;        // [B, T, H(, d)] contiguous
-  std::map<std::string, void*> outputs;             // [B, T, H(, d)] contiguous
-  std::map<std::string, const float*> initialStates;  // [N, H, rows, cols] fp32 (absent: zeros)
-  std::map<std::string, float*> finalStates;          // [N, H, rows, cols] fp32 (absent: not written);
-                                                      // may be the initial state's buffer (in place)
-  std::map<std::string, double> scalarParams;         // overrides of scalar params
-  std::map<std::string, const float*> vectorParams;   // [H, d] fp32
-  int tileIndex = 0;  // with layout.oneTilePerLaunch: the tile of the tiled dim this launch computes
-  const void* cuSeqlens = nullptr;  // [N + 1] on the device; then batch must be 1
-  bool cuSeqlens64 = false;
-  int64_t numSequences = 0;         // N with cu_seqlens
-  CUstream stream = nullptr;
-  // "auto", "fused", "split" or "recurrent"; chunk 0 picks the largest program chunk that fits.
-  std::string strategy = "auto";
-  int chunk = 0;
-  int tile = 0;   // 0: choose
-  int warps = 0;  // warps per CTA; 0: the default (16)
-  int stages = 0;  // 1: load each chunk when it starts; 2: prefetch the next one (cp.async); 0: choose
-  // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
-  // default; Program::backward sets it for the derived passes.
-  cir::TensorLayout layout;
-  // The derived backward's anchor snapshots by state (layout.snapshotNames()): [slots, H, rows,
-  // cols] fp32, slots = tokens / kAnchorSpacing + N + 1.
-  std::map<std::string, float*> snapshotBuffers;
-  // Scratch memory on the device for the split strategy's chunk snapshots, at least
-  // forwardWorkspaceBytes(args); null: allocated and freed on `stream` (stream-ordered).
-  void* workspace = nullptr;
-  size_t workspaceBytes = 0;
-};
-
-// The gradients of L = sum(d<out> (.) <out>) + sum(dht (.) final state) with respect to every
-// input, initial state and param, for the forward run with `forward`.
-//
-// Saved tensors: backward needs what the forward read (inputs, initial states, params,
-// cu_seqlens: `forward` as it was passed) and, for each state whose final-state gradient is
-// given, the final state the forward wrote (`finalStates`); a state missing there is recomputed
-// by one more forward launch, unless the state's gate gradients are anchored (pass A's
-// snapshots then hold it). Nothing else is saved: the backward passes recompute the chunk
-// states and gate cumsums on chip.
-struct BackwardArgs {
-  ForwardArgs forward;  // outputs and finalStates are ignored; strategy/chunk/warps apply to both passes;
-                        // tile: the width of the blocks when K or V exceeds 128 (0: 64)
-  std::map<std::string, const void*> outputGrads;        // d<out>, like the output (absent: zero)
-  std::map<std::string, const float*> finalStateGrads;   // dht [N, H, rows, cols] fp32 (absent: zero)
-  std::map<std::string, const float*> finalStates;       // the forward's final states (see above)
-  std::map<std::string, void*> inputGrads;               // d<input>, like the input (absent: not stored)
-  std::map<std::string, float*> initialStateGrads;       // dh0 [N, H, rows, cols] fp32 (absent: not stored)
-  std::map<std::string, float*> paramGrads;              // vector: [H, d] fp32; scalar: one fp32 (absent: not stored)
-  // Scratch memory on the device, at least backwardWorkspaceBytes(args); null: allocated and freed
-  // on args.forward.stream (stream-ordered, no host synchronization).
-  void* workspace = nullptr;
-  size_t workspaceBytes = 0;
-};
-
-// A kernel configuration the runtime may launch.
-struct KernelConfig {
-  cir::Strategy strategy = cir::Strategy::Fused;
-  int chunk = 64;
-  int tile = 0;
-  int warps = 16;
-  int stages = 1;  // 2: the next chunk's inputs are prefetched with cp.async (when that fits)
-};
 
 class Program {
  public:
@@ -95,7 +35,8 @@ class Program {
   static Program fromFile(const std::string& path);
   static Program fromLibrary(const std::string& name);
   // A program already in RIR (e.g. a derived backward pass); it is verified first.
-  static Program fromRecurrence(const rir::Recurrence& recurrence);
+  // `sourceName` names the .lina file in the kernels' #line directives (empty: none).
+  static Program fromRecurrence(const rir::Recurrence& recurrence, const std::string& sourceName = "");
 
   const rir::Recurrence& recurrence() const { return *rir_; }
 
@@ -118,6 +59,18 @@ class Program {
   // The kernel names of a configuration, joined by " + ".
   std::string kernelNames(const KernelConfig& config, const std::map<std::string, int64_t>& dims,
                           const std::string& dtype) const;
+
+  // The pipeline request forward(args) makes on a device with `sharedMemoryBytes` of opt-in shared
+  // memory per block and `multiprocessors` SMs: chooseConfig, then the program's tiling and layout.
+  KernelRequest requestFor(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors = 0) const;
+  // The kernels forward(args) launches there, in launch order, from the pipeline (no GPU needed):
+  // what `linac --emit=cuda` prints.
+  std::vector<codegen::EmittedKernel> kernelsFor(const ForwardArgs& args, int64_t sharedMemoryBytes,
+                                                 int multiprocessors = 0) const;
+  // The kernels of backward(args)'s pass A and pass B, by the same path (backwardPassesFor,
+  // backwardPassArgs, kernelsFor): what `linac --backward --emit=cuda` prints.
+  std::pair<std::vector<codegen::EmittedKernel>, std::vector<codegen::EmittedKernel>> backwardKernelsFor(
+      const BackwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors = 0) const;
 
   // Validates the arguments and launches the forward on args.stream. Throws lina::Error naming
   // the argument, the expected and the actual value on bad input.
@@ -159,15 +112,10 @@ class Program {
   std::string tiledDimOverride_;
   std::string tiledDim() const;
   std::shared_ptr<const rir::Recurrence> rir_;
-  static bool prefersRecurrent(const ForwardArgs& args);
+  // What config choice and the pipeline need to know of this program.
+  ProgramView view() const;
+  using LoadedKernel = runtime::LoadedKernel;
 
- public:
-  struct LoadedKernel {
-    CUmodule module = nullptr;
-    CUfunction function = nullptr;
-  };
-
- private:
   // The kernels forward(args) launches, in order, emitted and loaded once per request.
   std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> launchesFor(const ForwardArgs& args, int device,
                                                                            const cuda::DeviceInfo& info) const;

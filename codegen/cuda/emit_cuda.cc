@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "codegen/device/lina/device/params.h"
-#include "runtime/error.h"
+#include "support/error.h"
 
 namespace lina::codegen {
 
@@ -217,14 +217,16 @@ class Emitter {
         os_ << "  " << elementType(op.symbol) << "* const " << ident("stage16." + op.result) << " = reinterpret_cast<"
             << elementType(op.symbol) << "*>(" << ident("stage." + op.result) << ");\n";
     const bool outputsPhase = k_.phase == cir::Phase::Outputs;
+    const LaunchGrid grid = planLaunchGrid(k_, spec_);
+    const std::string tile = spec_.layout.oneTilePerLaunch ? "p.tileBase" : grid.component(GridAxis::Tiles);
     if (outputsPhase) {
       // One CTA per (chunk slot, head, tile); its state is the walk's snapshot of that chunk.
-      os_ << "  const int tile = blockIdx.z, h = blockIdx.y, H = p.heads;\n";
-      os_ << "  const long long slot = blockIdx.x;\n  int n;\n  long long bos, len, c0;\n";
+      os_ << "  const int tile = " << tile << ", h = " << grid.component(GridAxis::Heads) << ", H = p.heads;\n";
+      os_ << "  const long long slot = " << grid.component(GridAxis::ChunkSlots) << ";\n  int n;\n  long long bos, len, c0;\n";
       os_ << "  if (!lina::chunk_of_slot(p, C, slot, n, bos, len, c0)) return;  // a spare slot\n";
     } else {
-      os_ << "  const int tile = " << (spec_.layout.oneTilePerLaunch ? "p.tileBase" : "blockIdx.x")
-          << ", h = blockIdx.y, n = blockIdx.z, H = p.heads;\n";
+      os_ << "  const int tile = " << tile << ", h = " << grid.component(GridAxis::Heads)
+          << ", n = " << grid.component(GridAxis::Sequences) << ", H = p.heads;\n";
       os_ << "  long long bos, len;\n  lina::sequence_bounds(p, n, bos, len);\n";
     }
     for (const std::string& d : k_.dims)
@@ -691,8 +693,46 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
   out.chunk = k.chunk;
   out.stages = spec.stages;
   out.tiles = k.tiledDim.empty() ? 1 : static_cast<int>(e.full(k.tiledDim) / e.tile);
+  out.grid = planLaunchGrid(k, spec);
+  auto names = [](const std::vector<rir::Decl>& decls, int scalar) {
+    std::vector<std::string> n;
+    for (const rir::Decl& d : decls)
+      if (scalar < 0 || d.shape.empty() == (scalar == 1)) n.push_back(d.name);
+    return n;
+  };
+  out.inputs = names(k.inputs, -1);
+  out.outputs = names(k.outputs, -1);
+  out.states = names(k.states, -1);
+  out.scalarParams = names(k.params, 1);
+  out.vectorParams = names(k.params, 0);
   out.source = Emitter(k, spec, e, smem, sourceName).run();
   return out;
+}
+
+const char* gridAxisName(GridAxis a) {
+  switch (a) {
+    case GridAxis::Tiles: return "tiles";
+    case GridAxis::Heads: return "heads";
+    case GridAxis::Sequences: return "sequences";
+    case GridAxis::ChunkSlots: return "chunk-slots";
+    case GridAxis::OneTile: return "one-tile";
+  }
+  return "?";
+}
+
+std::string LaunchGrid::component(GridAxis a) const {
+  return x == a ? "blockIdx.x" : y == a ? "blockIdx.y" : z == a ? "blockIdx.z" : "";
+}
+
+std::string LaunchGrid::text() const {
+  return std::string("x=") + gridAxisName(x) + " y=" + gridAxisName(y) + " z=" + gridAxisName(z);
+}
+
+LaunchGrid planLaunchGrid(const cir::Kernel& kernel, const cir::Specialization& spec) {
+  // The outputs phase of the split strategy: one CTA per (chunk slot, head, tile), slots on x
+  // (the only axis with 2^31 - 1 blocks). Every other kernel: one CTA per (tile, head, sequence).
+  if (kernel.phase == cir::Phase::Outputs) return {GridAxis::ChunkSlots, GridAxis::Heads, GridAxis::Tiles};
+  return {spec.layout.oneTilePerLaunch ? GridAxis::OneTile : GridAxis::Tiles, GridAxis::Heads, GridAxis::Sequences};
 }
 
 }  // namespace lina::codegen

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "compiler/cir/ir.h"
 
@@ -17,6 +18,25 @@ struct SharedMemoryPlan {
   int64_t totalBytes = 0;
 };
 
+// What each grid axis of a launch counts. The emitter reads blockIdx by this plan and the runtime
+// sizes the grid from it, so the two cannot disagree.
+enum class GridAxis {
+  Tiles,       // the tiles of the tiled dim (1 when untiled)
+  Heads,       // the heads
+  Sequences,   // the sequences (batch entries, or cu_seqlens ranges)
+  ChunkSlots,  // the split strategy's chunk slots (tokens / C + sequences)
+  OneTile,     // a single tile named by KernelParams::tileBase (TensorLayout::oneTilePerLaunch)
+};
+const char* gridAxisName(GridAxis a);
+struct LaunchGrid {
+  GridAxis x = GridAxis::Tiles, y = GridAxis::Heads, z = GridAxis::Sequences;
+  // The blockIdx component that counts `a`, or empty when no axis counts it.
+  std::string component(GridAxis a) const;
+  std::string text() const;  // "x=tiles y=heads z=sequences"
+};
+// The grid of a kernel: by phase and layout.
+LaunchGrid planLaunchGrid(const cir::Kernel& kernel, const cir::Specialization& spec);
+
 struct EmittedKernel {
   std::string name;
   std::string source;
@@ -27,6 +47,10 @@ struct EmittedKernel {
   int tile = 0;
   int chunk = 1;
   int stages = 1;  // 2: cp.async prefetch of the next chunk's inputs
+  LaunchGrid grid;
+  // The order of KernelParams' arrays: inputs[i], outputs[i], initialStates/finalStates[i] and
+  // the scalar and vector params, as declared by the kernel's program.
+  std::vector<std::string> inputs, outputs, states, scalarParams, vectorParams;
 };
 
 // Plans shared memory and emits the kernel for one specialization. `sourceName` is the .lina

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/passes/passes.h"
+#include "compiler/rir/verify.h"
 
 namespace lina::passes {
 
@@ -47,13 +48,15 @@ class AdjointEmitter {
     sink_->push_back(inst);
     return name;
   }
-  void addInputDecl(const std::string& name, const rir::Shape& shape) {
+  void addInputDecl(const std::string& name, const rir::Shape& shape, TensorRole role, const std::string& of) {
+    roles_[name] = {name, role, of};
     rir::Decl d;
     d.name = name;
     d.shape = shape;
     out_.inputs.push_back(d);
   }
-  void addOutput(const std::string& name, const std::string& value) {
+  void addOutput(const std::string& name, const std::string& value, TensorRole role, const std::string& of) {
+    roles_[name] = {name, role, of};
     rir::Decl d;
     d.name = name;
     d.shape = shapeOf(value);
@@ -224,8 +227,8 @@ class AdjointEmitter {
 
   // The input and vector-param adjoints as outputs `<prefix>_<name>`.
   void emitGradientOutputs(const std::string& prefix) {
-    for (const auto& [name, d] : inputAdj_) addOutput(prefix + name, materialize(d, name));
-    for (const auto& [name, d] : paramAdj_) addOutput(prefix + name, materialize(d, name));
+    for (const auto& [name, d] : inputAdj_) addOutput(prefix + name, materialize(d, name), TensorRole::InputGradient, name);
+    for (const auto& [name, d] : paramAdj_) addOutput(prefix + name, materialize(d, name), TensorRole::ParamGradient, name);
   }
 
   // Orders `pending` so operands come first, a read before an update of its state precedes it and
@@ -264,6 +267,7 @@ class AdjointEmitter {
     out_.name = f_.name + suffix;
     out_.dims = f_.dims;
     out_.inputs = f_.inputs;
+    for (const rir::Decl& in : f_.inputs) roles_[in.name] = {in.name, TensorRole::ForwardInput, in.name};
     out_.params = f_.params;
     out_.chunkSizes = f_.chunkSizes;
     out_.chunkTuned = f_.chunkTuned;
@@ -281,6 +285,10 @@ class AdjointEmitter {
   std::map<std::string, std::string> adj_, inputAdj_, paramAdj_;
   std::map<std::string, std::string> decays_;  // log gate -> its exp
   int next_ = 0;
+
+ public:
+  // What each input, output and state of the program is (its name is only a label).
+  std::map<std::string, SignatureEntry> roles_;
 };
 
 class PassABuilder : public AdjointEmitter {
@@ -290,7 +298,7 @@ class PassABuilder : public AdjointEmitter {
   std::optional<rir::Recurrence> run() {
     startProgram("_bwd_a");
     out_.states = f_.states;
-    for (const rir::Decl& o : f_.outputs) addInputDecl("d_" + o.name, o.shape);
+    for (const rir::Decl& o : f_.outputs) addInputDecl("d_" + o.name, o.shape, TensorRole::OutputCotangent, o.name);
     std::vector<rir::Inst> forward;
     for (const rir::Inst& inst : f_.body) {
       if (inst.op == rir::Op::Output) continue;  // pass A has its own outputs
@@ -338,11 +346,11 @@ class PassABuilder : public AdjointEmitter {
     }
     accumulate(x, dx);
     std::string tag = std::to_string(readIndex_.at(inst.result));
-    addOutput("x_" + tag, x);
-    addOutput("dr_" + tag, g);
-    addOutput("ic_" + tag, emit(rir::Op::Mul, {x, dxTerm}, shapeOf(x)));
+    addOutput("x_" + tag, x, TensorRole::ReadIntermediate, tag);
+    addOutput("dr_" + tag, g, TensorRole::ReadIntermediate, tag);
+    addOutput("ic_" + tag, emit(rir::Op::Mul, {x, dxTerm}, shapeOf(x)), TensorRole::ReadIntermediate, tag);
     shapes_[rTerm] = inst.shape;
-    addOutput("io_" + tag, emit(rir::Op::Mul, {rTerm, g}, inst.shape));
+    addOutput("io_" + tag, emit(rir::Op::Mul, {rTerm, g}, inst.shape), TensorRole::ReadIntermediate, tag);
   }
 
   std::map<std::string, std::string> strictNames_;  // after-read result -> name of its strict part
@@ -391,10 +399,10 @@ class PassBBuilder : public AdjointEmitter {
       std::string tag = std::to_string(i);
       rir::Shape xs = f_.definition(r.operands[0])->shape;  // the operand may be downstream of a read
       rir::Shape rs = r.shape;
-      addInputDecl("x_" + tag, xs);
-      addInputDecl("dr_" + tag, rs);
-      addInputDecl("ic_" + tag, xs);
-      addInputDecl("io_" + tag, rs);
+      addInputDecl("x_" + tag, xs, TensorRole::ReadIntermediate, tag);
+      addInputDecl("dr_" + tag, rs, TensorRole::ReadIntermediate, tag);
+      addInputDecl("ic_" + tag, xs, TensorRole::ReadIntermediate, tag);
+      addInputDecl("io_" + tag, rs, TensorRole::ReadIntermediate, tag);
       emitInput("x_" + tag, xs);
       emitInput("dr_" + tag, rs);
       emitInput("ic_" + tag, xs);
@@ -404,8 +412,8 @@ class PassBBuilder : public AdjointEmitter {
       if (!updates.count(st.name)) continue;
       const rir::Inst& u = *updates[st.name];
       std::string rowsDim = st.shape[0], colsDim = st.shape[1];
-      addInputDecl("crow_" + st.name, {rowsDim});
-      addInputDecl("ccol_" + st.name, {colsDim});
+      addInputDecl("crow_" + st.name, {rowsDim}, TensorRole::StateRowSums, st.name);
+      addInputDecl("ccol_" + st.name, {colsDim}, TensorRole::StateColumnSums, st.name);
       std::string crow = emitInput("crow_" + st.name, {rowsDim});
       std::string ccol = emitInput("ccol_" + st.name, {colsDim});
       const std::string& uu = u.operands[0];
@@ -479,6 +487,7 @@ class PassBBuilder : public AdjointEmitter {
   std::string addAdjointState(const rir::Decl& st, const std::string& tag) {
     rir::Decl k = st;
     k.name = "K_" + st.name + "_" + tag;
+    roles_[k.name] = {k.name, TensorRole::AdjointState, st.name};
     out_.states.push_back(k);
     return k.name;
   }
@@ -523,14 +532,65 @@ class PassBBuilder : public AdjointEmitter {
   }
 };
 
-}  // namespace
+// The roles of the declarations that survived dead-code elimination, in declaration order.
+std::vector<SignatureEntry> signatureOf(const rir::Recurrence& pass, const std::map<std::string, SignatureEntry>& roles) {
+  std::vector<SignatureEntry> out;
+  for (const auto* decls : {&pass.inputs, &pass.outputs, &pass.states})
+    for (const rir::Decl& d : *decls) {
+      auto it = roles.find(d.name);
+      if (it != roles.end()) out.push_back(it->second);
+    }
+  return out;
+}
 
-std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forward, DiagnosticEngine& diags) {
-  std::optional<rir::Recurrence> a = PassABuilder(forward, diags).run();
+std::optional<rir::Recurrence> runPassA(const rir::Recurrence& forward, DiagnosticEngine& diags,
+                                        std::vector<SignatureEntry>* signature) {
+  PassABuilder builder(forward, diags);
+  std::optional<rir::Recurrence> a = builder.run();
   if (!a) return std::nullopt;
   rir::Module m{{std::move(*a)}};
   eliminateDeadCode(m, diags);  // adjoints nothing reads (e.g. of scalar params) and dead forward values
+  if (signature) *signature = signatureOf(m.recurrences.front(), builder.roles_);
   return std::move(m.recurrences.front());
+}
+
+}  // namespace
+
+const char* tensorRoleName(TensorRole r) {
+  switch (r) {
+    case TensorRole::ForwardInput: return "forward-input";
+    case TensorRole::OutputCotangent: return "output-cotangent";
+    case TensorRole::InputGradient: return "input-gradient";
+    case TensorRole::ParamGradient: return "param-gradient";
+    case TensorRole::ReadIntermediate: return "read-intermediate";
+    case TensorRole::StateRowSums: return "state-row-sums";
+    case TensorRole::StateColumnSums: return "state-column-sums";
+    case TensorRole::AdjointState: return "adjoint-state";
+  }
+  return "?";
+}
+
+const SignatureEntry* BackwardSignature::find(const std::vector<SignatureEntry>& pass, const std::string& tensor) {
+  for (const SignatureEntry& e : pass)
+    if (e.tensor == tensor) return &e;
+  return nullptr;
+}
+
+std::string BackwardSignature::tensorFor(const std::vector<SignatureEntry>& pass, TensorRole role, const std::string& of) {
+  for (const SignatureEntry& e : pass)
+    if (e.role == role && e.of == of) return e.tensor;
+  return "";
+}
+
+std::vector<std::string> BackwardSignature::adjointStatesOf(const std::string& state) const {
+  std::vector<std::string> out;
+  for (const SignatureEntry& e : passB)
+    if (e.role == TensorRole::AdjointState && e.of == state) out.push_back(e.tensor);
+  return out;
+}
+
+std::optional<rir::Recurrence> deriveBackwardPassA(const rir::Recurrence& forward, DiagnosticEngine& diags) {
+  return runPassA(forward, diags, nullptr);
 }
 
 std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, DiagnosticEngine& diags) {
@@ -539,7 +599,22 @@ std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, 
   if (!b) return std::nullopt;
   rir::Module m{{std::move(*b)}};
   eliminateDeadCode(m, diags);
-  return DerivedPassB{std::move(m.recurrences.front()), builder.initialHolder_, builder.gateSums_};
+  std::vector<SignatureEntry> signature = signatureOf(m.recurrences.front(), builder.roles_);
+  return DerivedPassB{std::move(m.recurrences.front()), builder.initialHolder_, builder.gateSums_, std::move(signature)};
+}
+
+std::optional<DerivedBackward> deriveBackward(const rir::Recurrence& forward, DiagnosticEngine& diags) {
+  DerivedBackward d;
+  std::optional<rir::Recurrence> a = runPassA(forward, diags, &d.signature.passA);
+  if (!a || !rir::verify(*a, diags)) return std::nullopt;
+  std::optional<DerivedPassB> b = deriveBackwardPassB(forward, diags);
+  if (!b || !rir::verify(b->program, diags)) return std::nullopt;
+  d.passA = std::move(*a);
+  d.passB = std::move(b->program);
+  d.signature.passB = std::move(b->signature);
+  d.initialHolder = std::move(b->initialHolder);
+  d.gateSums = std::move(b->gateSums);
+  return d;
 }
 
 }  // namespace lina::passes

@@ -44,11 +44,49 @@ struct GateSum {
   bool rows = true;                        // a row gate (sum over S's columns) or a column gate
   std::vector<std::string> adjointStates;  // pass B's states K_<S>_*, whose sum pairs with P
 };
+// What a tensor of a derived pass is. The runtime, the reference and the printers consume these
+// roles; a tensor's name (d_o, dA_q, crow_S, K_S_0, ...) is only a readable label.
+enum class TensorRole {
+  ForwardInput,      // an input of the forward, read again (of: the input)
+  OutputCotangent,   // pass A's input d<out> (of: the forward output)
+  InputGradient,     // a pass's part of d<input> (of: the forward input); the passes' parts add up
+  ParamGradient,     // a pass's per-step part of d<param> (of: the param), summed over steps after
+  ReadIntermediate,  // pass A output that pass B reads, fp32 (of: the read's index)
+  StateRowSums,      // pass B input: row sums of d(final state) (.) final state (of: the state)
+  StateColumnSums,   // pass B input: the column sums (of: the state)
+  AdjointState,      // pass B state; the final ones summed are d(initial state) (of: the forward state)
+};
+const char* tensorRoleName(TensorRole role);
+struct SignatureEntry {
+  std::string tensor;  // the pass's input, output or state
+  TensorRole role;
+  std::string of;      // the forward input, output, param or state it belongs to (a read's index)
+};
+// The typed interface of the two derived passes: every input, output and state of each.
+struct BackwardSignature {
+  std::vector<SignatureEntry> passA, passB;
+  static const SignatureEntry* find(const std::vector<SignatureEntry>& pass, const std::string& tensor);
+  // The tensor of `pass` with this role for `of`; empty when there is none.
+  static std::string tensorFor(const std::vector<SignatureEntry>& pass, TensorRole role, const std::string& of);
+  std::vector<std::string> adjointStatesOf(const std::string& state) const;
+};
+
 struct DerivedPassB {
   rir::Recurrence program;
   std::map<std::string, std::string> initialHolder;  // forward state -> adjoint state seeded with dht
   std::vector<GateSum> gateSums;
+  std::vector<SignatureEntry> signature;
 };
 std::optional<DerivedPassB> deriveBackwardPassB(const rir::Recurrence& forward, DiagnosticEngine& diags);
+
+// derive-backward: both passes, verified, with their signature. The one entry point the
+// pipeline, the runtime and the reference use.
+struct DerivedBackward {
+  rir::Recurrence passA, passB;
+  BackwardSignature signature;
+  std::map<std::string, std::string> initialHolder;  // forward state -> adjoint state seeded with dht
+  std::vector<GateSum> gateSums;                     // pass B's running sums, anchored on the GPU
+};
+std::optional<DerivedBackward> deriveBackward(const rir::Recurrence& forward, DiagnosticEngine& diags);
 
 }  // namespace lina::passes

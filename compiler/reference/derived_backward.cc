@@ -4,7 +4,6 @@
 #include <sstream>
 
 #include "compiler/passes/derive_backward.h"
-#include "compiler/rir/verify.h"
 
 namespace lina::reference {
 
@@ -40,28 +39,31 @@ std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Prob
                                             std::string& error) {
   SourceManager sources;
   DiagnosticEngine diags(sources);
-  std::optional<rir::Recurrence> a = passes::deriveBackwardPassA(f, diags);
-  std::optional<passes::DerivedPassB> b = passes::deriveBackwardPassB(f, diags);
-  if (!a || !b || !rir::verify(*a, diags) || !rir::verify(b->program, diags)) {
+  std::optional<passes::DerivedBackward> derived = passes::deriveBackward(f, diags);
+  if (!derived) {
     std::ostringstream os;
     diags.print(os);
     error = "deriving the backward failed: " + os.str();
     return std::nullopt;
   }
+  const rir::Recurrence& a = derived->passA;
+  const rir::Recurrence& passB = derived->passB;
+  const passes::BackwardSignature& sig = derived->signature;
+  using passes::TensorRole;
   std::optional<Result> forward = run(f, problem, error);
   if (!forward) return std::nullopt;
 
   Problem pa = problem;
   for (const rir::Decl& o : f.outputs) {
     auto it = ct.outputs.find(o.name);
-    pa.inputs["d_" + o.name] = it != ct.outputs.end() ? it->second : Tensor(forward->outputs[o.name].shape);
+    pa.inputs[sig.tensorFor(sig.passA, TensorRole::OutputCotangent, o.name)] = it != ct.outputs.end() ? it->second : Tensor(forward->outputs[o.name].shape);
   }
-  std::optional<Result> ra = run(*a, pa, error);
+  std::optional<Result> ra = run(a, pa, error);
   if (!ra) return std::nullopt;
 
   Problem pb = problem;
   for (auto& [name, t] : pb.inputs) t = flipTime(t, problem);
-  for (const rir::Decl& in : b->program.inputs) {
+  for (const rir::Decl& in : passB.inputs) {
     if (pb.inputs.count(in.name)) continue;
     auto fromA = ra->outputs.find(in.name);
     if (fromA != ra->outputs.end()) pb.inputs[in.name] = flipTime(fromA->second, problem);
@@ -88,19 +90,24 @@ std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Prob
             }
           }
     }
-    pb.inputs["crow_" + s.name] = crow;
-    pb.inputs["ccol_" + s.name] = ccol;
-    if (dht != ct.finalStates.end()) pb.initialStates[b->initialHolder.at(s.name)] = dht->second;
+    pb.inputs[sig.tensorFor(sig.passB, TensorRole::StateRowSums, s.name)] = crow;
+    pb.inputs[sig.tensorFor(sig.passB, TensorRole::StateColumnSums, s.name)] = ccol;
+    if (dht != ct.finalStates.end()) pb.initialStates[derived->initialHolder.at(s.name)] = dht->second;
   }
-  std::optional<Result> rb = run(b->program, pb, error);
+  std::optional<Result> rb = run(passB, pb, error);
+  // A pass's gradient part of a forward input or param (empty: the pass has none).
+  auto gradientOf = [&](const std::vector<passes::SignatureEntry>& pass, const std::string& name) {
+    std::string t = sig.tensorFor(pass, TensorRole::InputGradient, name);
+    return t.empty() ? sig.tensorFor(pass, TensorRole::ParamGradient, name) : t;
+  };
   if (!rb) return std::nullopt;
 
   Gradients g;
   for (const auto& [name, t] : problem.inputs) {
     Tensor total(t.shape);
-    if (auto it = ra->outputs.find("dA_" + name); it != ra->outputs.end())
+    if (auto it = ra->outputs.find(gradientOf(sig.passA, name)); it != ra->outputs.end())
       for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += it->second.data[i];
-    if (auto it = rb->outputs.find("dB_" + name); it != rb->outputs.end()) {
+    if (auto it = rb->outputs.find(gradientOf(sig.passB, name)); it != rb->outputs.end()) {
       Tensor back = flipTime(it->second, problem);
       for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += back.data[i];
     }
@@ -108,24 +115,22 @@ std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Prob
   }
   for (const auto& [name, t] : problem.vectorParams) {
     Tensor total(t.shape);
-    if (auto it = ra->outputs.find("dA_" + name); it != ra->outputs.end()) addOverSteps(total, it->second);
-    if (auto it = rb->outputs.find("dB_" + name); it != rb->outputs.end()) addOverSteps(total, it->second);
+    if (auto it = ra->outputs.find(gradientOf(sig.passA, name)); it != ra->outputs.end()) addOverSteps(total, it->second);
+    if (auto it = rb->outputs.find(gradientOf(sig.passB, name)); it != rb->outputs.end()) addOverSteps(total, it->second);
     g.vectorParams[name] = std::move(total);
   }
   for (const rir::Decl& prm : f.params) {
     if (!prm.shape.empty()) continue;
     double total = 0;
-    for (const Result* r : {&*ra, &*rb})
-      for (const char* prefix : {"dA_", "dB_"})
-        if (auto it = r->outputs.find(prefix + prm.name); it != r->outputs.end())
-          for (double x : it->second.data) total += x;
+    for (auto [r, pass] : {std::pair{&*ra, &sig.passA}, std::pair{&*rb, &sig.passB}})
+      if (auto it = r->outputs.find(gradientOf(*pass, prm.name)); it != r->outputs.end())
+        for (double x : it->second.data) total += x;
     g.scalarParams[prm.name] = total;
   }
   for (const rir::Decl& s : f.states) {
     Tensor total(forward->finalStates.at(s.name).shape);
-    for (const rir::Decl& k : b->program.states) {
-      if (k.name.rfind("K_" + s.name + "_", 0) != 0) continue;
-      const Tensor& part = rb->finalStates.at(k.name);
+    for (const std::string& k : sig.adjointStatesOf(s.name)) {
+      const Tensor& part = rb->finalStates.at(k);
       for (size_t i = 0; i < total.data.size(); ++i) total.data[i] += part.data[i];
     }
     g.initialStates[s.name] = std::move(total);

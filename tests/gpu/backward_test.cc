@@ -11,8 +11,8 @@
 #include <tuple>
 
 #include "compiler/passes/derive_backward.h"
-#include "runtime/backward_check.h"
-#include "runtime/error.h"
+#include "runtime/check/backward_check.h"
+#include "support/error.h"
 #include "tests/gpu/gpu_test_support.h"
 
 namespace lina {

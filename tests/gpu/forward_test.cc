@@ -12,10 +12,10 @@
 #include <fstream>
 
 #include "compiler/reference/random_problem.h"
-#include "runtime/check_support.h"
+#include "runtime/check/check_support.h"
 #include "runtime/cuda_driver.h"
-#include "runtime/error.h"
-#include "runtime/forward_check.h"
+#include "support/error.h"
+#include "runtime/check/forward_check.h"
 #include "tests/gpu/gpu_test_support.h"
 
 namespace lina {

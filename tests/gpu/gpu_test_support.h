@@ -10,7 +10,7 @@
 #include <string>
 
 #include "runtime/cuda_driver.h"
-#include "runtime/forward_check.h"
+#include "runtime/check/forward_check.h"
 
 namespace lina {
 

@@ -5,7 +5,7 @@ import lit.formats
 
 config.name = "lina"
 config.test_format = lit.formats.ShTest(execute_external=False)
-config.suffixes = [".lina", ".rir", ".test"]
+config.suffixes = [".lina", ".rir", ".cir", ".test"]
 config.excludes = ["Inputs"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.lina_obj_root, "tests", "lit")

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "runtime/error.h"
+#include "support/error.h"
 #include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 
@@ -125,7 +125,7 @@ TEST(ForwardArgs, SplitIsChosenForFewLongWalks) {
   a.numSequences = 3;
   a.time = 70;
   EXPECT_EQ(gla.splitSnapshotBytes(a, 32), static_cast<size_t>(3 + 3) * 4 * 128 * 128 * 4);
-  // A program with a running sum (GLA's backward pass B) has no split kernels.
+  // A program with a running sum (GLA's backward pass B) has no split kernels, and the error says why.
   BackwardArgs backward;
   backward.forward = goodGla();
   ForwardArgs b = gla.backwardPassArgs(backward).second;
@@ -134,7 +134,7 @@ TEST(ForwardArgs, SplitIsChosenForFewLongWalks) {
     (void)gla.backwardPassB().chooseConfig(b, kSmem, kSms);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no split kernel"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot use the split strategy: running_sum"), std::string::npos) << e.what();
   }
 }
 

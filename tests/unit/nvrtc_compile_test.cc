@@ -7,7 +7,7 @@
 #include <mutex>
 
 #include "library/library.h"
-#include "runtime/error.h"
+#include "support/error.h"
 #include "runtime/nvrtc_compiler.h"
 #include "runtime/program.h"
 

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "compiler/pipeline.h"
+#include "compiler/pipeline/pipeline.h"
 #include "compiler/reference/interpreter.h"
 #include "compiler/reference/random_problem.h"
 #include "library/library.h"

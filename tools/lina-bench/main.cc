@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "runtime/cuda_driver.h"
-#include "runtime/error.h"
-#include "runtime/forward_check.h"
+#include "support/error.h"
+#include "runtime/check/forward_check.h"
 #include "runtime/kernel_cache.h"
 #include "runtime/program.h"
 

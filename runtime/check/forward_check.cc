@@ -1,11 +1,11 @@
-#include "runtime/forward_check.h"
+#include "runtime/check/forward_check.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "runtime/check_support.h"
+#include "runtime/check/check_support.h"
 #include "runtime/cuda_driver.h"
-#include "runtime/error.h"
+#include "support/error.h"
 
 namespace lina {
 

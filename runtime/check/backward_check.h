@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "runtime/forward_check.h"
+#include "runtime/check/forward_check.h"
 
 namespace lina {
 

@@ -1,11 +1,11 @@
-#include "runtime/backward_check.h"
+#include "runtime/check/backward_check.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "compiler/reference/backward.h"
-#include "runtime/check_support.h"
-#include "runtime/error.h"
+#include "runtime/check/check_support.h"
+#include "support/error.h"
 
 namespace lina {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace lina::runtime {
+namespace lina {
 
 class Hasher {
  public:
@@ -33,4 +33,4 @@ class Hasher {
   uint64_t b_ = 0x84222325cbf29ce4ULL;
 };
 
-}  // namespace lina::runtime
+}  // namespace lina

@@ -10,7 +10,7 @@
 
 #include "compiler/reference/interpreter.h"
 #include "runtime/cuda_driver.h"
-#include "runtime/forward_check.h"
+#include "runtime/check/forward_check.h"
 #include "runtime/program.h"
 
 namespace lina::check {

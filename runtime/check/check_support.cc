@@ -1,4 +1,4 @@
-#include "runtime/check_support.h"
+#include "runtime/check/check_support.h"
 
 #include <cmath>
 #include <cstring>

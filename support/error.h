@@ -1,5 +1,5 @@
-// The exception type of the runtime: a message that names the call, the expected and the actual
-// value, and how to fix it.
+// lina::Error: a message that names the call, the expected and the actual value, and how to fix it.
+// Shared by every layer (support/ sits below dsl/), so codegen needs no runtime header.
 #pragma once
 
 #include <stdexcept>

@@ -62,11 +62,8 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
     for (int tile : tiles) {
       if (tile == 0 && !tiled.empty()) continue;
       KernelConfig config{strategy, chunk, tile};
-      cir::Specialization spec;
-      spec.dims = dims;
-      spec.dtype = dtype;
-      spec.tile = tile;
-      spec.layout = layout;
+      // The same specialization the pipeline gives the request (stages varied below).
+      cir::Specialization spec = program.request(config, dims, dtype, layout).specialization();
       // The largest shared memory among the configuration's kernels at `stages` (0: too big).
       auto bytesAt = [&](int stages) {
         spec.stages = stages;

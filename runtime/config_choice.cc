@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "compiler/kir/register_tiles.h"
 #include "support/error.h"
 
 namespace lina {
@@ -21,6 +22,7 @@ KernelRequest ProgramView::request(const KernelConfig& config, const std::map<st
   r.layout = layout;
   r.tiledDimOverride = blockedPass ? tiledDim : "";
   r.sourceName = sourceName;
+  r.registerTiles = config.registerTiles;
   return r;
 }
 
@@ -86,7 +88,27 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
       }
     }
   }
+  // The register-tile kernels (KIR): fused, chunk 64, one CTA per 64 or 128 columns of the
+  // state. Both widths are candidates: 128 loads q, k, g once per head, 64 doubles the CTAs.
+  const bool chunk64 = std::find(program.recurrence.chunkSizes.begin(), program.recurrence.chunkSizes.end(), 64) !=
+                       program.recurrence.chunkSizes.end();
+  if (chunk64 && !program.blockedPass)
+    for (int bv : {128, 64}) {
+      cir::Specialization spec = program.request({cir::Strategy::Fused, 64, bv, 0, 2}, dims, dtype, layout).specialization();
+      if (!kir::registerTilesUnsupported(program.recurrence, cir::Strategy::Fused, 64, spec).empty()) continue;
+      const kir::RegisterTileKernel k = kir::lowerToRegisterTiles(program.recurrence, cir::Strategy::Fused, 64, spec);
+      if (k.sharedBytes > sharedMemoryBytes) continue;
+      out.push_back({cir::Strategy::Fused, 64, bv, k.warps, 2, true});
+    }
   return out;
+}
+
+std::string registerTilesUnsupported(const ProgramView& program, const ForwardArgs& args, int tile) {
+  if (program.blockedPass) return "a blocked derived-backward pass";
+  const auto& sizes = program.recurrence.chunkSizes;
+  if (std::find(sizes.begin(), sizes.end(), 64) == sizes.end()) return "the program's chunk sizes do not include 64";
+  cir::Specialization spec = program.request({cir::Strategy::Fused, 64, tile, 0, 2}, args.dims, args.dtype, args.layout).specialization();
+  return kir::registerTilesUnsupported(program.recurrence, cir::Strategy::Fused, 64, spec);
 }
 
 bool prefersRecurrent(const ForwardArgs& a) {
@@ -135,6 +157,54 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
   if (wholeTile) a.tile = static_cast<int>(args.dims.at(program.tiledDim));
   // A requested tile is looked for among every tile that fits, not only the largest.
   std::vector<KernelConfig> candidates = candidateConfigs(program, a.dims, a.dtype, sharedMemoryBytes, wholeTile || a.tile != 0, a.layout);
+  if (a.kernels != "auto" && a.kernels != "register" && a.kernels != "simt")
+    throw Error("kernels: expected auto, register or simt; got '" + a.kernels + "'");
+  // The register-tile kernels, kept apart: the rules below pick among the CIR kernels.
+  std::vector<KernelConfig> registerTiles;
+  for (auto it = candidates.begin(); it != candidates.end();)
+    if (it->registerTiles) {
+      registerTiles.push_back(*it);
+      it = candidates.erase(it);
+    } else {
+      ++it;
+    }
+  if (a.kernels == "register" || (a.kernels == "auto" && !registerTiles.empty())) {
+    const bool strategyFits = a.strategy == "fused" || (a.strategy == "auto" && !prefersRecurrent(a));
+    const bool chunkFits = a.chunk == 0 || a.chunk == 64;
+    const KernelConfig* chosenTiles = nullptr;
+    if (strategyFits && chunkFits && !wholeTile) {
+      const KernelConfig *wide = nullptr, *narrow = nullptr;
+      for (const KernelConfig& c : registerTiles) {
+        if (a.tile && c.tile != a.tile) continue;
+        (c.tile == 128 ? wide : narrow) = &c;
+      }
+      // 128 columns per CTA unless that leaves SMs idle: with B*H*(V/128) below the SM count the
+      // 64-column CTAs (twice as many) ran 8-14% faster (B2_T16384_H16_D128), at full-chip
+      // shapes 1.2-1.7x slower (bench/skeleton/NOTES.md, H100).
+      chosenTiles = wide ? wide : narrow;
+      if (wide && narrow && multiprocessors > 0) {
+        const auto V = a.dims.find(program.tiledDim);
+        const int64_t wideCtas = sequenceCount(a) * a.heads * (V == a.dims.end() ? 1 : V->second / 128);
+        if (wideCtas < multiprocessors) chosenTiles = narrow;
+      }
+    }
+    if (chosenTiles) {
+      KernelConfig config = *chosenTiles;
+      if (a.warps && a.warps != config.warps)
+        throw Error("@" + name_ + ": the register-tile kernel with tile " + std::to_string(config.tile) + " runs " +
+                    std::to_string(config.warps) + " warps; got warps " + std::to_string(a.warps) + " (pass 0, or kernels simt)");
+      return config;
+    }
+    if (a.kernels == "register") {
+      std::string why = registerTilesUnsupported(program, a, a.tile);
+      if (why.empty() && !strategyFits) why = "strategy " + a.strategy + (prefersRecurrent(a) ? " (a decode-length launch)" : "");
+      if (why.empty() && !chunkFits) why = "chunk " + std::to_string(a.chunk);
+      if (why.empty() && wholeTile) why = "a state updated in place across tiles";
+      if (why.empty()) why = "no register-tile kernel fits in " + std::to_string(sharedMemoryBytes) + " bytes of shared memory";
+      throw Error("@" + name_ + ": kernels register: no register-tile kernel for this launch: " + why +
+                  " (register tiles: fused, chunk 64, bf16, one state [K in {64, 128}, V a multiple of 64]; use kernels auto)");
+    }
+  }
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {
     for (const KernelConfig& c : candidates)
       if (c.strategy == strategy && (chunk == 0 || c.chunk == chunk) && (a.tile == 0 || c.tile == a.tile)) return &c;

@@ -40,6 +40,9 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
 
 // The chunk size the rules prefer: 16 when a read contracts a vector-gated dim, else 32.
 int preferredChunk(const rir::Recurrence& recurrence);
+// Why `args` cannot run the register-tile kernel with `tile` columns per CTA (0: choose), or empty.
+std::string registerTilesUnsupported(const ProgramView& program, const ForwardArgs& args, int tile = 0);
+
 // Decode-like launches (few steps per sequence) step through time.
 bool prefersRecurrent(const ForwardArgs& args);
 // True when a state passed as both initial and final state (updated in place) is shared by the

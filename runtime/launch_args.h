@@ -36,6 +36,10 @@ struct ForwardArgs {
   int tile = 0;   // 0: choose
   int warps = 0;  // warps per CTA; 0: the default (16)
   int stages = 0;  // 1: load each chunk when it starts; 2: prefetch the next one (cp.async); 0: choose
+  // The kernel level: "auto" (register tiles where the program and the request allow them),
+  // "register" (only the register-tile kernel: an error naming why when it does not apply) or
+  // "simt" (the CIR kernels, values in shared memory).
+  std::string kernels = "auto";
   // How per-step tensors are addressed and stored (see cir::TensorLayout). A forward leaves the
   // default; Program::backward sets it for the derived passes.
   cir::TensorLayout layout;
@@ -79,6 +83,7 @@ struct KernelConfig {
   int tile = 0;
   int warps = 16;
   int stages = 1;  // 2: the next chunk's inputs are prefetched with cp.async (when that fits)
+  bool registerTiles = false;  // the KIR register-tile kernel (fused, chunk 64, bf16) instead of CIR's
 };
 
 }  // namespace lina

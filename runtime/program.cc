@@ -107,6 +107,10 @@ std::vector<KernelConfig> Program::candidateConfigs(const std::map<std::string, 
   return lina::candidateConfigs(view(), dims, dtype, sharedMemoryBytes, requireWholeTile, layout);
 }
 
+std::string Program::registerTilesUnsupported(const ForwardArgs& args) const {
+  return lina::registerTilesUnsupported(view(), args, args.tile);
+}
+
 int Program::preferredChunk() const { return lina::preferredChunk(*rir_); }
 
 bool Program::updatesInPlaceAcrossTiles(const ForwardArgs& args) const {
@@ -187,10 +191,15 @@ std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::l
   // Repeat calls with the same request skip config selection (which lowers and plans every
   // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
   std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
-                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" + std::to_string(a.stages) + "/" +
+                        std::to_string(a.tile) + "/" + std::to_string(a.warps) + "/" + std::to_string(a.stages) + "/" + a.kernels + "/" +
                         std::to_string(lina::prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
                         a.layout.key();
   for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
+  // What the shape-dependent rules read (the register tiles' width and the split choice): the
+  // walks, and whether the sequences are long enough to split at each chunk size.
+  const int64_t N = sequenceCount(a), tokens = tokenCount(a);
+  request += "/N" + std::to_string(N) + "H" + std::to_string(a.heads) + "/";
+  for (int64_t c : rir_->chunkSizes) request += tokens >= 8 * c * std::max<int64_t>(N, 1) ? '1' : '0';
   std::lock_guard<std::mutex> lock(emitted_->mutex);
   auto it = emitted_->launches.find(request);
   if (it == emitted_->launches.end()) {

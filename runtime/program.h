@@ -63,6 +63,8 @@ class Program {
   // The pipeline request forward(args) makes on a device with `sharedMemoryBytes` of opt-in shared
   // memory per block and `multiprocessors` SMs: chooseConfig, then the program's tiling and layout.
   KernelRequest requestFor(const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors = 0) const;
+  // Why a launch of `args` cannot take the register-tile kernel (KIR), or empty when it can.
+  std::string registerTilesUnsupported(const ForwardArgs& args) const;
   // The kernels forward(args) launches there, in launch order, from the pipeline (no GPU needed):
   // what `linac --emit=cuda` prints.
   std::vector<codegen::EmittedKernel> kernelsFor(const ForwardArgs& args, int64_t sharedMemoryBytes,

@@ -8,12 +8,12 @@ int main() {
 #include "lina/device/fused_chunk_skeleton.cuh"
 struct P { static constexpr lina::fc::Gate gate = lina::fc::Gate::kVector; static constexpr int K = 128, V = 128, BV = 128;
   static constexpr int kQ = 0, kK = 1, kV = 2, kG = 3, kO = 0, kState = 0;
-  __device__ static float scale(const lina::KernelParams&) { return 0.08838834764831845f; }
-  __device__ static float head_log_decay(int h, int) { return logf(1.f - exp2f(-5.f - h)); } };
+  __device__ static float scale(const lina::KernelParams&, int, int) { return 0.08838834764831845f; }
+  __device__ static float head_log_decay(const lina::KernelParams&, int h, int) { return logf(1.f - exp2f(-5.f - h)); } };
 struct R { static constexpr lina::fc::Gate gate = lina::fc::Gate::kHeadConst; static constexpr int K = 64, V = 64, BV = 64;
   static constexpr int kQ = 0, kK = 1, kV = 2, kG = 3, kO = 0, kState = 0;
-  __device__ static float scale(const lina::KernelParams& p) { return p.scalarParams[0]; }
-  __device__ static float head_log_decay(int h, int) { return logf(1.f - exp2f(-5.f - h)); } };
+  __device__ static float scale(const lina::KernelParams& p, int, int) { return p.scalarParams[0]; }
+  __device__ static float head_log_decay(const lina::KernelParams&, int h, int) { return logf(1.f - exp2f(-5.f - h)); } };
 extern "C" __global__ void __launch_bounds__(256, 1) gla_fwd(const lina::KernelParams p) { lina::fc::fused_chunk_forward<P>(p); }
 extern "C" __global__ void __launch_bounds__(128, 1) ret_fwd(const lina::KernelParams p) { lina::fc::fused_chunk_forward<R>(p); }
 )";

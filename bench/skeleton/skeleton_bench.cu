@@ -37,8 +37,8 @@ struct Pol {
   static constexpr fc::Gate gate = G;
   static constexpr int K = D, V = D, BV = BV_;
   static constexpr int kQ = 0, kK = 1, kV = 2, kG = 3, kO = 0, kState = 0;
-  __device__ static float scale(const KernelParams&) { return D == 64 ? 0.125f : 0.08838834764831845f; }
-  __device__ static float head_log_decay(int h, int) { return logf(1.f - exp2f(-5.f - static_cast<float>(h))); }
+  __device__ static float scale(const KernelParams&, int, int) { return D == 64 ? 0.125f : 0.08838834764831845f; }
+  __device__ static float head_log_decay(const KernelParams&, int h, int) { return logf(1.f - exp2f(-5.f - static_cast<float>(h))); }
 };
 
 enum Op { kGLA = 0, kSGLA = 1, kRET = 2, kGLAmap0 = 3 };  // kGLAmap0: GLA with run 1's warp map

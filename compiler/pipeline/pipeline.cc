@@ -9,6 +9,8 @@
 #include "compiler/cir/lower.h"
 #include "compiler/cir/printer.h"
 #include "compiler/cir/split.h"
+#include "compiler/kir/register_tiles.h"
+#include "codegen/cuda/emit_register_tiles.h"
 #include "compiler/passes/passes.h"
 #include "compiler/rir/printer.h"
 #include "compiler/rir/verify.h"
@@ -54,6 +56,10 @@ const std::vector<Stage>& stages() {
       // The schedule the tuner varies and the layout the derived backward needs, fixed last so that
       // everything above is shared by every configuration.
       {{"specialize", "cir", "fix dims, dtype, tile, warps, stages and the tensor layout"}, false, {}},
+      // Register-tile requests only: the kernel level (KIR) below CIR, where chunk values are
+      // tensor-core fragments; it matches the canonical RIR and the specialization, so it needs
+      // none of the CIR stages' buffers.
+      {{"lower-to-kir", "kir", "register-tile kernel: fragments, shared buffers, barriers, fusions"}, false, {}},
       // Shared memory (liveness-packed buffers) and what each grid axis counts: the emitter and the
       // runtime both read this plan.
       {{"plan-launch", "cir", "plan shared memory and the launch grid"}, false, {}},
@@ -286,8 +292,34 @@ std::vector<cir::Kernel> lowerToKernels(const rir::Recurrence& rec, const Kernel
   return kernels;
 }
 
+kir::RegisterTileKernel lowerToKir(const rir::Recurrence& rec, const KernelRequest& request, const PipelineOptions& options) {
+  kir::RegisterTileKernel k;
+  {
+    StageTimer t(options, "lower-to-kir");
+    k = kir::lowerToRegisterTiles(rec, request.strategy, request.chunk, request.specialization());
+  }
+  if (wantPrint(options, "lower-to-kir")) {
+    printHeader(options, "KIR", "lower-to-kir");
+    kir::print(*options.printStream, k);
+  }
+  return k;
+}
+
 std::vector<codegen::EmittedKernel> compileKernels(const rir::Recurrence& rec, const KernelRequest& request,
                                                    const PipelineOptions& options) {
+  if (request.registerTiles) {
+    const kir::RegisterTileKernel k = lowerToKir(rec, request, options);
+    std::vector<codegen::EmittedKernel> out;
+    {
+      StageTimer t(options, "emit-cuda");
+      out.push_back(codegen::emitRegisterTiles(k));
+    }
+    if (wantPrint(options, "emit-cuda")) {
+      printHeader(options, "CUDA", "emit-cuda");
+      *options.printStream << out.front().source;
+    }
+    return out;
+  }
   const std::vector<cir::Kernel> kernels = lowerToKernels(rec, request, options);
   const cir::Specialization spec = request.specialization();
   if (wantPrint(options, "plan-launch")) {

@@ -9,6 +9,8 @@
 //          --lower-rir-to-cir--> CIR kernel --split-phase--> the split strategy's two kernels
 //          --specialize--> CIR + dims, dtype, tile, warps, stages, layout
 //          --plan-launch--> shared-memory plan and launch grid --emit-cuda--> CUDA C++
+//   or, for a register-tile request (fused, chunk 64, bf16, one state):
+//          canonical RIR + specialization --lower-to-kir--> KIR --emit-cuda--> CUDA C++
 #pragma once
 
 #include <functional>
@@ -20,6 +22,7 @@
 
 #include "codegen/cuda/emit_cuda.h"
 #include "compiler/cir/ir.h"
+#include "compiler/kir/register_tiles.h"
 #include "compiler/passes/derive_backward.h"
 #include "compiler/rir/ir.h"
 #include "dsl/ast.h"
@@ -41,7 +44,7 @@ struct PipelineOptions {
 // One stage of the pipeline, in order: its flag name, the level it produces, what it does.
 struct StageInfo {
   const char* name;
-  const char* level;  // ast, rir, cir, cuda
+  const char* level;  // ast, rir, cir, kir, cuda
   const char* summary;
 };
 const std::vector<StageInfo>& pipelineStages();
@@ -86,6 +89,9 @@ struct KernelRequest {
   // passes: a separable dim of the forward that the passes contract); empty: the default.
   std::string tiledDimOverride;
   std::string sourceName;  // the .lina file named in #line directives; empty: none
+  // The kernel level: register tiles (KIR, tensor-core fragments; fused, chunk 64, bf16, the
+  // single-state family) instead of the CIR kernels' shared-memory (SIMT) path.
+  bool registerTiles = false;
   cir::Specialization specialization() const;
 };
 
@@ -95,7 +101,12 @@ struct KernelRequest {
 std::vector<cir::Kernel> lowerToKernels(const rir::Recurrence& recurrence, const KernelRequest& request,
                                         const PipelineOptions& options = {});
 
-// The whole kernel stage: lowerToKernels, then plan-launch and emit-cuda. Each kernel carries its
+// lower-to-kir: the register-tile kernel of a registerTiles request. Throws lina::Error with the
+// reason when the program or the request is outside the kernel level's family.
+kir::RegisterTileKernel lowerToKir(const rir::Recurrence& recurrence, const KernelRequest& request,
+                                   const PipelineOptions& options = {});
+
+// The whole kernel stage (a registerTiles request: lowerToKir, then emit-cuda): lowerToKernels, then plan-launch and emit-cuda. Each kernel carries its
 // source, grid, block, shared memory and parameter order. Throws lina::Error for a request that
 // does not fit the program (a dim missing, a tile not dividing it, a layout naming no tensor).
 std::vector<codegen::EmittedKernel> compileKernels(const rir::Recurrence& recurrence, const KernelRequest& request,

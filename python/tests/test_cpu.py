@@ -46,7 +46,9 @@ def test_compile_text_and_file_show_ir_and_cuda():
     assert op.inputs == ["q", "k", "v", "g"] and op.outputs == ["o"] and op.states == ["S"]
     assert "la" in op.ir
     cuda = op.cuda_source(dims={"K": 64, "V": 64})
-    assert 'extern "C" __global__' in cuda and "lina::attend" in cuda
+    assert 'extern "C" __global__' in cuda and "fused_chunk_forward<Policy_la_kir_c64_bv64>" in cuda  # register tiles
+    fp32 = op.cuda_source(dims={"K": 64, "V": 64}, dtype="fp32")  # fp32 stays on the CIR kernels
+    assert 'extern "C" __global__' in fp32 and "lina::attend" in fp32
     assert "la_bwd_a" in op.backward_ir and "la_bwd_b" in op.backward_ir
     pass_b = op.cuda_source(dims={"K": 64, "V": 64}, pass_="backward_b")
     assert "lina::Rows{bos + len - 1 - c0, -1}" in pass_b  # pass B walks time backwards

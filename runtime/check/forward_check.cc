@@ -37,6 +37,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
   check::DeviceBuffers inputs;
   ForwardArgs args = check::uploadProblem(problem, o.dtype, inputs);
   args.strategy = o.strategy;
+  args.kernels = o.kernels;
   args.chunk = o.chunk;
   args.tile = o.tile;
   std::string error;
@@ -55,6 +56,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
     run.strategy = cir::strategyName(config.strategy);
     run.chunk = config.chunk;
     run.tile = config.tile;
+    run.kernels = config.registerTiles ? "register" : "simt";
     for (auto& [name, t] : ref->outputs) {
       results.push_back(std::make_unique<DeviceBuffer>(t.data.size() * width));
       if (results.back()->bytes) cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");

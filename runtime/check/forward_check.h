@@ -15,6 +15,7 @@ struct CheckOptions {
   reference::ProblemShape shape;
   std::string dtype = "bf16";
   std::string strategy = "auto";
+  std::string kernels = "auto";  // auto | register | simt (ForwardArgs::kernels)
   int chunk = 0;
   int tile = 0;
   uint64_t seed = 0;

@@ -97,6 +97,7 @@ TEST(ForwardArgs, SplitIsChosenForFewLongWalks) {
   a.batch = 1;
   a.time = 8192;
   a.heads = 4;  // 1 x 4 x 2 tiles = 8 walks on 132 SMs
+  a.kernels = "simt";  // the rules among the CIR kernels (the register tiles: RegisterTiles* below)
   EXPECT_EQ(gla.chooseConfig(a, kSmem, kSms).strategy, cir::Strategy::Split);
   EXPECT_EQ(gla.chooseConfig(a, kSmem).strategy, cir::Strategy::Fused) << "no SM count: never split automatically";
   a.batch = 4;
@@ -147,6 +148,7 @@ TEST(ForwardArgs, PrefetchIsTakenWhenItKeepsTheResidentCtas) {
   a.batch = 4;
   a.time = 4096;
   a.heads = 64;
+  a.kernels = "simt";
   auto chosen = [&](const char* name) {
     Program p = Program::fromLibrary(name);
     ForwardArgs b = a;
@@ -347,6 +349,74 @@ TEST(BackwardArgs, WideStatesRunInBlocks) {
       b.forward.dims = {{"K", 128}, {"V", 128}};
       EXPECT_EQ(program.backwardPassesFor(b).first, &program.backwardPassA()) << name;
     }
+}
+
+// The kernel level: register tiles (KIR) where the program and the request allow them, 128
+// columns per CTA unless that leaves SMs idle; everything else keeps the CIR kernels, and asking
+// for register tiles where they do not apply names why.
+TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
+  constexpr int64_t kSmem = 232448;
+  constexpr int kSms = 132;
+  ForwardArgs a = goodGla();
+  a.dims = {{"K", 128}, {"V", 128}};
+  a.batch = 4;
+  a.time = 4096;
+  a.heads = 64;
+  for (const char* name : {"gla", "simple_gla", "retention"}) {
+    Program p = Program::fromLibrary(name);
+    KernelConfig c = p.chooseConfig(a, kSmem, kSms);
+    EXPECT_TRUE(c.registerTiles) << name;
+    EXPECT_EQ(c.chunk, 64) << name;
+    EXPECT_EQ(c.tile, 128) << name;
+    EXPECT_EQ(c.warps, 8) << name;
+    EXPECT_EQ(p.kernelNames(c, a.dims, a.dtype), std::string(name) + "_kir_c64_bv128");
+  }
+  Program gla = Program::fromLibrary("gla");
+  ForwardArgs few = a;
+  few.batch = 2;
+  few.time = 16384;
+  few.heads = 16;  // 32 CTAs of 128 columns on 132 SMs: 64-column CTAs
+  EXPECT_EQ(gla.chooseConfig(few, kSmem, kSms).tile, 64);
+  EXPECT_EQ(gla.chooseConfig(few, kSmem).tile, 128) << "no SM count: the wide tile";
+  ForwardArgs simt = a;
+  simt.kernels = "simt";
+  EXPECT_FALSE(gla.chooseConfig(simt, kSmem, kSms).registerTiles);
+  ForwardArgs fp32 = a;
+  fp32.dtype = "fp32";
+  EXPECT_FALSE(gla.chooseConfig(fp32, kSmem, kSms).registerTiles) << "fp32 stays on the CIR kernels (1e-5 bound)";
+  ForwardArgs decode = a;
+  decode.time = 1;
+  EXPECT_EQ(gla.chooseConfig(decode, kSmem, kSms).strategy, cir::Strategy::Recurrent);
+  ForwardArgs chunk16 = a;
+  chunk16.chunk = 16;
+  EXPECT_FALSE(gla.chooseConfig(chunk16, kSmem, kSms).registerTiles);
+  ForwardArgs d64 = a;
+  d64.dims = {{"K", 64}, {"V", 64}};
+  EXPECT_EQ(gla.chooseConfig(d64, kSmem, kSms).tile, 64);
+  EXPECT_TRUE(gla.chooseConfig(d64, kSmem, kSms).registerTiles);
+  Program gsa = Program::fromLibrary("gsa");
+  ForwardArgs g = a;
+  g.dims["M"] = 64;
+  EXPECT_FALSE(gsa.chooseConfig(g, kSmem, kSms).registerTiles);
+
+  auto expectError = [&](const Program& p, ForwardArgs b, const std::string& needle) {
+    b.kernels = "register";
+    try {
+      (void)p.chooseConfig(b, kSmem, kSms);
+      ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expectError(gla, fp32, "dtype fp32");
+  expectError(gsa, g, "2 states");
+  expectError(gla, chunk16, "chunk 16");
+  ForwardArgs d256 = a;
+  d256.dims = {{"K", 256}, {"V", 256}};
+  expectError(gla, d256, "K = 256");
+  ForwardArgs bad = a;
+  bad.kernels = "tensor";
+  EXPECT_THROW((void)gla.chooseConfig(bad, kSmem, kSms), Error);
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ std::vector<int64_t> parseList(const std::string& s) {
 }
 
 int run(int argc, char** argv) {
-  std::string op = "gla", dtype = "bf16", strategy = "auto";
+  std::string op = "gla", dtype = "bf16", strategy = "auto", kernels = "auto";
   std::vector<int64_t> shape = {4, 4096, 64};
   std::map<std::string, int64_t> dims;
   int reps = 20, chunk = 0, warps = 0, stages = 0;
@@ -58,6 +58,7 @@ int run(int argc, char** argv) {
     else if (a == "--dtype") dtype = next();
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--strategy") strategy = next();
+    else if (a == "--kernels") kernels = next();
     else if (a == "--chunk") chunk = std::stoi(next());
     else if (a == "--warps") warps = std::stoi(next());
     else if (a == "--stages") stages = std::stoi(next());
@@ -85,6 +86,7 @@ int run(int argc, char** argv) {
   args.heads = shape[2];
   args.dims = dims;
   args.strategy = strategy;
+  args.kernels = kernels;
   args.chunk = chunk;
   args.warps = warps;
   args.stages = stages;

@@ -18,6 +18,7 @@ int checkCommand(const Options& o, SourceManager& sources, uint32_t file, std::o
     c.shape = o.shape;
     c.dtype = o.dtype;
     c.strategy = o.strategy;
+    c.kernels = o.kernels;
     c.chunk = o.chunk;
     c.tile = o.tile;
     c.seed = o.seed;

@@ -18,8 +18,11 @@ const char* kUsage =
     "       linac --list-passes\n"
     "\n"
     "print options (linac FILE):\n"
-    "  --emit=ast|rir|cir|cuda what to print (default rir, after the whole pipeline); cir and cuda show\n"
-    "                          the kernels the runtime would launch for this request on --arch\n"
+    "  --emit=ast|rir|cir|kir|cuda what to print (default rir, after the whole pipeline); cir, kir and\n"
+    "                          cuda show the kernels the runtime would launch for this request on --arch\n"
+    "                          (kir: the register-tile kernel, or why the request has none)\n"
+    "  --kernels=auto|register|simt  the kernel level: register tiles where they apply (auto), only\n"
+    "                          them, or the CIR kernels with values in shared memory\n"
     "  --strategy=auto|fused|split|recurrent, --chunk=N, --tile=N, --warps=N, --stages=1|2 (2: prefetch\n"
     "                          with cp.async), --dtype=bf16|fp16|fp32, --dims K=64,V=64 (default 64 each),\n"
     "                          --shape B,T,H (default 1,4096,1): the request; what is not given is chosen\n"
@@ -94,8 +97,8 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
     int m;
     if ((m = value(a, "--emit", o.emit))) {
       if (m < 0) return false;
-      if (o.emit != "ast" && o.emit != "rir" && o.emit != "cir" && o.emit != "cuda")
-        return usageError(err, "--emit expects ast, rir, cir or cuda; got '" + o.emit + "'");
+      if (o.emit != "ast" && o.emit != "rir" && o.emit != "cir" && o.emit != "kir" && o.emit != "cuda")
+        return usageError(err, "--emit expects ast, rir, cir, kir or cuda; got '" + o.emit + "'");
     } else if ((m = value(a, "--dtype", o.dtype))) {
       if (m < 0) return false;
       if (o.dtype != "bf16" && o.dtype != "fp16" && o.dtype != "fp32")
@@ -104,6 +107,10 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       if (m < 0) return false;
       if (o.strategy != "auto" && o.strategy != "fused" && o.strategy != "split" && o.strategy != "recurrent")
         return usageError(err, "--strategy expects auto, fused, split or recurrent; got '" + o.strategy + "'");
+    } else if ((m = value(a, "--kernels", o.kernels))) {
+      if (m < 0) return false;
+      if (o.kernels != "auto" && o.kernels != "register" && o.kernels != "simt")
+        return usageError(err, "--kernels expects auto, register or simt; got '" + o.kernels + "'");
     } else if ((m = value(a, "--arch", o.arch))) {
       if (m < 0) return false;
     } else if ((m = value(a, "--chunk", v)) || (m = value(a, "--tile", v))) {

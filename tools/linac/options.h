@@ -29,6 +29,7 @@ struct Options {
   std::map<std::string, double> params;  // scalar param overrides for run-reference
   std::string dtype = "bf16";
   std::string strategy = "auto";
+  std::string kernels = "auto";  // auto | register | simt
   int chunk = 0;
   int tile = 0;
   int stages = 0;  // 0: choose (as the runtime does)

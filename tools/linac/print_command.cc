@@ -69,12 +69,27 @@ ForwardArgs requestArgs(const Options& o, const rir::Recurrence& rec) {
   a.tile = o.tile;
   a.warps = o.warps;
   a.stages = o.stages;
+  a.kernels = o.kernels;
   return a;
 }
 
 void printKernels(const Options& o, const Program& program, const ForwardArgs& args, int64_t smem, std::ostream& out) {
   const KernelRequest request = program.requestFor(args, smem);
+  if (o.emit == "kir") {
+    if (request.registerTiles) {
+      kir::print(out, lowerToKir(program.recurrence(), request));
+    } else {
+      std::string why = program.registerTilesUnsupported(args);
+      if (why.empty()) why = "the runtime chose the " + std::string(cir::strategyName(request.strategy)) + " CIR kernels (chunk " +
+                             std::to_string(request.chunk) + ") for this request";
+      out << "// @" << program.recurrence().name << ": no register-tile kernel: " << why << "\n";
+    }
+    return;
+  }
   if (o.emit == "cir") {
+    if (request.registerTiles)
+      out << "// @" << program.recurrence().name << ": the runtime launches the register-tile kernel for this request "
+          << "(--emit=kir); the CIR of the same schedule:\n";
     for (const cir::Kernel& k : lowerToKernels(program.recurrence(), request)) printSpecializedKernel(out, k, request.specialization());
     return;
   }
@@ -171,7 +186,7 @@ int printCommand(const Options& o, SourceManager& sources, uint32_t file, std::o
     const bool printingStages = !o.printAfter.empty() || o.timePasses;
     const StageInfo* stage = findStage(o.printAfter);
     const bool kernelStage = stage && std::string(stage->level) != "ast" && std::string(stage->level) != "rir";
-    if (m && (o.emit == "cir" || o.emit == "cuda" || kernelStage)) {
+    if (m && (o.emit == "cir" || o.emit == "kir" || o.emit == "cuda" || kernelStage)) {
       if (printingStages) {
         // --print-after / --time-passes over the kernel stages: the pipeline prints them.
         PipelineOptions pipeline;

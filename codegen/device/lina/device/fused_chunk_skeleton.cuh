@@ -45,7 +45,7 @@ namespace fc {
 enum class Gate : int {
   kVector = 0,     // g [B, T, H, K], natural-log decay per key channel (GLA)
   kScalar = 1,     // g [B, T, H], natural-log decay per step (simple GLA)
-  kHeadConst = 2,  // Policy::head_log_decay(h, H), natural log (RetNet: log(1 - 2^(-5-h)))
+  kHeadConst = 2,  // Policy::head_log_decay(p, h, H), natural log (RetNet: log(1 - 2^(-5-h)))
   kNone = 3,       // no decay (linear attention)
 };
 
@@ -57,10 +57,10 @@ enum class Gate : int {
 //     static constexpr int kQ = 0, kK = 1, kV = 2, kG = 3;  // KernelParams::inputs slots
 //     static constexpr int kO = 0;             // KernelParams::outputs slot
 //     static constexpr int kState = 0;         // initialStates / finalStates slot
-//     __device__ static float scale(const KernelParams& p) { return 0.08838834764831845f; }
-//     __device__ static float head_log_decay(int h, int H) { return 0.f; }  // kHeadConst only
+//     __device__ static float scale(const KernelParams& p, int h, int H) { return 0.08838834764831845f; }
+//     __device__ static float head_log_decay(const KernelParams& p, int h, int H) { return 0.f; }  // kHeadConst
 //   };
-// Launch: grid = N * H * (V / BV) (blockIdx.x = (n * H + h) * (V / BV) + vtile), block =
+// Launch: one CTA per (V tile, head, sequence), fused_chunk_forward<P>(p, vt, h, n); block =
 // threads<P>(), dynamic shared memory = smem_bytes<P>() (above 48 KB: raise the attribute).
 
 constexpr int kChunk = 64;
@@ -171,8 +171,9 @@ __device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long lo
 // kWarpMap 1 (default): the warps of the second 64 columns take the sub-chunks in reverse
 // (rb = 3 - w % 4), so the two warps sharing a scheduler (w, w + 4) have 5 intra sub-blocks
 // between them; 0: rb = w % 4 for both (run 1).
+// (vt, h, n): the CTA's V tile, head and sequence (the caller maps them from its grid).
 template <class P, int kWarpMap = 1>
-__device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
+__device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const int vt, const int h, const int n) {
   constexpr int K = P::K, V = P::V, BV = P::BV, C = kChunk;
   static_assert(K == 64 || K == 128, "fused_chunk_forward: K in {64, 128}");
   static_assert(BV == 64 || BV == 128, "fused_chunk_forward: BV in {64, 128}");
@@ -194,11 +195,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
   const int gq = lane >> 2, qq = (lane & 3) * 2;
   const int vh = warp >> 2;
   const int rb = (kWarpMap == 1 && vh == 1) ? 3 - (warp & 3) : (warp & 3);
-  int bid = blockIdx.x;
-  const int vt = bid % NVT;
-  bid /= NVT;
+  static_assert(NVT >= 1, "fused_chunk_forward: V >= BV");
   const int H = p.heads;
-  const int h = bid % H, n = bid / H;
   long long bos, len;
   sequence_bounds(p, n, bos, len);
 
@@ -211,8 +209,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
   if constexpr (VEC) ggv = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * K;
   if constexpr (G == Gate::kScalar) ggs = static_cast<const bf16*>(p.inputs[P::kG]) + bos * H + h;
   float hc2 = 0.f;  // per-step log2 decay of a per-head constant gate
-  if constexpr (G == Gate::kHeadConst) hc2 = P::head_log_decay(h, H) * kLog2e;
-  const float scale = P::scale(p);
+  if constexpr (G == Gate::kHeadConst) hc2 = P::head_log_decay(p, h, H) * kLog2e;
+  const float scale = P::scale(p, h, H);
   const long long rq = static_cast<long long>(H) * K, rv = static_cast<long long>(H) * V;
 
   // The state slice: rows rb * KR + mt * 16 + gq (+ 8), columns vh * 64 + nt * 8 + qq (+ 1) of the tile.
@@ -486,9 +484,12 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p) {
 }  // namespace fc
 }  // namespace lina
 
-// A kernel for one policy; the emitter may instead write its own extern "C" __global__ that calls
-// lina::fc::fused_chunk_forward<Policy>(p).
+// A kernel for one policy over a 1-D grid, blockIdx.x = (n * H + h) * (V / BV) + vt (the bench
+// harness); the emitter writes its own extern "C" __global__ over lina's (tiles, heads, sequences)
+// grid that calls lina::fc::fused_chunk_forward<Policy>(p, vt, h, n).
 template <class P, int kWarpMap = 1>
 __global__ void __launch_bounds__(lina::fc::threads<P>(), 1) lina_fused_chunk_forward_kernel(const lina::KernelParams p) {
-  lina::fc::fused_chunk_forward<P, kWarpMap>(p);
+  constexpr int kTiles = P::V / P::BV;
+  const int bid = blockIdx.x / kTiles;
+  lina::fc::fused_chunk_forward<P, kWarpMap>(p, blockIdx.x % kTiles, bid % p.heads, bid / p.heads);
 }

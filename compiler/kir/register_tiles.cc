@@ -1,0 +1,305 @@
+// Matching a canonical recurrence to the register-tile kernel, and planning that kernel.
+#include "compiler/kir/register_tiles.h"
+
+#include <cstdio>
+#include <functional>
+#include <set>
+
+#include "compiler/cir/lower.h"
+#include "support/error.h"
+
+namespace lina::kir {
+
+const char* gateKindName(GateKind g) {
+  switch (g) {
+    case GateKind::Vector: return "vector";
+    case GateKind::Scalar: return "scalar";
+    case GateKind::HeadConstant: return "head-constant";
+    case GateKind::None: return "none";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string number(double x) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", x);
+  std::string s = b;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+// A uniform RIR value as a C++ double expression (code) and as text for the listing.
+struct UniformTranslator {
+  const rir::Recurrence& rec;
+  const cir::Specialization& spec;
+
+  int scalarParamIndex(const std::string& name) const {
+    int i = 0;
+    for (const rir::Decl& p : rec.params) {
+      if (p.name == name) return i;
+      if (p.shape.empty()) ++i;
+    }
+    return -1;
+  }
+
+  // Throws a reason string (std::string) for a value that is not uniform.
+  std::pair<std::string, std::string> operator()(const std::string& value) const {
+    const rir::Inst* d = rec.definition(value);
+    if (!d) throw std::string("%" + value + " has no definition");
+    auto un = [&](const char* f) {
+      auto [c, t] = (*this)(d->operands.at(0));
+      return std::pair{std::string(f) + "(" + c + ")", std::string(f) + "(" + t + ")"};
+    };
+    auto bin = [&](const char* op) {
+      auto [a, at] = (*this)(d->operands.at(0));
+      auto [b, bt] = (*this)(d->operands.at(1));
+      return std::pair{"(" + a + " " + op + " " + b + ")", "(" + at + " " + op + " " + bt + ")"};
+    };
+    switch (d->op) {
+      case rir::Op::Const: return {number(d->number), number(d->number)};
+      case rir::Op::Dim: {
+        auto it = spec.dims.find(d->symbol);
+        if (it == spec.dims.end()) throw std::string("dim " + d->symbol + " has no size in the request");
+        return {number(static_cast<double>(it->second)), "dim " + d->symbol};
+      }
+      case rir::Op::Head: return {"static_cast<double>(h)", "head"};
+      case rir::Op::Param: {
+        const rir::Decl* p = rec.param(d->symbol);
+        if (!p || !p->shape.empty()) throw std::string("param " + d->symbol + " is not a scalar");
+        const int i = scalarParamIndex(d->symbol);
+        std::string fallback = "0.0", fallbackText;
+        if (!d->operands.empty()) std::tie(fallback, fallbackText) = (*this)(d->operands[0]);
+        return {"(p.scalarParamSet[" + std::to_string(i) + "] ? static_cast<double>(p.scalarParams[" + std::to_string(i) +
+                    "]) : " + fallback + ")",
+                "param " + d->symbol + (fallbackText.empty() ? "" : " default " + fallbackText)};
+      }
+      case rir::Op::Neg: {
+        auto [c, t] = (*this)(d->operands.at(0));
+        return {"(-" + c + ")", "(-" + t + ")"};
+      }
+      case rir::Op::Add: return bin("+");
+      case rir::Op::Sub: return bin("-");
+      case rir::Op::Mul: return bin("*");
+      case rir::Op::Div: return bin("/");
+      case rir::Op::Pow: {
+        auto [a, at] = (*this)(d->operands.at(0));
+        auto [b, bt] = (*this)(d->operands.at(1));
+        return {"pow(" + a + ", " + b + ")", "pow(" + at + ", " + bt + ")"};
+      }
+      case rir::Op::Exp: return un("exp");
+      case rir::Op::Log: return un("log");
+      default: throw std::string("%" + value + " (" + rir::opName(d->op) + ") is not a uniform scalar");
+    }
+  }
+};
+
+// The matched family, or a reason.
+struct Match {
+  RegisterTileKernel k;
+  std::string why;
+};
+
+Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const cir::Specialization& spec) {
+  Match m;
+  auto reject = [&](const std::string& why) {
+    m.why = why;
+    return m;
+  };
+  RegisterTileKernel& k = m.k;
+  k.program = rec.name;
+  if (strategy != cir::Strategy::Fused) return reject(std::string("the ") + cir::strategyName(strategy) + " strategy (register tiles: fused)");
+  if (chunk != 64) return reject("chunk " + std::to_string(chunk) + " (register tiles: chunk 64)");
+  if (spec.dtype != "bf16") return reject("dtype " + spec.dtype + " (register tiles: bf16 tensor-core operands)");
+  if (spec.layout.key() != cir::TensorLayout().key()) return reject("a derived-backward tensor layout (register tiles: the forward's)");
+  if (rec.states.size() != 1) return reject(std::to_string(rec.states.size()) + " states (register tiles: one)");
+  if (rec.outputs.size() != 1) return reject(std::to_string(rec.outputs.size()) + " outputs (register tiles: one)");
+  const rir::Decl& S = rec.states[0];
+  if (S.shape.size() != 2) return reject("state " + S.name + " is not a matrix");
+  k.state = S.name;
+  k.rowDim = S.shape[0];
+  k.colDim = S.shape[1];
+  auto size = [&](const std::string& d) -> int64_t { return spec.dims.count(d) ? spec.dims.at(d) : 0; };
+  const int64_t K = size(k.rowDim), V = size(k.colDim);
+  if (K != 64 && K != 128) return reject(k.rowDim + " = " + std::to_string(K) + " (register tiles: 64 or 128; the state rows live in registers)");
+  if (V < 64 || V % 64 != 0) return reject(k.colDim + " = " + std::to_string(V) + " (register tiles: a multiple of 64)");
+  k.K = static_cast<int>(K);
+  k.V = static_cast<int>(V);
+  k.BV = spec.tile ? static_cast<int>(spec.tile) : (V % 128 == 0 ? 128 : 64);
+  if (k.BV != 64 && k.BV != 128) return reject("tile " + std::to_string(k.BV) + " (register tiles: 64 or 128 columns of " + k.colDim + ")");
+  if (V % k.BV != 0) return reject("tile " + std::to_string(k.BV) + " does not divide " + k.colDim + " = " + std::to_string(V));
+  k.warps = 4 * (k.BV / 64);
+
+  auto inputSlot = [&](const std::string& value, const rir::Shape& shape, std::string& name) -> int {
+    const rir::Inst* d = rec.definition(value);
+    if (!d || d->op != rir::Op::Input || d->shape != shape) return -1;
+    name = d->symbol;
+    for (size_t i = 0; i < rec.inputs.size(); ++i)
+      if (rec.inputs[i].name == d->symbol) return static_cast<int>(i);
+    return -1;
+  };
+  const std::set<std::string> uniform = rir::uniformValues(rec);
+  UniformTranslator uniformCode{rec, spec};
+  const rir::Inst *update = nullptr, *read = nullptr, *output = nullptr;
+  for (const rir::Inst& inst : rec.body) {
+    switch (inst.op) {
+      case rir::Op::Update:
+        if (update) return reject("two updates of the state");
+        update = &inst;
+        break;
+      case rir::Op::Read:
+        if (read) return reject("two reads of the state");
+        read = &inst;
+        break;
+      case rir::Op::Output: output = &inst; break;
+      case rir::Op::Input: break;
+      default:
+        if (!inst.result.empty() && !uniform.count(inst.result) && inst.op != rir::Op::Mul)
+          return reject("per-step %" + inst.result + " = " + rir::opName(inst.op) + " (register tiles: inputs feed the update and the read directly)");
+    }
+  }
+  if (!update || !read || !output) return reject("no update, read and output of one state");
+  if (update->cols.present()) return reject("a column gate on " + k.state + " (register tiles: row gates)");
+  if (update->rows.present()) {
+    if (update->rows.space != rir::GateSpace::Log) return reject("a linear-space gate (run canonicalize-gates first)");
+    const std::string& g = update->rows.value;
+    if ((k.slotG = inputSlot(g, {k.rowDim}, k.g)) >= 0) k.gate = GateKind::Vector;
+    else if ((k.slotG = inputSlot(g, {}, k.g)) >= 0) k.gate = GateKind::Scalar;
+    else if (uniform.count(g)) {
+      k.gate = GateKind::HeadConstant;
+      try {
+        std::tie(k.logDecayCode, k.logDecayText) = uniformCode(g);
+      } catch (const std::string& why) {
+        return reject("the gate: " + why);
+      }
+    } else {
+      return reject("gate %" + g + " is computed per step (register tiles: an input g[" + k.rowDim + "] or g[], or a uniform decay)");
+    }
+  }
+  if ((k.slotK = inputSlot(update->operands.at(0), {k.rowDim}, k.k)) < 0 ||
+      (k.slotV = inputSlot(update->operands.at(1), {k.colDim}, k.v)) < 0)
+    return reject("outer(%" + update->operands[0] + ", %" + update->operands[1] + ") is not of two inputs [" + k.rowDim + "], [" +
+                  k.colDim + "]");
+  if (read->symbol != k.state || read->dim != k.rowDim || !read->afterUpdate)
+    return reject("the read is not after the update over " + k.rowDim + " (register tiles: o = q @ S_t)");
+  if ((k.slotQ = inputSlot(read->operands.at(0), {k.rowDim}, k.q)) < 0) return reject("the read's query is not an input [" + k.rowDim + "]");
+  if (cir::tileableDim(rec) != k.colDim) return reject("the kernels tile " + cir::tileableDim(rec) + ", not " + k.colDim);
+  k.o = output->symbol;
+  k.slotO = 0;
+  const std::string& out = output->operands.at(0);
+  if (out != read->result) {
+    const rir::Inst* mul = rec.definition(out);
+    if (!mul || mul->op != rir::Op::Mul) return reject("output " + k.o + " is not c * (q @ S) with c uniform");
+    const std::string& a = mul->operands.at(0);
+    const std::string& b = mul->operands.at(1);
+    const std::string c = a == read->result ? b : b == read->result ? a : "";
+    if (c.empty() || !uniform.count(c)) return reject("output " + k.o + " is not c * (q @ S) with c uniform");
+    try {
+      std::tie(k.scaleCode, k.scaleText) = uniformCode(c);
+    } catch (const std::string& why) {
+      return reject("the output scale: " + why);
+    }
+  }
+  // Every per-step Mul must be the output's scaling.
+  for (const rir::Inst& inst : rec.body)
+    if (inst.op == rir::Op::Mul && !uniform.count(inst.result) && inst.result != out)
+      return reject("per-step %" + inst.result + " = mul (register tiles: only the output's uniform scale)");
+  for (const rir::Decl& p : rec.params)
+    if (!p.shape.empty()) {
+      bool used = false;
+      for (const rir::Inst& inst : rec.body) used = used || (inst.op == rir::Op::Param && inst.symbol == p.name);
+      if (used) return reject("vector param " + p.name + " (register tiles: scalar params only)");
+    }
+  auto names = [](const std::vector<rir::Decl>& decls, int scalar) {
+    std::vector<std::string> n;
+    for (const rir::Decl& d : decls)
+      if (scalar < 0 || d.shape.empty() == (scalar == 1)) n.push_back(d.name);
+    return n;
+  };
+  k.inputs = names(rec.inputs, -1);
+  k.outputs = names(rec.outputs, -1);
+  k.states = names(rec.states, -1);
+  k.scalarParams = names(rec.params, 1);
+  k.vectorParams = names(rec.params, 0);
+  k.name = rec.name + "_kir_c64_bv" + std::to_string(k.BV);
+
+  // Shared memory, in the device template's order (lina::fc::Layout; the emitted kernel
+  // static_asserts the total).
+  const int C = k.chunk, KK = k.K, BV = k.BV;
+  int64_t at = 0;
+  auto add = [&](std::string name, std::string type, std::string shape, int64_t bytes, std::string why) {
+    k.shared.push_back({std::move(name), std::move(type), std::move(shape), std::move(why), at, bytes});
+    at += bytes;
+  };
+  const std::string kr = "[" + std::to_string(C) + "][" + std::to_string(KK) + "]";
+  for (int s = 0; s < 2; ++s) {
+    const std::string st = "stage" + std::to_string(s) + ".";
+    add(st + k.q, "bf16", kr, C * KK * 2, "ldmatrix A operand (every warp reads all rows); prep scales it in place");
+    add(st + k.k, "bf16", kr, C * KK * 2, "ldmatrix B operand of the scores, A^T of the carry");
+    if (k.gate == GateKind::Vector) add(st + k.g, "bf16", kr, C * KK * 2, "read by the prep only");
+    add(st + k.v, "bf16", "[" + std::to_string(C) + "][" + std::to_string(BV) + "]", C * BV * 2, "ldmatrix.trans B operand");
+  }
+  add("Sb", "bf16", "[" + std::to_string(KK) + "][" + std::to_string(BV) + "]", KK * BV * 2,
+      "the chunk's starting state: B operand of every warp's inter term");
+  add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
+  add("u", "f32", "[4][" + std::to_string(KK) + "]", 4 * KK * 4, "carry factors 2^(G_63 - G_e(j))");
+  add("d", "f32", "[" + std::to_string(KK) + "]", KK * 4, "the chunk's total decay 2^G_63");
+  add("gs", "f32", "[2][64]", 2 * C * 4, "scalar gates of the chunk (ring)");
+  k.sharedBytes = at;
+  return m;
+}
+
+}  // namespace
+
+std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                     const cir::Specialization& spec) {
+  return match(rec, strategy, chunk, spec).why;
+}
+
+RegisterTileKernel lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                        const cir::Specialization& spec) {
+  Match m = match(rec, strategy, chunk, spec);
+  if (!m.why.empty()) throw Error("@" + rec.name + ": no register-tile kernel: " + m.why);
+  return m.k;
+}
+
+void print(std::ostream& os, const RegisterTileKernel& k) {
+  const int KR = k.K / 4;
+  os << "kir.kernel @" << k.name << " of @" << k.program << " {\n";
+  os << "  launch grid(x=tiles " << k.colDim << "/" << k.BV << "=" << k.tiles() << ", y=heads, z=sequences) block "
+     << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B\n";
+  os << "  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
+  os << "  tensors q=" << k.q << "@in" << k.slotQ << " k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV;
+  if (k.slotG >= 0) os << " g=" << k.g << "@in" << k.slotG;
+  os << " o=" << k.o << "@out" << k.slotO << " state=" << k.state << "@state" << k.slotState << "\n";
+  os << "  gate " << gateKindName(k.gate);
+  if (k.gate == GateKind::HeadConstant) os << " log-decay " << k.logDecayText;
+  os << "\n  scale " << k.scaleText << "\n";
+  os << "  warp w: vh = w / 4 (columns vh*64 .. +64 of the tile), rb = vh == 0 ? w % 4 : 3 - w % 4 (sub-chunk rb of o, rows rb*"
+     << KR << " .. +" << KR << " of " << k.state << ")\n";
+  os << "  reg " << k.state << ": f32[" << KR << "][64] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
+  os << "  reg o: f32[16][64] per warp, mma C fragments 1x8 of m16n8\n";
+  os << "  reg scores: f32[16][16] per (warp, sub-chunk j <= rb), C fragments repacked in registers as the bf16 A operand\n";
+  for (const SharedBuffer& b : k.shared)
+    os << "  smem " << b.name << ": " << b.type << b.shape << " @" << b.offset << " +" << b.bytes << "  // " << b.why << "\n";
+  os << "  per chunk c {\n";
+  os << "    cp.async.wait c; barrier.B1 all " << k.threads() << "  // chunk c landed; chunk c-1's stage and Sb are free\n";
+  os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
+  os << "    store bf16(" << k.state << ") -> Sb\n";
+  os << "    prep in place: ";
+  if (k.gate == GateKind::None) os << "q~ = scale q, k~ = k (no gate)\n";
+  else
+    os << "G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g)
+       << ") per sub-chunk + shuffle scan; q~ = scale q 2^(G_t - G_f), k~ = k 2^(G_e - G_s); m, u, d\n";
+  os << "    barrier.B2 all " << k.threads() << "  // prep and Sb visible\n";
+  os << "    mma o = (q~ (.) m[rb][0]) Sb              fused: m scales the A fragments\n";
+  os << "    mma o += mask((q~ (.) m[rb][j+1]) k~_j^T) v_j for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
+  os << "    store o -> " << k.o << " bf16 from C fragments\n";
+  os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
+  os << "  }\n";
+  os << "  store " << k.state << " -> final state (f32, when given)\n";
+  os << "}\n";
+}
+
+}  // namespace lina::kir

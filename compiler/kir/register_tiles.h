@@ -1,0 +1,77 @@
+// KIR, the kernel level between CIR and CUDA (shared/DESIGN.md): a kernel whose chunk values live
+// in registers as tensor-core fragments. lowerToRegisterTiles matches a canonical recurrence of
+// the single-state family
+//
+//   S = a_t (.)rows S + outer(k_t, v_t),   o_t = c * (q_t @ S)   (read after the update)
+//
+// with a_t = exp(g_t) a vector gate g [K], a scalar gate g [], a uniform (per-head) log decay or
+// none, and c any uniform scalar (params, dims, head), and plans its register-tile kernel: the
+// work split over warps, the fragment layouts, the shared buffers, the per-chunk schedule with its
+// barriers and what is fused into which fragment. The plan is printable (`linac --emit=kir`) and
+// is what emit-cuda instantiates (codegen/cuda/emit_register_tiles.cc, the device template
+// lina/device/fused_chunk_skeleton.cuh). Programs outside the family keep the CIR (SIMT) path;
+// the reason is reported.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "compiler/cir/ir.h"
+#include "compiler/rir/ir.h"
+
+namespace lina::kir {
+
+enum class GateKind {
+  Vector,        // g [K] per step: fla's GLA
+  Scalar,        // g [] per step: simple GLA
+  HeadConstant,  // a uniform log decay (depends on the head, params, dims): RetNet
+  None,          // no decay: linear attention
+};
+const char* gateKindName(GateKind g);
+
+// One buffer in dynamic shared memory (bytes).
+struct SharedBuffer {
+  std::string name, type, shape, why;
+  int64_t offset = 0, bytes = 0;
+};
+
+struct RegisterTileKernel {
+  std::string name, program;
+  GateKind gate = GateKind::None;
+  // The tensors, with their KernelParams slots (the program's declaration order).
+  std::string q, k, v, g, o, state;
+  int slotQ = 0, slotK = 0, slotV = 0, slotG = -1, slotO = 0, slotState = 0;
+  std::string rowDim, colDim;  // the state's [K, V]
+  int K = 0, V = 0, BV = 0;    // head dims and the V columns per CTA
+  int chunk = 64, subChunk = 16;
+  int warps = 0;
+  int stages = 2;  // the chunk inputs are double-buffered (cp.async one chunk ahead)
+  // Uniform scalars as C++ double expressions over `p` (KernelParams), `h` and `H`, and as RIR
+  // text for the listing: the output scale and, for HeadConstant, the natural-log decay.
+  std::string scaleCode = "1.0", scaleText = "1";
+  std::string logDecayCode, logDecayText;
+  std::vector<SharedBuffer> shared;
+  int64_t sharedBytes = 0;
+  // KernelParams order (as codegen::EmittedKernel lists them).
+  std::vector<std::string> inputs, outputs, states, scalarParams, vectorParams;
+  int threads() const { return warps * 32; }
+  int tiles() const { return V / BV; }
+};
+
+// Why `rec` with this request has no register-tile kernel (empty: it has one).
+std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                     const cir::Specialization& spec);
+
+// The register-tile kernel of `rec` for a fused chunk-64 request; throws lina::Error with the
+// reason when the program or the request is outside what the kernel level handles.
+RegisterTileKernel lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                        const cir::Specialization& spec);
+
+// The listing `linac --emit=kir` prints: launch, fragments, buffers, the per-chunk schedule with
+// its barriers, and the fusions.
+void print(std::ostream& os, const RegisterTileKernel& kernel);
+
+}  // namespace lina::kir

@@ -88,18 +88,21 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
       }
     }
   }
-  // The register-tile kernels (KIR): fused, chunk 64, one CTA per 64 or 128 columns of the
-  // state. Both widths are candidates: 128 loads q, k, g once per head, 64 doubles the CTAs.
+  // The register-tile kernels (KIR): fused or split, chunk 64, one CTA per 64 or 128 columns of
+  // the state. Both widths are candidates: 128 loads q, k, g once per head, 64 doubles the CTAs.
+  // A split config's tile is its outputs kernel's; its walk always runs 64 columns per CTA.
   const bool chunk64 = std::find(program.recurrence.chunkSizes.begin(), program.recurrence.chunkSizes.end(), 64) !=
                        program.recurrence.chunkSizes.end();
   if (chunk64 && !program.blockedPass)
-    for (int bv : {128, 64}) {
-      cir::Specialization spec = program.request({cir::Strategy::Fused, 64, bv, 0, 2}, dims, dtype, layout).specialization();
-      if (!kir::registerTilesUnsupported(program.recurrence, cir::Strategy::Fused, 64, spec).empty()) continue;
-      const kir::RegisterTileKernel k = kir::lowerToRegisterTiles(program.recurrence, cir::Strategy::Fused, 64, spec);
-      if (k.sharedBytes > sharedMemoryBytes) continue;
-      out.push_back({cir::Strategy::Fused, 64, bv, k.warps, 2, true});
-    }
+    for (cir::Strategy strategy : {cir::Strategy::Fused, cir::Strategy::Split})
+      for (int bv : {128, 64}) {
+        cir::Specialization spec = program.request({strategy, 64, bv, 0, 2}, dims, dtype, layout).specialization();
+        if (!kir::registerTilesUnsupported(program.recurrence, strategy, 64, spec).empty()) continue;
+        const std::vector<kir::RegisterTileKernel> kernels = kir::lowerToRegisterTiles(program.recurrence, strategy, 64, spec);
+        bool fits = true;
+        for (const kir::RegisterTileKernel& k : kernels) fits = fits && k.sharedBytes <= sharedMemoryBytes;
+        if (fits) out.push_back({strategy, 64, bv, kernels.back().warps, kernels.back().stages, true});
+      }
   return out;
 }
 
@@ -169,13 +172,14 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
       ++it;
     }
   if (a.kernels == "register" || (a.kernels == "auto" && !registerTiles.empty())) {
-    const bool strategyFits = a.strategy == "fused" || (a.strategy == "auto" && !prefersRecurrent(a));
+    const bool strategyFits = a.strategy == "fused" || a.strategy == "split" || (a.strategy == "auto" && !prefersRecurrent(a));
     const bool chunkFits = a.chunk == 0 || a.chunk == 64;
     const KernelConfig* chosenTiles = nullptr;
     if (strategyFits && chunkFits && !wholeTile) {
       const KernelConfig *wide = nullptr, *narrow = nullptr;
       for (const KernelConfig& c : registerTiles) {
         if (a.tile && c.tile != a.tile) continue;
+        if (c.strategy != cir::Strategy::Fused) continue;
         (c.tile == 128 ? wide : narrow) = &c;
       }
       // 128 columns per CTA unless that leaves SMs idle: with B*H*(V/128) below the SM count the
@@ -186,6 +190,25 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
         const auto V = a.dims.find(program.tiledDim);
         const int64_t wideCtas = sequenceCount(a) * a.heads * (V == a.dims.end() ? 1 : V->second / 128);
         if (wideCtas < multiprocessors) chosenTiles = narrow;
+      }
+      // Few long walks even at 64 columns per CTA: the split strategy (the walk without the
+      // outputs at 64 columns per CTA, then one CTA per chunk slot). Its outputs kernel has CTAs
+      // to spare: the widest tile (q, k, g loaded once per head).
+      auto splitOf = [&](const KernelConfig* fused) -> const KernelConfig* {
+        const KernelConfig* best = nullptr;
+        for (const KernelConfig& c : registerTiles)
+          if (c.strategy == cir::Strategy::Split && fused && (a.tile ? c.tile == a.tile : !best || c.tile > best->tile)) best = &c;
+        return best;
+      };
+      if (a.strategy == "split") {
+        chosenTiles = splitOf(chosenTiles);
+      } else if (a.strategy == "auto" && chosenTiles && multiprocessors > 0) {
+        const auto V = a.dims.find(program.tiledDim);
+        const int64_t N = sequenceCount(a);
+        const int64_t walks = N * a.heads * (V == a.dims.end() ? 1 : V->second / 64);
+        const bool longWalks = tokenCount(a) >= 8LL * 64 * std::max<int64_t>(N, 1);
+        if (walks < multiprocessors && longWalks)
+          if (const KernelConfig* split = splitOf(chosenTiles)) chosenTiles = split;
       }
     }
     if (chosenTiles) {
@@ -202,7 +225,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
       if (why.empty() && wholeTile) why = "a state updated in place across tiles";
       if (why.empty()) why = "no register-tile kernel fits in " + std::to_string(sharedMemoryBytes) + " bytes of shared memory";
       throw Error("@" + name_ + ": kernels register: no register-tile kernel for this launch: " + why +
-                  " (register tiles: fused, chunk 64, bf16, one state [K in {64, 128}, V a multiple of 64]; use kernels auto)");
+                  " (register tiles: fused or split, chunk 64, bf16, one state [K in {64, 128}, V a multiple of 64]; use kernels auto)");
     }
   }
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {

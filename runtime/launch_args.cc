@@ -21,13 +21,13 @@ std::string shapeText(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& rec, const ForwardArgs& a, int chunk) {
+std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& rec, const ForwardArgs& a, int chunk, size_t elementBytes) {
   std::vector<size_t> offsets = {0};
   auto alignUp = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   for (const rir::Decl& st : rec.states)
     offsets.push_back(offsets.back() + alignUp(static_cast<size_t>(chunkSlots(a, chunk) * a.heads *
                                                                    a.dims.at(st.shape[0]) * a.dims.at(st.shape[1])) *
-                                               sizeof(float)));
+                                               elementBytes));
   return offsets;
 }
 

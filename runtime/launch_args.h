@@ -98,8 +98,9 @@ inline int64_t chunkSlots(const ForwardArgs& a, int chunk) {
   return (tokenCount(a) + chunk - 1) / chunk + sequenceCount(a);
 }
 // Where each state's snapshots start in the split strategy's workspace (256-byte aligned); the
-// last entry is the total size.
-std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& recurrence, const ForwardArgs& args, int chunk);
+// last entry is the total size. Elements of 4 bytes (the CIR kernels' fp32) or 2 (KIR's bf16).
+std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& recurrence, const ForwardArgs& args, int chunk,
+                                         size_t elementBytes = 4);
 
 // Checks `args` against the program (dtype, shape, dims, names, counts) and packs the kernel
 // parameter block, tensors in the program's declaration order. Throws lina::Error

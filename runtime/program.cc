@@ -159,7 +159,7 @@ void Program::forward(const ForwardArgs& a, int device) const {
   // (chunk slot, head, tile) computes the outputs.
   const auto& [walk, walkLoaded] = kernels[0];
   const auto& [outputs, outputsLoaded] = kernels[1];
-  const std::vector<size_t> offsets = splitSnapshotOffsets(*rir_, a, walk.chunk);
+  const std::vector<size_t> offsets = splitSnapshotOffsets(*rir_, a, walk.chunk, walk.snapshotElementBytes);
   const size_t bytes = offsets.back();
   if (a.workspace && a.workspaceBytes < bytes)
     fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the split " +
@@ -222,7 +222,9 @@ size_t Program::forwardWorkspaceBytes(const ForwardArgs& a, int device) const {
   if (sequenceCount(a) == 0) return 0;
   // The launch forward(a) makes (cached): the split strategy's walk carries the chunk size.
   const auto kernels = launchesFor(a, device, runtime::cachedDeviceInfo(device));
-  return kernels.size() == 2 ? splitSnapshotBytes(a, kernels.front().first.chunk) : 0;
+  if (kernels.size() != 2) return 0;
+  const codegen::EmittedKernel& walk = kernels.front().first;
+  return splitSnapshotOffsets(*rir_, a, walk.chunk, walk.snapshotElementBytes).back();
 }
 
 }  // namespace lina

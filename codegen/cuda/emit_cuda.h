@@ -47,6 +47,7 @@ struct EmittedKernel {
   int tile = 0;
   int chunk = 1;
   int stages = 1;  // 2: cp.async prefetch of the next chunk's inputs
+  int snapshotElementBytes = 4;  // the split strategy's state snapshots: fp32 (CIR) or bf16 (KIR)
   LaunchGrid grid;
   // The order of KernelParams' arrays: inputs[i], outputs[i], initialStates/finalStates[i] and
   // the scalar and vector params, as declared by the kernel's program.

@@ -109,7 +109,8 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
   };
   RegisterTileKernel& k = m.k;
   k.program = rec.name;
-  if (strategy != cir::Strategy::Fused) return reject(std::string("the ") + cir::strategyName(strategy) + " strategy (register tiles: fused)");
+  if (strategy != cir::Strategy::Fused && strategy != cir::Strategy::Split)
+    return reject(std::string("the ") + cir::strategyName(strategy) + " strategy (register tiles: fused or split)");
   if (chunk != 64) return reject("chunk " + std::to_string(chunk) + " (register tiles: chunk 64)");
   if (spec.dtype != "bf16") return reject("dtype " + spec.dtype + " (register tiles: bf16 tensor-core operands)");
   if (spec.layout.key() != cir::TensorLayout().key()) return reject("a derived-backward tensor layout (register tiles: the forward's)");
@@ -222,10 +223,21 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
   k.states = names(rec.states, -1);
   k.scalarParams = names(rec.params, 1);
   k.vectorParams = names(rec.params, 0);
-  k.name = rec.name + "_kir_c64_bv" + std::to_string(k.BV);
+  return m;
+}
 
-  // Shared memory, in the device template's order (lina::fc::Layout; the emitted kernel
-  // static_asserts the total).
+// One kernel of the plan: the fused walk (Whole), or the split strategy's walk (States: no q, no
+// outputs, 64 columns per CTA so twice the walks run at once; the state snapshots in bf16) and
+// its outputs (Outputs: one CTA per chunk slot, one stage). Shared memory in the device
+// template's order (lina::fc::Layout; the emitted kernel static_asserts the total).
+RegisterTileKernel planKernel(RegisterTileKernel k, cir::Phase phase) {
+  k.phase = phase;
+  if (phase == cir::Phase::States) k.BV = 64;
+  k.warps = 4 * (k.BV / 64);
+  k.stages = phase == cir::Phase::Outputs ? 1 : 2;
+  const std::string shape = "_c" + std::to_string(k.chunk) + "_bv" + std::to_string(k.BV);
+  k.name = k.program + "_kir" + (phase == cir::Phase::Whole ? "" : std::string("_split_") + cir::phaseName(phase)) + shape;
+  const bool walkOnly = phase == cir::Phase::States;
   const int C = k.chunk, KK = k.K, BV = k.BV;
   int64_t at = 0;
   auto add = [&](std::string name, std::string type, std::string shape, int64_t bytes, std::string why) {
@@ -233,21 +245,28 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
     at += bytes;
   };
   const std::string kr = "[" + std::to_string(C) + "][" + std::to_string(KK) + "]";
-  for (int s = 0; s < 2; ++s) {
+  for (int s = 0; s < k.stages; ++s) {
     const std::string st = "stage" + std::to_string(s) + ".";
-    add(st + k.q, "bf16", kr, C * KK * 2, "ldmatrix A operand (every warp reads all rows); prep scales it in place");
-    add(st + k.k, "bf16", kr, C * KK * 2, "ldmatrix B operand of the scores, A^T of the carry");
+    if (!walkOnly) add(st + k.q, "bf16", kr, C * KK * 2, "ldmatrix A operand (every warp reads all rows); prep scales it in place");
+    add(st + k.k, "bf16", kr, C * KK * 2,
+        walkOnly ? "A^T operand of the carry; prep scales it in place" : "ldmatrix B operand of the scores, A^T of the carry");
     if (k.gate == GateKind::Vector) add(st + k.g, "bf16", kr, C * KK * 2, "read by the prep only");
     add(st + k.v, "bf16", "[" + std::to_string(C) + "][" + std::to_string(BV) + "]", C * BV * 2, "ldmatrix.trans B operand");
   }
-  add("Sb", "bf16", "[" + std::to_string(KK) + "][" + std::to_string(BV) + "]", KK * BV * 2,
-      "the chunk's starting state: B operand of every warp's inter term");
-  add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
+  if (!walkOnly) {
+    add("Sb", "bf16", "[" + std::to_string(KK) + "][" + std::to_string(BV) + "]", KK * BV * 2,
+        phase == cir::Phase::Outputs ? "the chunk's starting state, cp.async from its snapshot: B operand of the inter term"
+                                     : "the chunk's starting state: B operand of every warp's inter term");
+    add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
+  }
   add("u", "f32", "[4][" + std::to_string(KK) + "]", 4 * KK * 4, "carry factors 2^(G_63 - G_e(j))");
   add("d", "f32", "[" + std::to_string(KK) + "]", KK * 4, "the chunk's total decay 2^G_63");
   add("gs", "f32", "[2][64]", 2 * C * 4, "scalar gates of the chunk (ring)");
   k.sharedBytes = at;
-  return m;
+  // CTAs per SM the shared memory allows (228 KB per SM on sm_90, 1 KB reserved per CTA), at
+  // most 2: the bound the emitter passes to __launch_bounds__ so registers do not limit it.
+  k.blocksPerSm = phase == cir::Phase::Whole ? 1 : (2 * (k.sharedBytes + 1024) <= 233472 ? 2 : 1);
+  return k;
 }
 
 }  // namespace
@@ -257,48 +276,70 @@ std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy s
   return match(rec, strategy, chunk, spec).why;
 }
 
-RegisterTileKernel lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
-                                        const cir::Specialization& spec) {
+std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                                     const cir::Specialization& spec) {
   Match m = match(rec, strategy, chunk, spec);
   if (!m.why.empty()) throw Error("@" + rec.name + ": no register-tile kernel: " + m.why);
-  return m.k;
+  if (strategy == cir::Strategy::Split) return {planKernel(m.k, cir::Phase::States), planKernel(m.k, cir::Phase::Outputs)};
+  return {planKernel(m.k, cir::Phase::Whole)};
 }
 
 void print(std::ostream& os, const RegisterTileKernel& k) {
   const int KR = k.K / 4;
-  os << "kir.kernel @" << k.name << " of @" << k.program << " {\n";
-  os << "  launch grid(x=tiles " << k.colDim << "/" << k.BV << "=" << k.tiles() << ", y=heads, z=sequences) block "
-     << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B\n";
-  os << "  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
-  os << "  tensors q=" << k.q << "@in" << k.slotQ << " k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV;
+  const bool whole = k.phase == cir::Phase::Whole, states = k.phase == cir::Phase::States, outputs = k.phase == cir::Phase::Outputs;
+  os << "kir.kernel @" << k.name << " of @" << k.program << (whole ? "" : std::string(" phase=") + cir::phaseName(k.phase)) << " {\n";
+  const std::string tiles = "tiles " + k.colDim + "/" + std::to_string(k.BV) + "=" + std::to_string(k.tiles());
+  os << "  launch grid(" << (outputs ? "x=chunk-slots, y=heads, z=" + tiles : "x=" + tiles + ", y=heads, z=sequences") << ") block "
+     << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B";
+  if (k.blocksPerSm > 1) os << " blocks/SM " << k.blocksPerSm;
+  os << "\n  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
+  os << "  tensors ";
+  if (!states) os << "q=" << k.q << "@in" << k.slotQ << " ";
+  os << "k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV;
   if (k.slotG >= 0) os << " g=" << k.g << "@in" << k.slotG;
-  os << " o=" << k.o << "@out" << k.slotO << " state=" << k.state << "@state" << k.slotState << "\n";
-  os << "  gate " << gateKindName(k.gate);
+  if (!states) os << " o=" << k.o << "@out" << k.slotO;
+  os << " state=" << k.state << "@state" << k.slotState;
+  if (!whole) os << " snapshots=bf16[slot][H][" << k.rowDim << "][" << k.colDim << "]@snapshot" << k.slotState;
+  os << "\n  gate " << gateKindName(k.gate);
   if (k.gate == GateKind::HeadConstant) os << " log-decay " << k.logDecayText;
-  os << "\n  scale " << k.scaleText << "\n";
+  os << "\n";
+  if (!states) os << "  scale " << k.scaleText << "\n";
   os << "  warp w: vh = w / 4 (columns vh*64 .. +64 of the tile), rb = vh == 0 ? w % 4 : 3 - w % 4 (sub-chunk rb of o, rows rb*"
      << KR << " .. +" << KR << " of " << k.state << ")\n";
-  os << "  reg " << k.state << ": f32[" << KR << "][64] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
-  os << "  reg o: f32[16][64] per warp, mma C fragments 1x8 of m16n8\n";
-  os << "  reg scores: f32[16][16] per (warp, sub-chunk j <= rb), C fragments repacked in registers as the bf16 A operand\n";
+  if (!outputs)
+    os << "  reg " << k.state << ": f32[" << KR << "][64] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
+  if (!states) {
+    os << "  reg o: f32[16][64] per warp, mma C fragments 1x8 of m16n8\n";
+    os << "  reg scores: f32[16][16] per (warp, sub-chunk j <= rb), C fragments repacked in registers as the bf16 A operand\n";
+  }
   for (const SharedBuffer& b : k.shared)
     os << "  smem " << b.name << ": " << b.type << b.shape << " @" << b.offset << " +" << b.bytes << "  // " << b.why << "\n";
-  os << "  per chunk c {\n";
-  os << "    cp.async.wait c; barrier.B1 all " << k.threads() << "  // chunk c landed; chunk c-1's stage and Sb are free\n";
-  os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
-  os << "    store bf16(" << k.state << ") -> Sb\n";
+  if (outputs) {
+    os << "  chunk c of slot {\n";
+    os << "    cp.async chunk c -> stage0, snapshot[slot] -> Sb; cp.async.wait; barrier.B1 all " << k.threads() << "\n";
+  } else {
+    os << "  per chunk c {\n";
+    os << "    cp.async.wait c; barrier.B1 all " << k.threads() << "  // chunk c landed; chunk c-1's stage" << (whole ? " and Sb are" : " is")
+       << " free\n";
+    os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
+    os << "    store bf16(" << k.state << ") -> " << (whole ? "Sb" : "snapshot[bos/64 + n + c] (from C fragments)") << "\n";
+  }
   os << "    prep in place: ";
-  if (k.gate == GateKind::None) os << "q~ = scale q, k~ = k (no gate)\n";
+  const std::string qpart = states ? "" : "q~ = scale q 2^(G_t - G_f), ";
+  if (k.gate == GateKind::None) os << (states ? "" : "q~ = scale q, ") << "k~ = k (no gate)\n";
   else
-    os << "G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g)
-       << ") per sub-chunk + shuffle scan; q~ = scale q 2^(G_t - G_f), k~ = k 2^(G_e - G_s); m, u, d\n";
-  os << "    barrier.B2 all " << k.threads() << "  // prep and Sb visible\n";
-  os << "    mma o = (q~ (.) m[rb][0]) Sb              fused: m scales the A fragments\n";
-  os << "    mma o += mask((q~ (.) m[rb][j+1]) k~_j^T) v_j for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
-  os << "    store o -> " << k.o << " bf16 from C fragments\n";
-  os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
+    os << "G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g) << ") per sub-chunk + shuffle scan; " << qpart
+       << "k~ = k 2^(G_e - G_s); " << (states ? "u, d" : outputs ? "m" : "m, u, d") << "\n";
+  os << "    barrier.B2 all " << k.threads() << "  // prep" << (whole ? " and Sb" : outputs ? " and the snapshot" : "") << " visible\n";
+  if (!states) {
+    os << "    mma o = (q~ (.) m[rb][0]) Sb              fused: m scales the A fragments\n";
+    os << "    mma o += mask((q~ (.) m[rb][j+1]) k~_j^T) v_j for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
+    os << "    store o -> " << k.o << " bf16 from C fragments\n";
+  }
+  if (!outputs)
+    os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
   os << "  }\n";
-  os << "  store " << k.state << " -> final state (f32, when given)\n";
+  if (!outputs) os << "  store " << k.state << " -> final state (f32, when given)\n";
   os << "}\n";
 }
 

@@ -48,7 +48,11 @@ struct RegisterTileKernel {
   int K = 0, V = 0, BV = 0;    // head dims and the V columns per CTA
   int chunk = 64, subChunk = 16;
   int warps = 0;
-  int stages = 2;  // the chunk inputs are double-buffered (cp.async one chunk ahead)
+  int stages = 2;  // the chunk inputs are double-buffered (cp.async one chunk ahead); 1 for Outputs
+  // Whole: the fused walk; States / Outputs: the split strategy's walk (state snapshots in bf16,
+  // no outputs) and its outputs (one CTA per chunk slot).
+  cir::Phase phase = cir::Phase::Whole;
+  int blocksPerSm = 1;  // __launch_bounds__' minimum blocks per SM
   // Uniform scalars as C++ double expressions over `p` (KernelParams), `h` and `H`, and as RIR
   // text for the listing: the output scale and, for HeadConstant, the natural-log decay.
   std::string scaleCode = "1.0", scaleText = "1";
@@ -65,9 +69,10 @@ struct RegisterTileKernel {
 std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                      const cir::Specialization& spec);
 
-// The register-tile kernel of `rec` for a fused chunk-64 request; throws lina::Error with the
-// reason when the program or the request is outside what the kernel level handles.
-RegisterTileKernel lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+// The register-tile kernels of `rec` for a chunk-64 request: one (fused) or two (split: the
+// states walk, then the outputs); throws lina::Error with the reason when the program or the
+// request is outside what the kernel level handles.
+std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                         const cir::Specialization& spec);
 
 // The listing `linac --emit=kir` prints: launch, fragments, buffers, the per-chunk schedule with

@@ -292,15 +292,16 @@ std::vector<cir::Kernel> lowerToKernels(const rir::Recurrence& rec, const Kernel
   return kernels;
 }
 
-kir::RegisterTileKernel lowerToKir(const rir::Recurrence& rec, const KernelRequest& request, const PipelineOptions& options) {
-  kir::RegisterTileKernel k;
+std::vector<kir::RegisterTileKernel> lowerToKir(const rir::Recurrence& rec, const KernelRequest& request,
+                                                const PipelineOptions& options) {
+  std::vector<kir::RegisterTileKernel> k;
   {
     StageTimer t(options, "lower-to-kir");
     k = kir::lowerToRegisterTiles(rec, request.strategy, request.chunk, request.specialization());
   }
   if (wantPrint(options, "lower-to-kir")) {
     printHeader(options, "KIR", "lower-to-kir");
-    kir::print(*options.printStream, k);
+    for (const kir::RegisterTileKernel& kernel : k) kir::print(*options.printStream, kernel);
   }
   return k;
 }
@@ -308,15 +309,15 @@ kir::RegisterTileKernel lowerToKir(const rir::Recurrence& rec, const KernelReque
 std::vector<codegen::EmittedKernel> compileKernels(const rir::Recurrence& rec, const KernelRequest& request,
                                                    const PipelineOptions& options) {
   if (request.registerTiles) {
-    const kir::RegisterTileKernel k = lowerToKir(rec, request, options);
+    const std::vector<kir::RegisterTileKernel> kernels = lowerToKir(rec, request, options);
     std::vector<codegen::EmittedKernel> out;
     {
       StageTimer t(options, "emit-cuda");
-      out.push_back(codegen::emitRegisterTiles(k));
+      for (const kir::RegisterTileKernel& k : kernels) out.push_back(codegen::emitRegisterTiles(k));
     }
     if (wantPrint(options, "emit-cuda")) {
       printHeader(options, "CUDA", "emit-cuda");
-      *options.printStream << out.front().source;
+      for (const codegen::EmittedKernel& k : out) *options.printStream << k.source;
     }
     return out;
   }

@@ -103,7 +103,7 @@ std::vector<cir::Kernel> lowerToKernels(const rir::Recurrence& recurrence, const
 
 // lower-to-kir: the register-tile kernel of a registerTiles request. Throws lina::Error with the
 // reason when the program or the request is outside the kernel level's family.
-kir::RegisterTileKernel lowerToKir(const rir::Recurrence& recurrence, const KernelRequest& request,
+std::vector<kir::RegisterTileKernel> lowerToKir(const rir::Recurrence& recurrence, const KernelRequest& request,
                                    const PipelineOptions& options = {});
 
 // The whole kernel stage (a registerTiles request: lowerToKir, then emit-cuda): lowerToKernels, then plan-launch and emit-cuda. Each kernel carries its

@@ -375,9 +375,30 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   ForwardArgs few = a;
   few.batch = 2;
   few.time = 16384;
-  few.heads = 16;  // 32 CTAs of 128 columns on 132 SMs: 64-column CTAs
-  EXPECT_EQ(gla.chooseConfig(few, kSmem, kSms).tile, 64);
+  few.heads = 16;  // 64 walks of 64 columns on 132 SMs: the split strategy, its outputs 128 wide
+  const KernelConfig split = gla.chooseConfig(few, kSmem, kSms);
+  EXPECT_TRUE(split.registerTiles);
+  EXPECT_EQ(split.strategy, cir::Strategy::Split);
+  EXPECT_EQ(split.tile, 128);
+  EXPECT_EQ(gla.kernelNames(split, few.dims, few.dtype), "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv128");
+  EXPECT_EQ(gla.chooseConfig(few, kSmem).strategy, cir::Strategy::Fused) << "no SM count: the fused walk";
   EXPECT_EQ(gla.chooseConfig(few, kSmem).tile, 128) << "no SM count: the wide tile";
+  ForwardArgs mid = a;
+  mid.batch = 8;
+  mid.time = 2048;
+  mid.heads = 16;  // 128 CTAs of 128 columns on 132 SMs: 64-column CTAs, fused
+  EXPECT_EQ(gla.chooseConfig(mid, kSmem, kSms).tile, 64);
+  EXPECT_EQ(gla.chooseConfig(mid, kSmem, kSms).strategy, cir::Strategy::Fused);
+  ForwardArgs shortFew = few;
+  shortFew.time = 256;  // 4 chunks per walk: not worth a second launch
+  EXPECT_EQ(gla.chooseConfig(shortFew, kSmem, kSms).strategy, cir::Strategy::Fused);
+  ForwardArgs askSplit = a;
+  askSplit.strategy = "split";
+  askSplit.tile = 64;
+  EXPECT_EQ(gla.kernelNames(gla.chooseConfig(askSplit, kSmem, kSms), a.dims, a.dtype),
+            "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv64");
+  // The bf16 snapshots: half the CIR kernels' fp32 workspace.
+  EXPECT_EQ(gla.splitSnapshotBytes(few, 64), static_cast<size_t>(2 * 16384 / 64 + 2) * 16 * 128 * 128 * 4);
   ForwardArgs simt = a;
   simt.kernels = "simt";
   EXPECT_FALSE(gla.chooseConfig(simt, kSmem, kSms).registerTiles);

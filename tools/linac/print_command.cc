@@ -77,7 +77,7 @@ void printKernels(const Options& o, const Program& program, const ForwardArgs& a
   const KernelRequest request = program.requestFor(args, smem);
   if (o.emit == "kir") {
     if (request.registerTiles) {
-      kir::print(out, lowerToKir(program.recurrence(), request));
+      for (const kir::RegisterTileKernel& k : lowerToKir(program.recurrence(), request)) kir::print(out, k);
     } else {
       std::string why = program.registerTilesUnsupported(args);
       if (why.empty()) why = "the runtime chose the " + std::string(cir::strategyName(request.strategy)) + " CIR kernels (chunk " +
@@ -87,10 +87,16 @@ void printKernels(const Options& o, const Program& program, const ForwardArgs& a
     return;
   }
   if (o.emit == "cir") {
-    if (request.registerTiles)
-      out << "// @" << program.recurrence().name << ": the runtime launches the register-tile kernel for this request "
-          << "(--emit=kir); the CIR of the same schedule:\n";
-    for (const cir::Kernel& k : lowerToKernels(program.recurrence(), request)) printSpecializedKernel(out, k, request.specialization());
+    KernelRequest cirRequest = request;
+    if (request.registerTiles) {
+      out << "// @" << program.recurrence().name << ": the runtime launches the register-tile kernels for this request "
+          << "(--emit=kir); the CIR kernels of --kernels=simt:\n";
+      ForwardArgs simt = args;
+      simt.kernels = "simt";
+      cirRequest = program.requestFor(simt, smem);
+    }
+    for (const cir::Kernel& k : lowerToKernels(program.recurrence(), cirRequest))
+      printSpecializedKernel(out, k, cirRequest.specialization());
     return;
   }
   for (const codegen::EmittedKernel& k : compileKernels(program.recurrence(), request)) out << k.source;

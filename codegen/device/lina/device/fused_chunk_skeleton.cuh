@@ -31,6 +31,15 @@
 //       S  = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j      (the carry)
 //   Two barriers per chunk, no fp32 chunk buffers, exp2 only on 2 elements per (t, k) of q and k.
 //
+// Modes (the chunk-parallel strategy splits the walk from the outputs, as fla's chunk_fwd_h +
+// chunk_fwd_o do, so few long sequences still fill the SMs):
+//   kWhole    the above, one CTA walks its (sequence, head, V tile).
+//   kStates   the walk without the outputs: per chunk, store bf16(S) (the chunk's starting state,
+//             exactly the operand kWhole's inter term reads) to p.snapshots[kState] as
+//             bf16 [slot][H][K][V], slot = bos / 64 + n + c, then the carry; q is never loaded.
+//   kOutputs  one CTA per (chunk slot, head, V tile): the chunk's starting state from the
+//             snapshot (cp.async into Sb), the prep, the inter and intra terms, the store; no
+//             carry. One stage of shared memory: two CTAs per SM.
 // Tensors (fla's conventions): q, k, g(vector) [B, T, H, K], v, o [B, T, H, V], g(scalar)
 // [B, T, H], states fp32 [N, H, K, V]; varlen: B = 1 and p.cuSeqlens [N + 1].
 // Header-only, NVRTC-compatible (no std headers). sm_80+ (mma.sync m16n8k16 bf16, ldmatrix,
@@ -65,30 +74,34 @@ enum class Gate : int {
 
 constexpr int kChunk = 64;
 
+enum class Mode : int { kWhole = 0, kStates = 1, kOutputs = 2 };
+
 template <class P>
 __host__ __device__ constexpr int threads() {
   return 128 * (P::BV / 64);
 }
 
-template <class P>
+template <class P, Mode M = Mode::kWhole>
 struct Layout {
   static constexpr bool kVec = P::gate == Gate::kVector;
+  static constexpr int kStages = M == Mode::kOutputs ? 1 : 2;
+  static constexpr bool kWalkOnly = M == Mode::kStates;  // no q, no Sb, no m
   static constexpr int kQ = 0;
-  static constexpr int kK = kQ + kChunk * P::K * 2;
+  static constexpr int kK = kQ + (kWalkOnly ? 0 : kChunk * P::K * 2);
   static constexpr int kG = kK + kChunk * P::K * 2;
   static constexpr int kV = kG + (kVec ? kChunk * P::K * 2 : 0);
   static constexpr int kStage = kV + kChunk * P::BV * 2;
-  static constexpr int kSb = 2 * kStage;                 // bf16 [K][BV], the chunk's starting state
-  static constexpr int kM = kSb + P::K * P::BV * 2;      // fp32 [4][5][K]
-  static constexpr int kU = kM + 20 * P::K * 4;          // fp32 [4][K]
+  static constexpr int kSb = kStages * kStage;                            // bf16 [K][BV], the chunk's starting state
+  static constexpr int kM = kSb + (kWalkOnly ? 0 : P::K * P::BV * 2);     // fp32 [4][5][K]
+  static constexpr int kU = kM + (kWalkOnly ? 0 : 20 * P::K * 4);         // fp32 [4][K]
   static constexpr int kD = kU + 4 * P::K * 4;           // fp32 [K]
   static constexpr int kGs = kD + P::K * 4;              // fp32 [2][64], scalar gates
   static constexpr int kTotal = kGs + 2 * kChunk * 4;
 };
 
-template <class P>
+template <class P, Mode M = Mode::kWhole>
 __host__ __device__ constexpr int smem_bytes() {
-  return Layout<P>::kTotal;
+  return Layout<P, M>::kTotal;
 }
 
 // ---- small PTX helpers --------------------------------------------------------------------------
@@ -172,8 +185,10 @@ __device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long lo
 // (rb = 3 - w % 4), so the two warps sharing a scheduler (w, w + 4) have 5 intra sub-blocks
 // between them; 0: rb = w % 4 for both (run 1).
 // (vt, h, n): the CTA's V tile, head and sequence (the caller maps them from its grid).
-template <class P, int kWarpMap = 1>
-__device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const int vt, const int h, const int n) {
+// kOutputs: `n` is the chunk slot (the sequence and the chunk follow from it).
+template <class P, int kWarpMap = 1, Mode kMode = Mode::kWhole>
+__device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const int vt, const int h, const int nOrSlot) {
+  constexpr bool kStatesOnly = kMode == Mode::kStates, kOutputsOnly = kMode == Mode::kOutputs;
   constexpr int K = P::K, V = P::V, BV = P::BV, C = kChunk;
   static_assert(K == 64 || K == 128, "fused_chunk_forward: K in {64, 128}");
   static_assert(BV == 64 || BV == 128, "fused_chunk_forward: BV in {64, 128}");
@@ -182,7 +197,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   constexpr Gate G = P::gate;
   constexpr bool VEC = G == Gate::kVector;
   constexpr int KR = K / 4, MT = KR / 16;  // state rows per warp, their m16 tiles
-  using L = Layout<P>;
+  using L = Layout<P, kMode>;
 
   extern __shared__ __align__(128) unsigned char smem[];
   const unsigned sbase = smem_addr(smem);
@@ -198,7 +213,15 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   static_assert(NVT >= 1, "fused_chunk_forward: V >= BV");
   const int H = p.heads;
   long long bos, len;
-  sequence_bounds(p, n, bos, len);
+  int n = nOrSlot, cbeg = 0;
+  if constexpr (kOutputsOnly) {
+    long long c0;
+    if (!chunk_of_slot(p, C, nOrSlot, n, bos, len, c0)) return;  // a spare slot
+    cbeg = static_cast<int>(c0 / C);
+  } else {
+    sequence_bounds(p, n, bos, len);
+  }
+  bf16* snap = static_cast<bf16*>(static_cast<void*>(p.snapshots[P::kState]));
 
   const bf16* qg = static_cast<const bf16*>(p.inputs[P::kQ]) + (bos * H + h) * K;
   const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
@@ -217,7 +240,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   float S[MT][8][4];
   const long long stOff = (static_cast<long long>(n) * H + h) * K * V + vt * BV + vh * 64;
   {
-    const float* h0 = p.initialStates[P::kState];
+    const float* h0 = kOutputsOnly ? nullptr : p.initialStates[P::kState];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -234,23 +257,33 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   }
 
   const int nchunks = static_cast<int>((len + C - 1) / C);
+  const int cend = kOutputsOnly ? cbeg + 1 : nchunks;
+  // The snapshot of chunk c: bf16 [slot][H][K][V].
+  auto snapshot = [&](int c) {
+    return snap + ((bos / C + n + c) * H + h) * static_cast<long long>(K) * V + vt * BV;
+  };
   auto issue = [&](int c) {
     const long long c0 = static_cast<long long>(c) * C;
     const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
-    const unsigned st = sbase + (c & 1) * L::kStage;
-    load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
+    const unsigned st = sbase + (L::kStages == 2 ? (c & 1) : 0) * L::kStage;
+    if constexpr (!kStatesOnly) load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
+    if constexpr (kOutputsOnly) {  // the starting state, K rows of BV columns, 64 rows per pass
+#pragma unroll
+      for (int r0 = 0; r0 < K; r0 += C) load_tile<BV, NT>(sbase + L::kSb + r0 * BV * 2, snapshot(c) + r0 * V, V, C);
+    }
     load_tile<K, NT>(st + L::kK, kg + c0 * rq, rq, valid);
     if constexpr (VEC) load_tile<K, NT>(st + L::kG, ggv + c0 * rq, rq, valid);
     load_tile<BV, NT>(st + L::kV, vg + c0 * rv, rv, valid);
   };
-  if (nchunks > 0) issue(0);
+  if (cbeg < cend) issue(cbeg);
   cp_async_commit();
   if constexpr (G == Gate::kScalar) {
-    if (tid < C) gs[tid] = tid < len ? to_float(ggs[static_cast<long long>(tid) * H]) : 0.f;
+    const long long t = static_cast<long long>(cbeg) * C + tid;
+    if (tid < C) gs[(L::kStages == 2 ? (cbeg & 1) : 0) * C + tid] = t < len ? to_float(ggs[t * H]) : 0.f;
   }
 
-  for (int c = 0; c < nchunks; ++c) {
-    const int sidx = c & 1;
+  for (int c = cbeg; c < cend; ++c) {
+    const int sidx = L::kStages == 2 ? (c & 1) : 0;
     const long long c0 = static_cast<long long>(c) * C;
     const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
     unsigned char* stp = smem + sidx * L::kStage;
@@ -258,24 +291,33 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
 
     cp_async_wait_all();
     __syncthreads();  // B1: chunk c landed; every warp is done with chunk c - 1's buffers
-    if (c + 1 < nchunks) issue(c + 1);
+    if (!kOutputsOnly && c + 1 < nchunks) issue(c + 1);
     cp_async_commit();
     float gnext = 0.f;
-    if constexpr (G == Gate::kScalar) {
+    if constexpr (G == Gate::kScalar && !kOutputsOnly) {
       const long long t = c0 + C + tid;
       if (tid < C && t < len) gnext = to_float(ggs[t * H]);
     }
 
-    // bf16 copy of the chunk's starting state for the inter term of every warp.
+    // bf16 copy of the chunk's starting state: for the inter term of every warp (kWhole), or
+    // the snapshot the outputs kernel reads (kStates).
+    if constexpr (!kOutputsOnly) {
+      bf16* sn = kStatesOnly ? snapshot(c) : nullptr;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const int r = rb * KR + mt * 16 + gq, col = vh * 64 + nt * 8 + qq;
-        *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r, col)) = pack2(S[mt][nt][0], S[mt][nt][1]);
-        *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r + 8, col)) =
-            pack2(S[mt][nt][2], S[mt][nt][3]);
-      }
+        for (int nt = 0; nt < 8; ++nt) {
+          const int r = rb * KR + mt * 16 + gq, col = vh * 64 + nt * 8 + qq;
+          const unsigned lo = pack2(S[mt][nt][0], S[mt][nt][1]), hi = pack2(S[mt][nt][2], S[mt][nt][3]);
+          if constexpr (kStatesOnly) {
+            *reinterpret_cast<unsigned*>(sn + static_cast<long long>(r) * V + col) = lo;
+            *reinterpret_cast<unsigned*>(sn + static_cast<long long>(r + 8) * V + col) = hi;
+          } else {
+            *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r, col)) = lo;
+            *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r + 8, col)) = hi;
+          }
+        }
+    }
 
     // Prep: lane = (sub-chunk i = lane / 8, column pair cp = lane % 8) of a 16-column strip.
     {
@@ -329,24 +371,32 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           } else {
             fq1 = fq0, fk1 = fk0;
           }
-          const unsigned uq = *qp, uk = *kp;
-          *qp = pack2(lo_of(uq) * (scale * fq0), hi_of(uq) * (scale * fq1));
+          if constexpr (!kStatesOnly) {
+            const unsigned uq = *qp;
+            *qp = pack2(lo_of(uq) * (scale * fq0), hi_of(uq) * (scale * fq1));
+          }
+          const unsigned uk = *kp;
           *kp = pack2(lo_of(uk) * fk0, hi_of(uk) * fk1);
         }
         // Vectors: m[i][j + 1] = 2^(G_{f_i} - G_{e_j}) (G_{e_-1} = 0), u[i] = 2^(G_63 - G_{e_i}), d = 2^(G_63).
         const float F0 = s0 - a0 + G0[0], F1 = s1 - a1 + G1[0];
-        float2* mrow = reinterpret_cast<float2*>(mvec + (i * 5) * K + col);
-        mrow[0] = make_float2(ex2(F0), ex2(F1));
+        if constexpr (!kStatesOnly) {
+          float2* mrow = reinterpret_cast<float2*>(mvec + (i * 5) * K + col);
+          mrow[0] = make_float2(ex2(F0), ex2(F1));
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          if (j <= i) mrow[(j + 1) * K / 2] = make_float2(ex2(F0 - E0[j]), ex2(F1 - E1[j]));
-        *reinterpret_cast<float2*>(uvec + i * K + col) = make_float2(ex2(E0[3] - s0), ex2(E1[3] - s1));
-        if (i == 3) *reinterpret_cast<float2*>(dvec + col) = make_float2(ex2(E0[3]), ex2(E1[3]));
+          for (int j = 0; j < 4; ++j)
+            if (j <= i) mrow[(j + 1) * K / 2] = make_float2(ex2(F0 - E0[j]), ex2(F1 - E1[j]));
+        }
+        if constexpr (!kOutputsOnly) {
+          *reinterpret_cast<float2*>(uvec + i * K + col) = make_float2(ex2(E0[3] - s0), ex2(E1[3] - s1));
+          if (i == 3) *reinterpret_cast<float2*>(dvec + col) = make_float2(ex2(E0[3]), ex2(E1[3]));
+        }
       }
     }
     __syncthreads();  // B2: q~, k~, vectors and the bf16 state are visible
 
     // ---- warp math (registers + ldmatrix) ----
+    if constexpr (!kStatesOnly) {
     float o[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
@@ -426,6 +476,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
         if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0 + 8) * rv + col) = pack2(o[nt][2], o[nt][3]);
       }
     }
+    }  // !kStatesOnly
+    if constexpr (kOutputsOnly) continue;  // no carry: the next chunk is another CTA's
     // Carry: S = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j.
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
@@ -468,7 +520,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     }
   }
 
-  float* ht = p.finalStates[P::kState];
+  float* ht = kOutputsOnly ? nullptr : p.finalStates[P::kState];
   if (ht) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)

@@ -106,6 +106,12 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
   return out;
 }
 
+// The register-tile split is not chosen by `auto` yet: on H100 it ran slower than the fused walk
+// at every shape measured, also with few long walks (B2_T16384_H16_D128: GLA 1.67 ms against
+// 1.36; the walk alone is latency-bound per chunk; bench/results/2026-12-06-h100-kir-forward).
+// strategy "split" still launches it.
+constexpr bool kAutoSplitRegisterTiles = false;
+
 std::string registerTilesUnsupported(const ProgramView& program, const ForwardArgs& args, int tile) {
   if (program.blockedPass) return "a blocked derived-backward pass";
   const auto& sizes = program.recurrence.chunkSizes;
@@ -182,14 +188,14 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
         if (c.strategy != cir::Strategy::Fused) continue;
         (c.tile == 128 ? wide : narrow) = &c;
       }
-      // 128 columns per CTA unless that leaves SMs idle: with B*H*(V/128) below the SM count the
-      // 64-column CTAs (twice as many) ran 8-14% faster (B2_T16384_H16_D128), at full-chip
-      // shapes 1.2-1.7x slower (bench/skeleton/NOTES.md, H100).
+      // 128 columns per CTA unless the 64-column CTAs (twice as many, one per SM) still run in
+      // one wave: then they ran 8-14% faster (B2_T16384_H16_D128); in two waves 1.6x slower
+      // (B8_T2048_H16_D128: 0.335 ms against 0.187; bench/results/2026-12-06-h100-kir-forward).
       chosenTiles = wide ? wide : narrow;
       if (wide && narrow && multiprocessors > 0) {
         const auto V = a.dims.find(program.tiledDim);
-        const int64_t wideCtas = sequenceCount(a) * a.heads * (V == a.dims.end() ? 1 : V->second / 128);
-        if (wideCtas < multiprocessors) chosenTiles = narrow;
+        const int64_t narrowCtas = sequenceCount(a) * a.heads * (V == a.dims.end() ? 1 : V->second / 64);
+        if (narrowCtas <= multiprocessors) chosenTiles = narrow;
       }
       // Few long walks even at 64 columns per CTA: the split strategy (the walk without the
       // outputs at 64 columns per CTA, then one CTA per chunk slot). Its outputs kernel has CTAs
@@ -202,7 +208,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
       };
       if (a.strategy == "split") {
         chosenTiles = splitOf(chosenTiles);
-      } else if (a.strategy == "auto" && chosenTiles && multiprocessors > 0) {
+      } else if (a.strategy == "auto" && chosenTiles && multiprocessors > 0 && kAutoSplitRegisterTiles) {
         const auto V = a.dims.find(program.tiledDim);
         const int64_t N = sequenceCount(a);
         const int64_t walks = N * a.heads * (V == a.dims.end() ? 1 : V->second / 64);

@@ -375,19 +375,21 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   ForwardArgs few = a;
   few.batch = 2;
   few.time = 16384;
-  few.heads = 16;  // 64 walks of 64 columns on 132 SMs: the split strategy, its outputs 128 wide
-  const KernelConfig split = gla.chooseConfig(few, kSmem, kSms);
-  EXPECT_TRUE(split.registerTiles);
-  EXPECT_EQ(split.strategy, cir::Strategy::Split);
-  EXPECT_EQ(split.tile, 128);
-  EXPECT_EQ(gla.kernelNames(split, few.dims, few.dtype), "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv128");
-  EXPECT_EQ(gla.chooseConfig(few, kSmem).strategy, cir::Strategy::Fused) << "no SM count: the fused walk";
+  few.heads = 16;  // 64 CTAs of 64 columns on 132 SMs: one wave of the narrow tile, fused
+  const KernelConfig narrow = gla.chooseConfig(few, kSmem, kSms);
+  EXPECT_TRUE(narrow.registerTiles);
+  EXPECT_EQ(narrow.strategy, cir::Strategy::Fused) << "auto does not pick the register-tile split (slower on H100)";
+  EXPECT_EQ(narrow.tile, 64);
+  ForwardArgs askFewSplit = few;
+  askFewSplit.strategy = "split";
+  EXPECT_EQ(gla.kernelNames(gla.chooseConfig(askFewSplit, kSmem, kSms), few.dims, few.dtype),
+            "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv128");
   EXPECT_EQ(gla.chooseConfig(few, kSmem).tile, 128) << "no SM count: the wide tile";
   ForwardArgs mid = a;
   mid.batch = 8;
   mid.time = 2048;
-  mid.heads = 16;  // 128 CTAs of 128 columns on 132 SMs: 64-column CTAs, fused
-  EXPECT_EQ(gla.chooseConfig(mid, kSmem, kSms).tile, 64);
+  mid.heads = 16;  // 256 CTAs of 64 columns would be two waves: 128 columns
+  EXPECT_EQ(gla.chooseConfig(mid, kSmem, kSms).tile, 128);
   EXPECT_EQ(gla.chooseConfig(mid, kSmem, kSms).strategy, cir::Strategy::Fused);
   ForwardArgs shortFew = few;
   shortFew.time = 256;  // 4 chunks per walk: not worth a second launch

@@ -90,16 +90,35 @@ TEST(OnePipeline, LinacPrintsTheBackwardPassesAsTheRuntimeLaysThemOut) {
 
 TEST(OnePipeline, LinacPrintsTheCirKernelsOfTheSameRequest) {
   const int64_t smem = runtime::sharedMemoryLimitForArch("sm_90a");
-  const Request r = kRequests[3];  // split: two kernels
+  const Request r = kRequests[3];  // split: two kernels (the CIR ones: kernels simt)
   Program program = Program::fromLibrary(r.program);
-  const KernelRequest request = program.requestFor(argsOf(r), smem);
+  ForwardArgs a = argsOf(r);
+  a.kernels = "simt";
+  const KernelRequest request = program.requestFor(a, smem);
   std::ostringstream expected;
   for (const cir::Kernel& k : lowerToKernels(program.recurrence(), request))
     printSpecializedKernel(expected, k, request.specialization());
-  std::string printed = linacOutput(r, {"--emit=cir"});
+  std::string printed = linacOutput(r, {"--emit=cir", "--kernels=simt"});
   EXPECT_EQ(printed, expected.str());
   EXPECT_NE(printed.find("phase=states"), std::string::npos);
   EXPECT_NE(printed.find("phase=outputs"), std::string::npos);
+}
+
+// Where the runtime launches register tiles, linac --emit=kir prints those kernels' KIR, the
+// same ones (names, count) that kernelsFor emits.
+TEST(OnePipeline, LinacPrintsTheKirOfTheRegisterTileKernelsTheRuntimeLaunches) {
+  const int64_t smem = runtime::sharedMemoryLimitForArch("sm_90a");
+  for (const char* strategy : {"auto", "split"}) {
+    const Request r = {"retention", {{"K", 128}, {"V", 128}}, "bf16", strategy, 0};
+    Program program = Program::fromLibrary(r.program);
+    const std::vector<codegen::EmittedKernel> kernels = program.kernelsFor(argsOf(r), smem);
+    const std::string printed = linacOutput(r, {"--emit=kir"});
+    size_t count = 0;
+    for (size_t at = printed.find("kir.kernel @"); at != std::string::npos; at = printed.find("kir.kernel @", at + 1)) ++count;
+    EXPECT_EQ(count, kernels.size()) << strategy;
+    for (const codegen::EmittedKernel& k : kernels)
+      EXPECT_NE(printed.find("kir.kernel @" + k.name + " "), std::string::npos) << k.name << "\n" << printed;
+  }
 }
 
 }  // namespace

@@ -31,6 +31,14 @@ std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& rec, const Forwa
   return offsets;
 }
 
+std::vector<size_t> segmentWorkspaceOffsets(const rir::Recurrence& rec, const ForwardArgs& a, int64_t segmentTokens) {
+  auto alignUp = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const rir::Decl& st = rec.states.at(0);
+  const size_t rows = static_cast<size_t>(chunkSlots(a, static_cast<int>(segmentTokens)) * a.heads * a.dims.at(st.shape[0]));
+  const size_t states = alignUp(rows * static_cast<size_t>(a.dims.at(st.shape[1])) * sizeof(float));
+  return {0, states, states + alignUp(rows * sizeof(float))};
+}
+
 KernelParams packForwardParams(const rir::Recurrence& rec, const ForwardArgs& a) {
   const std::string& name_ = rec.name;
   auto fail = [&](const std::string& message) { throw Error("@" + name_ + " forward: " + message); };

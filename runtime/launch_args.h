@@ -102,6 +102,10 @@ inline int64_t chunkSlots(const ForwardArgs& a, int chunk) {
 std::vector<size_t> splitSnapshotOffsets(const rir::Recurrence& recurrence, const ForwardArgs& args, int chunk,
                                          size_t elementBytes = 4);
 
+// The register-tile split's workspace: {0, where the segment decays start, the total}: fp32 segment
+// states [slots][H][K][V], then decays [slots][H][K], slots = tokens / segmentTokens + sequences.
+std::vector<size_t> segmentWorkspaceOffsets(const rir::Recurrence& recurrence, const ForwardArgs& args, int64_t segmentTokens);
+
 // Checks `args` against the program (dtype, shape, dims, names, counts) and packs the kernel
 // parameter block, tensors in the program's declaration order. Throws lina::Error
 // "@<name> forward: <what>" naming the argument, the expected and the actual value.

@@ -155,11 +155,15 @@ void Program::forward(const ForwardArgs& a, int device) const {
     runtime::launchKernel(kernel, loaded, counts, p, a.stream);
     return;
   }
+  if (kernels.size() == 3) {
+    segmentedForward(a, p, kernels, counts);
+    return;
+  }
   // The split strategy: the walk stores every chunk's starting state, then one CTA per
   // (chunk slot, head, tile) computes the outputs.
   const auto& [walk, walkLoaded] = kernels[0];
   const auto& [outputs, outputsLoaded] = kernels[1];
-  const std::vector<size_t> offsets = splitSnapshotOffsets(*rir_, a, walk.chunk, walk.snapshotElementBytes);
+  const std::vector<size_t> offsets = splitSnapshotOffsets(*rir_, a, walk.chunk);
   const size_t bytes = offsets.back();
   if (a.workspace && a.workspaceBytes < bytes)
     fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the split " +
@@ -179,6 +183,40 @@ void Program::forward(const ForwardArgs& a, int device) const {
   try {
     runtime::launchKernel(walk, walkLoaded, counts, p, a.stream);
     runtime::launchKernel(outputs, outputsLoaded, counts, p, a.stream);
+  } catch (...) {
+    if (owned) (void)d->cuMemFreeAsync(owned, a.stream);
+    throw;
+  }
+  if (owned) cuda::check(d->cuMemFreeAsync(owned, a.stream), "cuMemFreeAsync");
+}
+
+// The register-tile split (kir::Part): every segment's local state and decay, the scan over the
+// segments (starting states in place of the local ones, the final state), every segment's
+// outputs. One workspace: the fp32 segment states [slots][H][K][V], then the decays [slots][H][K].
+void Program::segmentedForward(const ForwardArgs& a, KernelParams& p,
+                               const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>& kernels,
+                               runtime::GridCounts counts) const {
+  auto fail = [&](const std::string& message) { throw Error("@" + name_ + " forward: " + message); };
+  const codegen::EmittedKernel& local = kernels[0].first;
+  const int64_t segmentTokens = static_cast<int64_t>(local.chunk) * local.segmentChunks;
+  const std::vector<size_t> offsets = segmentWorkspaceOffsets(*rir_, a, segmentTokens);
+  const size_t bytes = offsets.back();
+  if (a.workspace && a.workspaceBytes < bytes)
+    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the segment states; got " +
+         std::to_string(a.workspaceBytes));
+  counts.chunkSlots = chunkSlots(a, static_cast<int>(segmentTokens));
+  if (counts.chunkSlots > 65535) fail("the segmented strategy numbers " + std::to_string(counts.chunkSlots) + " segments; at most 65535");
+  const cuda::Driver* d = cuda::driver();
+  CUdeviceptr owned = 0;
+  char* base = static_cast<char*>(a.workspace);
+  if (!base) {
+    cuda::check(d->cuMemAllocAsync(&owned, bytes, a.stream), "cuMemAllocAsync", "the segment states of " + std::to_string(bytes) + " bytes");
+    base = reinterpret_cast<char*>(owned);
+  }
+  p.snapshots[0] = reinterpret_cast<float*>(base + offsets[0]);
+  p.snapshots[1] = reinterpret_cast<float*>(base + offsets[1]);
+  try {
+    for (const auto& [kernel, loaded] : kernels) runtime::launchKernel(kernel, loaded, counts, p, a.stream);
   } catch (...) {
     if (owned) (void)d->cuMemFreeAsync(owned, a.stream);
     throw;
@@ -222,9 +260,10 @@ size_t Program::forwardWorkspaceBytes(const ForwardArgs& a, int device) const {
   if (sequenceCount(a) == 0) return 0;
   // The launch forward(a) makes (cached): the split strategy's walk carries the chunk size.
   const auto kernels = launchesFor(a, device, runtime::cachedDeviceInfo(device));
-  if (kernels.size() != 2) return 0;
   const codegen::EmittedKernel& walk = kernels.front().first;
-  return splitSnapshotOffsets(*rir_, a, walk.chunk, walk.snapshotElementBytes).back();
+  if (kernels.size() == 3) return segmentWorkspaceOffsets(*rir_, a, walk.chunk * walk.segmentChunks).back();
+  if (kernels.size() != 2) return 0;
+  return splitSnapshotOffsets(*rir_, a, walk.chunk).back();
 }
 
 }  // namespace lina

@@ -121,6 +121,10 @@ class Program {
   // The kernels forward(args) launches, in order, emitted and loaded once per request.
   std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>> launchesFor(const ForwardArgs& args, int device,
                                                                            const cuda::DeviceInfo& info) const;
+  // forward(args) for the register-tile split's three kernels (runtime/program.cc).
+  void segmentedForward(const ForwardArgs& args, KernelParams& params,
+                        const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>& kernels,
+                        runtime::GridCounts counts) const;
 
  private:
   // Per request (device, dtype, strategy, chunk, tile, warps, dims, ...): the emitted kernel and

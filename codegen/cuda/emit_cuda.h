@@ -47,7 +47,9 @@ struct EmittedKernel {
   int tile = 0;
   int chunk = 1;
   int stages = 1;  // 2: cp.async prefetch of the next chunk's inputs
-  int snapshotElementBytes = 4;  // the split strategy's state snapshots: fp32 (CIR) or bf16 (KIR)
+  // The register-tile split (segmented) kernels: chunks per segment; their chunk-slot axis counts
+  // segment slots (tokens / (chunk x segment) + sequences). 0 elsewhere.
+  int segmentChunks = 0;
   LaunchGrid grid;
   // The order of KernelParams' arrays: inputs[i], outputs[i], initialStates/finalStates[i] and
   // the scalar and vector params, as declared by the kernel's program.

@@ -37,19 +37,23 @@ EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
   os << "    (void)p; (void)h; (void)H;\n";
   os << "    return static_cast<float>(" << (k.logDecayCode.empty() ? "0.0" : k.logDecayCode) << ");\n  }\n";
   os << "};\n}  // namespace\n\n";
-  const char* mode = k.phase == cir::Phase::States ? "kStates" : k.phase == cir::Phase::Outputs ? "kOutputs" : "kWhole";
+  const std::string policy = "Policy_" + k.name;
+  const char* mode = k.part == kir::Part::SegmentLocal ? "kLocal" : k.part == kir::Part::SegmentOutputs ? "kRange" : "kWhole";
   const std::string modeArg = std::string("lina::fc::Mode::") + mode;
-  os << "static_assert(lina::fc::smem_bytes<Policy_" << k.name << ", " << modeArg << ">() == " << k.sharedBytes
-     << ", \"the KIR shared-memory plan and the device template disagree\");\n";
-  os << "static_assert(lina::fc::threads<Policy_" << k.name << ">() == " << k.threads() << ", \"block size\");\n\n";
+  if (k.part != kir::Part::SegmentScan) {
+    os << "static_assert(lina::fc::smem_bytes<" << policy << ", " << modeArg << ">() == " << k.sharedBytes
+       << ", \"the KIR shared-memory plan and the device template disagree\");\n";
+    os << "static_assert(lina::fc::threads<" << policy << ">() == " << k.threads() << ", \"block size\");\n\n";
+  }
   os << "extern \"C\" __global__ void __launch_bounds__(" << k.threads() << ", " << k.blocksPerSm << ") " << k.name
      << "(const lina::KernelParams p) {\n";
-  if (k.phase == cir::Phase::Outputs)  // grid (chunk slots, heads, tiles)
-    os << "  lina::fc::fused_chunk_forward<Policy_" << k.name << ", 1, " << modeArg << ">(p, blockIdx.z, blockIdx.y, blockIdx.x);\n";
-  else if (k.phase == cir::Phase::States)
-    os << "  lina::fc::fused_chunk_forward<Policy_" << k.name << ", 1, " << modeArg << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
-  else
-    os << "  lina::fc::fused_chunk_forward<Policy_" << k.name << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
+  if (k.part == kir::Part::SegmentScan)
+    os << "  lina::fc::segment_scan<" << policy << ", " << k.segment << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
+  else if (k.part == kir::Part::Whole)
+    os << "  lina::fc::fused_chunk_forward<" << policy << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
+  else  // grid (tiles, heads, segment slots)
+    os << "  lina::fc::fused_chunk_forward<" << policy << ", 1, " << modeArg << ", " << k.segment
+       << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
   os << "}\n";
 
   EmittedKernel out;
@@ -61,9 +65,9 @@ EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
   out.tile = k.BV;
   out.chunk = k.chunk;
   out.stages = k.stages;
-  out.grid = k.phase == cir::Phase::Outputs ? LaunchGrid{GridAxis::ChunkSlots, GridAxis::Heads, GridAxis::Tiles}
-                                            : LaunchGrid{GridAxis::Tiles, GridAxis::Heads, GridAxis::Sequences};
-  out.snapshotElementBytes = 2;  // bf16 snapshots (the split strategy's)
+  const bool perSegment = k.part == kir::Part::SegmentLocal || k.part == kir::Part::SegmentOutputs;
+  out.grid = {GridAxis::Tiles, GridAxis::Heads, perSegment ? GridAxis::ChunkSlots : GridAxis::Sequences};
+  out.segmentChunks = k.segment;
   for (const kir::SharedBuffer& b : k.shared) {
     out.smem.offset[b.name] = b.offset / 4;
     out.smem.size[b.name] = b.bytes / 4;

@@ -10,6 +10,16 @@
 
 namespace lina::kir {
 
+const char* partName(Part p) {
+  switch (p) {
+    case Part::Whole: return "whole";
+    case Part::SegmentLocal: return "segment-local";
+    case Part::SegmentScan: return "segment-scan";
+    case Part::SegmentOutputs: return "segment-outputs";
+  }
+  return "?";
+}
+
 const char* gateKindName(GateKind g) {
   switch (g) {
     case GateKind::Vector: return "vector";
@@ -226,18 +236,27 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
   return m;
 }
 
-// One kernel of the plan: the fused walk (Whole), or the split strategy's walk (States: no q, no
-// outputs, 64 columns per CTA so twice the walks run at once; the state snapshots in bf16) and
-// its outputs (Outputs: one CTA per chunk slot, one stage). Shared memory in the device
-// template's order (lina::fc::Layout; the emitted kernel static_asserts the total).
-RegisterTileKernel planKernel(RegisterTileKernel k, cir::Phase phase) {
-  k.phase = phase;
-  if (phase == cir::Phase::States) k.BV = 64;
-  k.warps = 4 * (k.BV / 64);
-  k.stages = phase == cir::Phase::Outputs ? 1 : 2;
-  const std::string shape = "_c" + std::to_string(k.chunk) + "_bv" + std::to_string(k.BV);
-  k.name = k.program + "_kir" + (phase == cir::Phase::Whole ? "" : std::string("_split_") + cir::phaseName(phase)) + shape;
-  const bool walkOnly = phase == cir::Phase::States;
+// One kernel of the plan. Whole: the fused walk. SegmentLocal: each segment's walk from a zero
+// state without q or outputs (64 columns per CTA, no q, Sb or m buffers: two CTAs per SM), its
+// local state and total decay in fp32. SegmentScan: the segments' starting states, in order.
+// SegmentOutputs: the fused walk over one segment from its starting state. Shared memory in the
+// device template's order (lina::fc::Layout; the emitted kernel static_asserts the total).
+RegisterTileKernel planKernel(RegisterTileKernel k, Part part) {
+  k.part = part;
+  k.segment = part == Part::Whole ? 0 : kSegmentChunks;
+  if (part == Part::SegmentLocal) k.BV = 64;
+  k.warps = part == Part::SegmentScan ? 8 : 4 * (k.BV / 64);
+  k.stages = part == Part::SegmentScan ? 0 : 2;
+  const std::string shape = "_c" + std::to_string(k.chunk) + (part == Part::SegmentScan ? "" : "_bv" + std::to_string(k.BV));
+  k.name = k.program + "_kir" + (part == Part::Whole ? "" : std::string("_") + partName(part)) + shape;
+  for (char& ch : k.name)
+    if (ch == '-') ch = '_';
+  if (part == Part::SegmentScan) {
+    k.sharedBytes = 0;
+    k.blocksPerSm = 1;
+    return k;
+  }
+  const bool walkOnly = part == Part::SegmentLocal;
   const int C = k.chunk, KK = k.K, BV = k.BV;
   int64_t at = 0;
   auto add = [&](std::string name, std::string type, std::string shape, int64_t bytes, std::string why) {
@@ -255,8 +274,7 @@ RegisterTileKernel planKernel(RegisterTileKernel k, cir::Phase phase) {
   }
   if (!walkOnly) {
     add("Sb", "bf16", "[" + std::to_string(KK) + "][" + std::to_string(BV) + "]", KK * BV * 2,
-        phase == cir::Phase::Outputs ? "the chunk's starting state, cp.async from its snapshot: B operand of the inter term"
-                                     : "the chunk's starting state: B operand of every warp's inter term");
+        "the chunk's starting state: B operand of every warp's inter term");
     add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
   }
   add("u", "f32", "[4][" + std::to_string(KK) + "]", 4 * KK * 4, "carry factors 2^(G_63 - G_e(j))");
@@ -265,7 +283,7 @@ RegisterTileKernel planKernel(RegisterTileKernel k, cir::Phase phase) {
   k.sharedBytes = at;
   // CTAs per SM the shared memory allows (228 KB per SM on sm_90, 1 KB reserved per CTA), at
   // most 2: the bound the emitter passes to __launch_bounds__ so registers do not limit it.
-  k.blocksPerSm = phase == cir::Phase::Whole ? 1 : (2 * (k.sharedBytes + 1024) <= 233472 ? 2 : 1);
+  k.blocksPerSm = part == Part::SegmentLocal && 2 * (k.sharedBytes + 1024) <= 233472 ? 2 : 1;
   return k;
 }
 
@@ -280,66 +298,78 @@ std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec,
                                                      const cir::Specialization& spec) {
   Match m = match(rec, strategy, chunk, spec);
   if (!m.why.empty()) throw Error("@" + rec.name + ": no register-tile kernel: " + m.why);
-  if (strategy == cir::Strategy::Split) return {planKernel(m.k, cir::Phase::States), planKernel(m.k, cir::Phase::Outputs)};
-  return {planKernel(m.k, cir::Phase::Whole)};
+  if (strategy == cir::Strategy::Split)
+    return {planKernel(m.k, Part::SegmentLocal), planKernel(m.k, Part::SegmentScan), planKernel(m.k, Part::SegmentOutputs)};
+  return {planKernel(m.k, Part::Whole)};
 }
 
 void print(std::ostream& os, const RegisterTileKernel& k) {
   const int KR = k.K / 4;
-  const bool whole = k.phase == cir::Phase::Whole, states = k.phase == cir::Phase::States, outputs = k.phase == cir::Phase::Outputs;
-  os << "kir.kernel @" << k.name << " of @" << k.program << (whole ? "" : std::string(" phase=") + cir::phaseName(k.phase)) << " {\n";
+  const bool whole = k.part == Part::Whole, local = k.part == Part::SegmentLocal, outputs = k.part == Part::SegmentOutputs;
+  os << "kir.kernel @" << k.name << " of @" << k.program << (whole ? "" : std::string(" part=") + partName(k.part)) << " {\n";
+  if (k.part == Part::SegmentScan) {
+    os << "  launch grid(x=blocks " << k.rowDim << "*" << k.colDim << "/256=" << k.tiles() << ", y=heads, z=sequences) block 256\n";
+    os << "  segment " << k.segment << " chunks (" << k.segment * k.chunk << " tokens)\n";
+    os << "  thread: one element (k, v) of " << k.state << "; S = initial state (f32, when given) or 0\n";
+    os << "  per segment s of the sequence {\n";
+    os << "    L = segment-state[s]; segment-state[s] = S  // in place: the local state becomes the starting state\n";
+    os << "    S = segment-decay[s][k] * S + L\n";
+    os << "  }\n";
+    os << "  store S -> final state (f32, when given)\n";
+    os << "}\n";
+    return;
+  }
   const std::string tiles = "tiles " + k.colDim + "/" + std::to_string(k.BV) + "=" + std::to_string(k.tiles());
-  os << "  launch grid(" << (outputs ? "x=chunk-slots, y=heads, z=" + tiles : "x=" + tiles + ", y=heads, z=sequences") << ") block "
-     << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B";
+  os << "  launch grid(x=" << tiles << ", y=heads, z=" << (whole ? "sequences" : "segment-slots") << ") block " << k.threads() << " ("
+     << k.warps << " warps) shared " << k.sharedBytes << "B";
   if (k.blocksPerSm > 1) os << " blocks/SM " << k.blocksPerSm;
   os << "\n  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
+  if (!whole) os << "  segment " << k.segment << " chunks (" << k.segment * k.chunk << " tokens), slot = bos/" << k.segment * k.chunk << " + n + s\n";
   os << "  tensors ";
-  if (!states) os << "q=" << k.q << "@in" << k.slotQ << " ";
+  if (!local) os << "q=" << k.q << "@in" << k.slotQ << " ";
   os << "k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV;
   if (k.slotG >= 0) os << " g=" << k.g << "@in" << k.slotG;
-  if (!states) os << " o=" << k.o << "@out" << k.slotO;
-  os << " state=" << k.state << "@state" << k.slotState;
-  if (!whole) os << " snapshots=bf16[slot][H][" << k.rowDim << "][" << k.colDim << "]@snapshot" << k.slotState;
+  if (!local) os << " o=" << k.o << "@out" << k.slotO;
+  if (whole) os << " state=" << k.state << "@state" << k.slotState;
+  if (local) os << " segment-state=f32[slot][H][" << k.rowDim << "][" << k.colDim << "]@snapshot0 segment-decay=f32[slot][H][" << k.rowDim << "]@snapshot1";
+  if (outputs) os << " start-state=f32[slot][H][" << k.rowDim << "][" << k.colDim << "]@snapshot0";
   os << "\n  gate " << gateKindName(k.gate);
   if (k.gate == GateKind::HeadConstant) os << " log-decay " << k.logDecayText;
   os << "\n";
-  if (!states) os << "  scale " << k.scaleText << "\n";
+  if (!local) os << "  scale " << k.scaleText << "\n";
   os << "  warp w: vh = w / 4 (columns vh*64 .. +64 of the tile), rb = vh == 0 ? w % 4 : 3 - w % 4 (sub-chunk rb of o, rows rb*"
      << KR << " .. +" << KR << " of " << k.state << ")\n";
-  if (!outputs)
-    os << "  reg " << k.state << ": f32[" << KR << "][64] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
-  if (!states) {
+  os << "  reg " << k.state << ": f32[" << KR << "][64] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
+  if (local) os << "  reg D: f32[" << KR << "] per warp (the segment's decay of its rows)\n";
+  if (!local) {
     os << "  reg o: f32[16][64] per warp, mma C fragments 1x8 of m16n8\n";
     os << "  reg scores: f32[16][16] per (warp, sub-chunk j <= rb), C fragments repacked in registers as the bf16 A operand\n";
   }
   for (const SharedBuffer& b : k.shared)
     os << "  smem " << b.name << ": " << b.type << b.shape << " @" << b.offset << " +" << b.bytes << "  // " << b.why << "\n";
-  if (outputs) {
-    os << "  chunk c of slot {\n";
-    os << "    cp.async chunk c -> stage0, snapshot[slot] -> Sb; cp.async.wait; barrier.B1 all " << k.threads() << "\n";
-  } else {
-    os << "  per chunk c {\n";
-    os << "    cp.async.wait c; barrier.B1 all " << k.threads() << "  // chunk c landed; chunk c-1's stage" << (whole ? " and Sb are" : " is")
-       << " free\n";
-    os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
-    os << "    store bf16(" << k.state << ") -> " << (whole ? "Sb" : "snapshot[bos/64 + n + c] (from C fragments)") << "\n";
-  }
+  os << "  load " << k.state << " <- " << (whole ? "initial state (f32, when given) or 0" : local ? "0" : "start-state[slot]") << "\n";
+  os << "  per chunk c" << (whole ? "" : " of the segment") << " {\n";
+  os << "    cp.async.wait c; barrier.B1 all " << k.threads() << "  // chunk c landed; chunk c-1's stage" << (local ? " is" : " and Sb are")
+     << " free\n";
+  os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
+  if (!local) os << "    store bf16(" << k.state << ") -> Sb\n";
   os << "    prep in place: ";
-  const std::string qpart = states ? "" : "q~ = scale q 2^(G_t - G_f), ";
-  if (k.gate == GateKind::None) os << (states ? "" : "q~ = scale q, ") << "k~ = k (no gate)\n";
+  const std::string qpart = local ? "" : "q~ = scale q 2^(G_t - G_f), ";
+  if (k.gate == GateKind::None) os << (local ? "" : "q~ = scale q, ") << "k~ = k (no gate)\n";
   else
     os << "G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g) << ") per sub-chunk + shuffle scan; " << qpart
-       << "k~ = k 2^(G_e - G_s); " << (states ? "u, d" : outputs ? "m" : "m, u, d") << "\n";
-  os << "    barrier.B2 all " << k.threads() << "  // prep" << (whole ? " and Sb" : outputs ? " and the snapshot" : "") << " visible\n";
-  if (!states) {
+       << "k~ = k 2^(G_e - G_s); " << (local ? "u, d" : "m, u, d") << "\n";
+  os << "    barrier.B2 all " << k.threads() << "  // prep" << (local ? "" : " and Sb") << " visible\n";
+  if (!local) {
     os << "    mma o = (q~ (.) m[rb][0]) Sb              fused: m scales the A fragments\n";
     os << "    mma o += mask((q~ (.) m[rb][j+1]) k~_j^T) v_j for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
     os << "    store o -> " << k.o << " bf16 from C fragments\n";
   }
-  if (!outputs)
-    os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
+  os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
+  if (local) os << "    D = D * d\n";
   os << "  }\n";
-  if (!outputs) os << "  store " << k.state << " -> final state (f32, when given)\n";
+  if (whole) os << "  store " << k.state << " -> final state (f32, when given)\n";
+  if (local) os << "  store " << k.state << " -> segment-state[slot], D -> segment-decay[slot]\n";
   os << "}\n";
 }
 

@@ -32,6 +32,13 @@ enum class GateKind {
 };
 const char* gateKindName(GateKind g);
 
+// Which kernel of a plan: the fused walk, or one of the three of the segmented strategy (the
+// runtime's "split" on register tiles): local states of every segment in parallel, the scan over
+// segments, then every segment's outputs from its starting state in parallel.
+enum class Part { Whole, SegmentLocal, SegmentScan, SegmentOutputs };
+const char* partName(Part p);  // "whole", "segment-local", "segment-scan", "segment-outputs"
+constexpr int kSegmentChunks = 16;  // 1024 tokens per segment
+
 // One buffer in dynamic shared memory (bytes).
 struct SharedBuffer {
   std::string name, type, shape, why;
@@ -48,10 +55,9 @@ struct RegisterTileKernel {
   int K = 0, V = 0, BV = 0;    // head dims and the V columns per CTA
   int chunk = 64, subChunk = 16;
   int warps = 0;
-  int stages = 2;  // the chunk inputs are double-buffered (cp.async one chunk ahead); 1 for Outputs
-  // Whole: the fused walk; States / Outputs: the split strategy's walk (state snapshots in bf16,
-  // no outputs) and its outputs (one CTA per chunk slot).
-  cir::Phase phase = cir::Phase::Whole;
+  int stages = 2;  // the chunk inputs are double-buffered (cp.async one chunk ahead)
+  Part part = Part::Whole;
+  int segment = 0;  // chunks per segment (the segmented parts)
   int blocksPerSm = 1;  // __launch_bounds__' minimum blocks per SM
   // Uniform scalars as C++ double expressions over `p` (KernelParams), `h` and `H`, and as RIR
   // text for the listing: the output scale and, for HeadConstant, the natural-log decay.
@@ -62,15 +68,15 @@ struct RegisterTileKernel {
   // KernelParams order (as codegen::EmittedKernel lists them).
   std::vector<std::string> inputs, outputs, states, scalarParams, vectorParams;
   int threads() const { return warps * 32; }
-  int tiles() const { return V / BV; }
+  int tiles() const { return part == Part::SegmentScan ? K * V / 256 : V / BV; }
 };
 
 // Why `rec` with this request has no register-tile kernel (empty: it has one).
 std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                      const cir::Specialization& spec);
 
-// The register-tile kernels of `rec` for a chunk-64 request: one (fused) or two (split: the
-// states walk, then the outputs); throws lina::Error with the reason when the program or the
+// The register-tile kernels of `rec` for a chunk-64 request: one (fused) or three (split: the
+// segmented strategy); throws lina::Error with the reason when the program or the
 // request is outside what the kernel level handles.
 std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                         const cir::Specialization& spec);

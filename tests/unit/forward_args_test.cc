@@ -383,7 +383,7 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   ForwardArgs askFewSplit = few;
   askFewSplit.strategy = "split";
   EXPECT_EQ(gla.kernelNames(gla.chooseConfig(askFewSplit, kSmem, kSms), few.dims, few.dtype),
-            "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv128");
+            "gla_kir_segment_local_c64_bv64 + gla_kir_segment_scan_c64 + gla_kir_segment_outputs_c64_bv128");
   EXPECT_EQ(gla.chooseConfig(few, kSmem).tile, 128) << "no SM count: the wide tile";
   ForwardArgs mid = a;
   mid.batch = 8;
@@ -398,9 +398,11 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   askSplit.strategy = "split";
   askSplit.tile = 64;
   EXPECT_EQ(gla.kernelNames(gla.chooseConfig(askSplit, kSmem, kSms), a.dims, a.dtype),
-            "gla_kir_split_states_c64_bv64 + gla_kir_split_outputs_c64_bv64");
-  // The bf16 snapshots: half the CIR kernels' fp32 workspace.
-  EXPECT_EQ(gla.splitSnapshotBytes(few, 64), static_cast<size_t>(2 * 16384 / 64 + 2) * 16 * 128 * 128 * 4);
+            "gla_kir_segment_local_c64_bv64 + gla_kir_segment_scan_c64 + gla_kir_segment_outputs_c64_bv64");
+  // The segmented workspace: fp32 states and decays per 1024-token segment slot.
+  const std::vector<size_t> ws = segmentWorkspaceOffsets(gla.recurrence(), few, 1024);
+  EXPECT_EQ(ws[1], static_cast<size_t>(2 * 16384 / 1024 + 2) * 16 * 128 * 128 * 4);
+  EXPECT_EQ(ws[2] - ws[1], static_cast<size_t>(2 * 16384 / 1024 + 2) * 16 * 128 * 4);
   ForwardArgs simt = a;
   simt.kernels = "simt";
   EXPECT_FALSE(gla.chooseConfig(simt, kSmem, kSms).registerTiles);

@@ -31,15 +31,18 @@
 //       S  = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j      (the carry)
 //   Two barriers per chunk, no fp32 chunk buffers, exp2 only on 2 elements per (t, k) of q and k.
 //
-// Modes (the chunk-parallel strategy splits the walk from the outputs, as fla's chunk_fwd_h +
-// chunk_fwd_o do, so few long sequences still fill the SMs):
-//   kWhole    the above, one CTA walks its (sequence, head, V tile).
-//   kStates   the walk without the outputs: per chunk, store bf16(S) (the chunk's starting state,
-//             exactly the operand kWhole's inter term reads) to p.snapshots[kState] as
-//             bf16 [slot][H][K][V], slot = bos / 64 + n + c, then the carry; q is never loaded.
-//   kOutputs  one CTA per (chunk slot, head, V tile): the chunk's starting state from the
-//             snapshot (cp.async into Sb), the prep, the inter and intra terms, the store; no
-//             carry. One stage of shared memory: two CTAs per SM.
+// Modes (the segmented strategy: few long sequences still fill the SMs). A segment is kSeg
+// chunks; segment slot = bos / (64 kSeg) + n + segment index (like the chunk slots of the split
+// strategy), so every sequence's segments are numbered without a table.
+//   kWhole   the above, one CTA walks its (sequence, head, V tile).
+//   kLocal   one CTA per (V tile of 64, head, segment slot): the walk over the segment's chunks
+//            from a zero state, without q or outputs; stores the local state L (fp32) to
+//            p.snapshots[0] as [slot][H][K][V] and the segment's total decay per row D (fp32)
+//            to p.snapshots[1] as [slot][H][K].
+//   (segment_scan below: per (element of S, head, sequence), S_start(s) = S, S = D(s) S + L(s)
+//            over the segments in order, S_start overwriting L; the final state.)
+//   kRange   one CTA per (V tile, head, segment slot): kWhole over the segment's chunks, from
+//            S_start (fp32, p.snapshots[0]) instead of the initial state, no final state.
 // Tensors (fla's conventions): q, k, g(vector) [B, T, H, K], v, o [B, T, H, V], g(scalar)
 // [B, T, H], states fp32 [N, H, K, V]; varlen: B = 1 and p.cuSeqlens [N + 1].
 // Header-only, NVRTC-compatible (no std headers). sm_80+ (mma.sync m16n8k16 bf16, ldmatrix,
@@ -74,7 +77,7 @@ enum class Gate : int {
 
 constexpr int kChunk = 64;
 
-enum class Mode : int { kWhole = 0, kStates = 1, kOutputs = 2 };
+enum class Mode : int { kWhole = 0, kLocal = 1, kRange = 2 };
 
 template <class P>
 __host__ __device__ constexpr int threads() {
@@ -84,8 +87,8 @@ __host__ __device__ constexpr int threads() {
 template <class P, Mode M = Mode::kWhole>
 struct Layout {
   static constexpr bool kVec = P::gate == Gate::kVector;
-  static constexpr int kStages = M == Mode::kOutputs ? 1 : 2;
-  static constexpr bool kWalkOnly = M == Mode::kStates;  // no q, no Sb, no m
+  static constexpr int kStages = 2;
+  static constexpr bool kWalkOnly = M == Mode::kLocal;  // no q, no Sb, no m
   static constexpr int kQ = 0;
   static constexpr int kK = kQ + (kWalkOnly ? 0 : kChunk * P::K * 2);
   static constexpr int kG = kK + kChunk * P::K * 2;
@@ -185,10 +188,10 @@ __device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long lo
 // (rb = 3 - w % 4), so the two warps sharing a scheduler (w, w + 4) have 5 intra sub-blocks
 // between them; 0: rb = w % 4 for both (run 1).
 // (vt, h, n): the CTA's V tile, head and sequence (the caller maps them from its grid).
-// kOutputs: `n` is the chunk slot (the sequence and the chunk follow from it).
-template <class P, int kWarpMap = 1, Mode kMode = Mode::kWhole>
+// kLocal, kRange: `nOrSlot` is the segment slot (the sequence and the segment follow from it).
+template <class P, int kWarpMap = 1, Mode kMode = Mode::kWhole, int kSeg = 1>
 __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const int vt, const int h, const int nOrSlot) {
-  constexpr bool kStatesOnly = kMode == Mode::kStates, kOutputsOnly = kMode == Mode::kOutputs;
+  constexpr bool kStatesOnly = kMode == Mode::kLocal, kSegment = kMode != Mode::kWhole;
   constexpr int K = P::K, V = P::V, BV = P::BV, C = kChunk;
   static_assert(K == 64 || K == 128, "fused_chunk_forward: K in {64, 128}");
   static_assert(BV == 64 || BV == 128, "fused_chunk_forward: BV in {64, 128}");
@@ -214,14 +217,14 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   const int H = p.heads;
   long long bos, len;
   int n = nOrSlot, cbeg = 0;
-  if constexpr (kOutputsOnly) {
-    long long c0;
-    if (!chunk_of_slot(p, C, nOrSlot, n, bos, len, c0)) return;  // a spare slot
-    cbeg = static_cast<int>(c0 / C);
+  if constexpr (kSegment) {
+    long long s0;
+    if (!chunk_of_slot(p, C * kSeg, nOrSlot, n, bos, len, s0)) return;  // a spare slot
+    cbeg = static_cast<int>(s0 / C);
   } else {
     sequence_bounds(p, n, bos, len);
   }
-  bf16* snap = static_cast<bf16*>(static_cast<void*>(p.snapshots[P::kState]));
+  const long long segOff = (static_cast<long long>(nOrSlot) * H + h) * K;  // [slot][H][K](*V)
 
   const bf16* qg = static_cast<const bf16*>(p.inputs[P::kQ]) + (bos * H + h) * K;
   const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
@@ -240,13 +243,14 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   float S[MT][8][4];
   const long long stOff = (static_cast<long long>(n) * H + h) * K * V + vt * BV + vh * 64;
   {
-    const float* h0 = kOutputsOnly ? nullptr : p.initialStates[P::kState];
+    const float* h0 = kMode == Mode::kLocal ? nullptr : kMode == Mode::kRange ? p.snapshots[0] : p.initialStates[P::kState];
+    const long long off0 = kMode == Mode::kRange ? segOff * V + vt * BV + vh * 64 : stOff;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         if (h0) {
-          const float* b = h0 + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
+          const float* b = h0 + off0 + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
           const float2 x = *reinterpret_cast<const float2*>(b);
           const float2 y = *reinterpret_cast<const float2*>(b + 8 * V);
           S[mt][nt][0] = x.x, S[mt][nt][1] = x.y, S[mt][nt][2] = y.x, S[mt][nt][3] = y.y;
@@ -257,20 +261,15 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   }
 
   const int nchunks = static_cast<int>((len + C - 1) / C);
-  const int cend = kOutputsOnly ? cbeg + 1 : nchunks;
-  // The snapshot of chunk c: bf16 [slot][H][K][V].
-  auto snapshot = [&](int c) {
-    return snap + ((bos / C + n + c) * H + h) * static_cast<long long>(K) * V + vt * BV;
-  };
+  const int cend = kSegment ? (cbeg + kSeg < nchunks ? cbeg + kSeg : nchunks) : nchunks;
+  float Dr[MT][2];  // kLocal: the segment's total decay of this thread's state rows
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) Dr[mt][0] = Dr[mt][1] = 1.f;
   auto issue = [&](int c) {
     const long long c0 = static_cast<long long>(c) * C;
     const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
     const unsigned st = sbase + (L::kStages == 2 ? (c & 1) : 0) * L::kStage;
     if constexpr (!kStatesOnly) load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
-    if constexpr (kOutputsOnly) {  // the starting state, K rows of BV columns, 64 rows per pass
-#pragma unroll
-      for (int r0 = 0; r0 < K; r0 += C) load_tile<BV, NT>(sbase + L::kSb + r0 * BV * 2, snapshot(c) + r0 * V, V, C);
-    }
     load_tile<K, NT>(st + L::kK, kg + c0 * rq, rq, valid);
     if constexpr (VEC) load_tile<K, NT>(st + L::kG, ggv + c0 * rq, rq, valid);
     load_tile<BV, NT>(st + L::kV, vg + c0 * rv, rv, valid);
@@ -291,31 +290,23 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
 
     cp_async_wait_all();
     __syncthreads();  // B1: chunk c landed; every warp is done with chunk c - 1's buffers
-    if (!kOutputsOnly && c + 1 < nchunks) issue(c + 1);
+    if (c + 1 < cend) issue(c + 1);
     cp_async_commit();
     float gnext = 0.f;
-    if constexpr (G == Gate::kScalar && !kOutputsOnly) {
+    if constexpr (G == Gate::kScalar) {
       const long long t = c0 + C + tid;
       if (tid < C && t < len) gnext = to_float(ggs[t * H]);
     }
 
-    // bf16 copy of the chunk's starting state: for the inter term of every warp (kWhole), or
-    // the snapshot the outputs kernel reads (kStates).
-    if constexpr (!kOutputsOnly) {
-      bf16* sn = kStatesOnly ? snapshot(c) : nullptr;
+    // bf16 copy of the chunk's starting state for the inter term of every warp.
+    if constexpr (!kStatesOnly) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
           const int r = rb * KR + mt * 16 + gq, col = vh * 64 + nt * 8 + qq;
-          const unsigned lo = pack2(S[mt][nt][0], S[mt][nt][1]), hi = pack2(S[mt][nt][2], S[mt][nt][3]);
-          if constexpr (kStatesOnly) {
-            *reinterpret_cast<unsigned*>(sn + static_cast<long long>(r) * V + col) = lo;
-            *reinterpret_cast<unsigned*>(sn + static_cast<long long>(r + 8) * V + col) = hi;
-          } else {
-            *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r, col)) = lo;
-            *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r + 8, col)) = hi;
-          }
+          *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r, col)) = pack2(S[mt][nt][0], S[mt][nt][1]);
+          *reinterpret_cast<unsigned*>(smem + L::kSb + tile_off_elem<BV>(r + 8, col)) = pack2(S[mt][nt][2], S[mt][nt][3]);
         }
     }
 
@@ -387,10 +378,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           for (int j = 0; j < 4; ++j)
             if (j <= i) mrow[(j + 1) * K / 2] = make_float2(ex2(F0 - E0[j]), ex2(F1 - E1[j]));
         }
-        if constexpr (!kOutputsOnly) {
-          *reinterpret_cast<float2*>(uvec + i * K + col) = make_float2(ex2(E0[3] - s0), ex2(E1[3] - s1));
-          if (i == 3) *reinterpret_cast<float2*>(dvec + col) = make_float2(ex2(E0[3]), ex2(E1[3]));
-        }
+        *reinterpret_cast<float2*>(uvec + i * K + col) = make_float2(ex2(E0[3] - s0), ex2(E1[3] - s1));
+        if (i == 3) *reinterpret_cast<float2*>(dvec + col) = make_float2(ex2(E0[3]), ex2(E1[3]));
       }
     }
     __syncthreads();  // B2: q~, k~, vectors and the bf16 state are visible
@@ -477,12 +466,12 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
       }
     }
     }  // !kStatesOnly
-    if constexpr (kOutputsOnly) continue;  // no carry: the next chunk is another CTA's
     // Carry: S = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j.
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       const int r = rb * KR + mt * 16 + gq;
       const float d0 = dvec[r], d1 = dvec[r + 8];
+      if constexpr (kStatesOnly) Dr[mt][0] *= d0, Dr[mt][1] *= d1;
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         S[mt][nt][0] *= d0, S[mt][nt][1] *= d0, S[mt][nt][2] *= d1, S[mt][nt][3] *= d1;
@@ -520,7 +509,25 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     }
   }
 
-  float* ht = kOutputsOnly ? nullptr : p.finalStates[P::kState];
+  if constexpr (kMode == Mode::kLocal) {  // L and D of the segment
+    float* Lg = p.snapshots[0] + segOff * V + vt * BV + vh * 64;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        float* b = Lg + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
+        *reinterpret_cast<float2*>(b) = make_float2(S[mt][nt][0], S[mt][nt][1]);
+        *reinterpret_cast<float2*>(b + 8 * V) = make_float2(S[mt][nt][2], S[mt][nt][3]);
+      }
+    if (vt == 0 && vh == 0 && qq == 0)
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        p.snapshots[1][segOff + rb * KR + mt * 16 + gq] = Dr[mt][0];
+        p.snapshots[1][segOff + rb * KR + mt * 16 + gq + 8] = Dr[mt][1];
+      }
+    return;
+  }
+  float* ht = kSegment ? nullptr : p.finalStates[P::kState];
   if (ht) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
@@ -531,6 +538,32 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
         *reinterpret_cast<float2*>(b + 8 * V) = make_float2(S[mt][nt][2], S[mt][nt][3]);
       }
   }
+}
+
+// The segmented strategy's middle pass: one thread per element (k, v) of S, one CTA of
+// kScanThreads per (block of elements, head, sequence). Walks the sequence's segments in order:
+// S_start(s) = S (over L(s), which it reads first), S = D(s)[k] S + L(s); then the final state.
+constexpr int kScanThreads = 256;
+template <class P, int kSeg>
+__device__ __forceinline__ void segment_scan(const KernelParams& p, const int blk, const int h, const int n) {
+  constexpr int K = P::K, V = P::V, C = kChunk;
+  const int e = blk * kScanThreads + threadIdx.x;
+  if (e >= K * V) return;
+  const int H = p.heads, k = e / V;
+  long long bos, len;
+  sequence_bounds(p, n, bos, len);
+  const long long nseg = (len + C * kSeg - 1) / (C * kSeg), slot0 = bos / (C * kSeg) + n;
+  const long long st = (static_cast<long long>(n) * H + h) * K * V + e;
+  const float* h0 = p.initialStates[P::kState];
+  float S = h0 ? h0[st] : 0.f;
+  for (long long s = 0; s < nseg; ++s) {
+    const long long seg = (slot0 + s) * H + h;
+    float* at = p.snapshots[0] + seg * K * V + e;
+    const float Ls = *at;
+    *at = S;
+    S = p.snapshots[1][seg * K + k] * S + Ls;
+  }
+  if (p.finalStates[P::kState]) p.finalStates[P::kState][st] = S;
 }
 
 }  // namespace fc

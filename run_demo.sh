@@ -27,5 +27,12 @@ for op in gla simple_gla retention gsa; do
     "$linac" run-reference "$src" --shape 1,6,2 --dims K=4,V=3${m:+,M=2} --initial-state --backward --fd | tail -1
   fi
 done
-if [ "$gpu" = 1 ]; then echo "demo: the standard library compiled, ran on the GPU and matched the reference"
-else echo "demo: no GPU here: the standard library compiled (RIR, CUDA, NVRTC cubins) and ran on the CPU reference"; fi
+# A model from a shipped config: a random GLA checkpoint in fla's layout, then greedy generation
+# on the CPU (lina-run; the GPU engine is not built yet).
+echo "==================== lina-run (library/models/gla-tiny.json)"
+model=$(mktemp -d)
+build/tools/lina-run/lina-run --init library/models/gla-tiny.json --out "$model" --seed 1
+build/tools/lina-run/lina-run --model "$model" --token-ids 1,17,42,99 --max-new-tokens 16
+rm -rf "$model"
+if [ "$gpu" = 1 ]; then echo "demo: the standard library compiled, ran on the GPU and matched the reference; a GLA model generated on the CPU"
+else echo "demo: no GPU here: the standard library compiled (RIR, CUDA, NVRTC cubins) and ran on the CPU reference; a GLA model generated on the CPU"; fi

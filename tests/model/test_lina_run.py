@@ -158,7 +158,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert "an empty prompt" in err("--model", str(out), "--token-ids", "")
     assert "--max-new-tokens: expected an integer >= 0; got 'x'" in err("--model", str(out), "--token-ids", "1", "--max-new-tokens", "x")
     assert "need a tokenizer" in err("--model", str(out), "--prompt", "hello")
-    assert "unknown argument '--temperature'" in err("--model", str(out), "--temperature", "0.7")
+    assert "unknown argument '--beam-width'" in err("--model", str(out), "--beam-width", "4")
+    assert "--temperature: expected a number >= 0" in err("--model", str(out), "--token-ids", "1", "--temperature", "-1")
+    assert "--top-p: expected a number in (0, 1]" in err("--model", str(out), "--token-ids", "1", "--top-p", "2")
+    run = lambda *a: subprocess.run([LINA_RUN, "--model", str(out), "--token-ids", "1,5,9", "--max-new-tokens", "6", *a],
+                                    check=True, capture_output=True, text=True).stdout.split("\n")[0]
+    assert run() == run("--temperature", "0.8", "--top-k", "1"), "top-k 1 is greedy"
+    assert run("--temperature", "1.0", "--seed", "4") == run("--temperature", "1.0", "--seed", "4"), "seeded sampling repeats"
     assert "no config.json" in err("--model", str(tmp_path), "--token-ids", "1")
     cfg = json.load(open(out / "config.json"))
     cfg["attn"] = {"layers": [0], "num_heads": 2}

@@ -1,10 +1,11 @@
 // lina-run: runs a GLA / RetNet / GSA checkpoint in fla's layout, or writes a random one.
 //
-//   lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--dump-logits FILE]
+//   lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K]
+//            [--top-p P] [--seed S] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
 // This is the CPU path (the blocks in fp32, one token at a time: library/model/cpu_model.h);
-// greedy decoding, stopping at the config's EOS id. Prints the generated token ids on one line,
+// greedy decoding (or temperature / top-k / top-p sampling, seeded), stopping at the config's EOS id. Prints the generated token ids on one line,
 // then a line of prompt and decode tokens per second. --dump-logits writes the logits after the
 // prompt's last token (vocab_size float32, little-endian). --init writes config.json and
 // model.safetensors initialised as fla initialises a model.
@@ -20,6 +21,7 @@
 
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
+#include "library/model/sampling.h"
 #include "support/error.h"
 
 namespace {
@@ -28,7 +30,8 @@ using namespace lina;
 using namespace lina::model;
 
 const char* kUsage =
-    "usage: lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--dump-logits FILE]\n"
+    "usage: lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+    "                [--seed S] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -44,6 +47,18 @@ int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) 
   return v;
 }
 
+double parseDouble(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty()) throw Error(flag + ": expected a number; got '" + text + "'");
+  return v;
+}
+
 std::vector<int64_t> parseIds(const std::string& text) {
   std::vector<int64_t> ids;
   std::stringstream ss(text);
@@ -55,7 +70,8 @@ std::vector<int64_t> parseIds(const std::string& text) {
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
-  const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed", "--dtype"};
+  const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
+                                          "--dtype", "--temperature", "--top-k", "--top-p"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -86,6 +102,12 @@ int run(int argc, char** argv) {
   }
   if (!flags.count("--model")) throw Error(std::string("expected --model DIR or --init CONFIG\n") + kUsage);
   if (!flags.count("--token-ids")) throw Error("--token-ids: expected the prompt's token ids (e.g. --token-ids 1,450,4996)");
+  SamplingOptions sampling;
+  if (flags.count("--temperature")) sampling.temperature = parseDouble("--temperature", flags["--temperature"]);
+  if (flags.count("--top-k")) sampling.topK = parseInt("--top-k", flags["--top-k"], 0);
+  if (flags.count("--top-p")) sampling.topP = parseDouble("--top-p", flags["--top-p"]);
+  sampling.validate();
+  std::mt19937_64 rng(flags.count("--seed") ? static_cast<uint64_t>(parseInt("--seed", flags["--seed"], 0)) : 0);
   const Checkpoint checkpoint = Checkpoint::open(flags["--model"]);
   const CpuModel model(checkpoint);
   const std::vector<int64_t> prompt = parseIds(flags["--token-ids"]);
@@ -108,7 +130,7 @@ int run(int argc, char** argv) {
   }
   std::vector<int64_t> generated;
   for (int64_t i = 0; i < maxNew; ++i) {
-    const int64_t next = std::max_element(logits.begin(), logits.end()) - logits.begin();
+    const int64_t next = sampleToken(logits, sampling, rng);
     generated.push_back(next);
     std::cout << (i ? " " : "") << next << std::flush;
     if (next == checkpoint.config().eosTokenId || i + 1 == maxNew) break;

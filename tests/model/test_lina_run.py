@@ -6,6 +6,7 @@ over time (the recurrences as fla's naive references write them), not lina's tok
 import json
 import os
 import struct
+import shutil
 import subprocess
 import sys
 
@@ -157,7 +158,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert "outside the vocabulary (vocab_size 256" in err("--model", str(out), "--token-ids", "1,300")
     assert "an empty prompt" in err("--model", str(out), "--token-ids", "")
     assert "--max-new-tokens: expected an integer >= 0; got 'x'" in err("--model", str(out), "--token-ids", "1", "--max-new-tokens", "x")
-    assert "need a tokenizer" in err("--model", str(out), "--prompt", "hello")
+    assert "no tokenizer.model for a text prompt" in err("--model", str(out), "--prompt", "hello")
     assert "unknown argument '--beam-width'" in err("--model", str(out), "--beam-width", "4")
     assert "--temperature: expected a number >= 0" in err("--model", str(out), "--token-ids", "1", "--temperature", "-1")
     assert "--top-p: expected a number in (0, 1]" in err("--model", str(out), "--token-ids", "1", "--top-p", "2")
@@ -170,3 +171,32 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     cfg["attn"] = {"layers": [0], "num_heads": 2}
     json.dump(cfg, open(out / "config.json", "w"))
     assert "key 'attn'" in err("--model", str(out), "--token-ids", "1")
+
+
+@pytest.mark.skipif(not shutil.which("spm_train"), reason="sentencepiece's spm_train not installed")
+def test_text_prompt_through_sentencepiece(tmp_path):
+    """--prompt encodes with the directory's tokenizer.model (BOS first) and prints the decoded
+    continuation: the same as --token-ids with spm_encode's ids, decoded by spm_decode."""
+    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
+    rng = np.random.default_rng(0)
+    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
+    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
+                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
+    pieces = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
+    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
+    cfg["vocab_size"] = pieces
+    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
+    model = tmp_path / "model"
+    subprocess.run([LINA_RUN, "--init", str(tmp_path / "cfg.json"), "--out", str(model), "--seed", "2"], check=True, capture_output=True)
+    shutil.copy(tmp_path / "tok.model", model / "tokenizer.model")
+    text = "the quick brown fox"
+    ids = subprocess.run(["spm_encode", f"--model={model / 'tokenizer.model'}", "--output_format=id"], input=text, text=True,
+                         check=True, capture_output=True).stdout.split()
+    by_ids = subprocess.run([LINA_RUN, "--model", str(model), "--token-ids", ",".join([str(cfg["bos_token_id"])] + ids),
+                             "--max-new-tokens", "6"], check=True, capture_output=True, text=True).stdout.split("\n")
+    by_text = subprocess.run([LINA_RUN, "--model", str(model), "--prompt", text, "--max-new-tokens", "6"], check=True,
+                             capture_output=True, text=True).stdout.split("\n")
+    decoded = subprocess.run(["spm_decode", f"--model={model / 'tokenizer.model'}", "--input_format=id"], input=by_ids[0], text=True,
+                             check=True, capture_output=True).stdout.rstrip("\n")
+    assert by_text[0] == decoded
+    assert by_text[1].startswith(f"prompt {len(ids) + 1} tokens")

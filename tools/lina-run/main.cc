@@ -1,6 +1,6 @@
 // lina-run: runs a GLA / RetNet / GSA checkpoint in fla's layout, or writes a random one.
 //
-//   lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K]
+//   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT) [--max-new-tokens N] [--temperature T] [--top-k K]
 //            [--top-p P] [--seed S] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
 #include "library/model/sampling.h"
+#include "library/model/tokenizer.h"
 #include "support/error.h"
 
 namespace {
@@ -30,7 +32,7 @@ using namespace lina;
 using namespace lina::model;
 
 const char* kUsage =
-    "usage: lina-run --model DIR --token-ids 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+    "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT) [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
     "                [--seed S] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
@@ -71,7 +73,7 @@ std::vector<int64_t> parseIds(const std::string& text) {
 int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
-                                          "--dtype", "--temperature", "--top-k", "--top-p"};
+                                          "--dtype", "--temperature", "--top-k", "--top-p", "--prompt"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -81,8 +83,7 @@ int run(int argc, char** argv) {
     if (std::find(known.begin(), known.end(), a) == known.end()) {
       std::string list;
       for (const std::string& k : known) list += " " + k;
-      if (a == "--prompt" || a == "--prompts")
-        throw Error(a + ": text prompts need a tokenizer, which lina-run does not load yet; pass --token-ids");
+      if (a == "--prompts") throw Error("--prompts: one prompt per run for now; pass --prompt TEXT or --token-ids");
       throw Error("unknown argument '" + a + "'; expected one of" + list);
     }
     if (i + 1 >= argc) throw Error(a + ": expected a value after it");
@@ -101,7 +102,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (!flags.count("--model")) throw Error(std::string("expected --model DIR or --init CONFIG\n") + kUsage);
-  if (!flags.count("--token-ids")) throw Error("--token-ids: expected the prompt's token ids (e.g. --token-ids 1,450,4996)");
+  if (flags.count("--token-ids") == flags.count("--prompt"))
+    throw Error("expected exactly one of --token-ids 1,450,4996 and --prompt TEXT");
   SamplingOptions sampling;
   if (flags.count("--temperature")) sampling.temperature = parseDouble("--temperature", flags["--temperature"]);
   if (flags.count("--top-k")) sampling.topK = parseInt("--top-k", flags["--top-k"], 0);
@@ -110,7 +112,19 @@ int run(int argc, char** argv) {
   std::mt19937_64 rng(flags.count("--seed") ? static_cast<uint64_t>(parseInt("--seed", flags["--seed"], 0)) : 0);
   const Checkpoint checkpoint = Checkpoint::open(flags["--model"]);
   const CpuModel model(checkpoint);
-  const std::vector<int64_t> prompt = parseIds(flags["--token-ids"]);
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<int64_t> prompt;
+  if (flags.count("--prompt")) {
+    tokenizer = Tokenizer::open(flags["--model"]);
+    if (flags["--prompt"].empty()) throw Error("--prompt: expected some text; got an empty prompt");
+    if (tokenizer->vocabSize() > checkpoint.config().vocabSize)
+      throw Error("tokenizer '" + flags["--model"] + "/tokenizer.model' has " + std::to_string(tokenizer->vocabSize()) +
+                  " pieces; config.json's vocab_size is " + std::to_string(checkpoint.config().vocabSize) + " (expected at most that)");
+    prompt = tokenizer->encode(flags["--prompt"]);
+    prompt.insert(prompt.begin(), checkpoint.config().bosTokenId);  // as the Llama tokenizer adds BOS
+  } else {
+    prompt = parseIds(flags["--token-ids"]);
+  }
   const int64_t maxNew = flags.count("--max-new-tokens") ? parseInt("--max-new-tokens", flags["--max-new-tokens"], 0) : 32;
   for (int64_t t : prompt)
     if (t >= checkpoint.config().vocabSize)
@@ -132,11 +146,12 @@ int run(int argc, char** argv) {
   for (int64_t i = 0; i < maxNew; ++i) {
     const int64_t next = sampleToken(logits, sampling, rng);
     generated.push_back(next);
-    std::cout << (i ? " " : "") << next << std::flush;
+    if (!tokenizer) std::cout << (i ? " " : "") << next << std::flush;
     if (next == checkpoint.config().eosTokenId || i + 1 == maxNew) break;
     logits = model.step(next, state);
   }
   const auto t2 = clock::now();
+  if (tokenizer) std::cout << tokenizer->decode(generated);
   const double prefill = std::chrono::duration<double>(t1 - t0).count(), decode = std::chrono::duration<double>(t2 - t1).count();
   std::printf("\nprompt %zu tokens %.1f tok/s, decode %zu tokens %.1f tok/s (cpu, fp32)\n", prompt.size(),
               static_cast<double>(prompt.size()) / std::max(prefill, 1e-9), generated.size(),

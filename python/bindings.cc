@@ -114,6 +114,12 @@ ForwardArgs forwardArgs(const std::string& dtype, int64_t batch, int64_t time, i
 
 }  // namespace
 
+#if LINA_HAVE_MODEL
+namespace lina::python {
+void bindModels(py::module_& m);  // model_bindings.cc
+}
+#endif
+
 PYBIND11_MODULE(_lina, m) {
   m.doc() = "lina: a JIT compiler for linear-attention recurrences (C++ core)";
   static py::exception<Error> linaError(m, "LinaError", PyExc_ValueError);
@@ -126,6 +132,9 @@ PYBIND11_MODULE(_lina, m) {
   });
 
   dlpack::bind(m);
+#if LINA_HAVE_MODEL
+  python::bindModels(m);
+#endif
 
   m.def("library_programs", [] {
     std::vector<std::string> names;

@@ -12,5 +12,6 @@ reference (`op.reference(...)`) need neither.
 """
 from ._lina import DeviceArray, LinaError, Program, cuda_available, library_programs
 from .program import Op, compile, library
+from .runner import Runner, init_checkpoint
 
-__all__ = ["DeviceArray", "LinaError", "Op", "Program", "compile", "cuda_available", "library", "library_programs"]
+__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "init_checkpoint", "cuda_available", "library", "library_programs"]

@@ -1,0 +1,118 @@
+// lina._lina.CpuRunner: the model runner's CPU engine (library/model) for lina.Runner: a
+// validated checkpoint, its fp32 blocks, the tokenizer when the directory has one, and a
+// streaming generator of token ids.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <random>
+
+#include "library/model/checkpoint.h"
+#include "library/model/cpu_model.h"
+#include "library/model/sampling.h"
+#include "library/model/tokenizer.h"
+#include "support/error.h"
+
+namespace py = pybind11;
+
+namespace lina::python {
+
+namespace {
+
+struct Engine {
+  std::string dir;
+  model::ModelConfig config;
+  std::unique_ptr<model::CpuModel> model;
+  std::unique_ptr<model::Tokenizer> tokenizer;  // opened on first use
+  const model::Tokenizer& tokens() {
+    if (!tokenizer) tokenizer = model::Tokenizer::open(dir);
+    return *tokenizer;
+  }
+};
+
+// One generation: the prompt fed on the first next(), then one token per next() until the EOS id
+// or max_new tokens.
+struct Stream {
+  std::shared_ptr<Engine> engine;
+  std::vector<int64_t> prompt;
+  int64_t maxNew = 0, produced = 0;
+  model::SamplingOptions sampling;
+  std::mt19937_64 rng;
+  model::CpuModel::State state;
+  std::vector<float> logits;
+  bool started = false, done = false;
+
+  int64_t next() {
+    if (done || produced >= maxNew) throw py::stop_iteration();
+    if (!started) {
+      for (int64_t t : prompt) logits = engine->model->step(t, state);
+      started = true;
+    } else {
+      logits = engine->model->step(lastToken, state);
+    }
+    lastToken = model::sampleToken(logits, sampling, rng);
+    ++produced;
+    if (lastToken == engine->config.eosTokenId) done = true;
+    return lastToken;
+  }
+  int64_t lastToken = 0;
+};
+
+}  // namespace
+
+void bindModels(py::module_& m) {
+  m.def("init_checkpoint", [](const std::string& config, const std::string& out, const std::string& dtype, uint64_t seed) {
+        if (dtype != "bf16" && dtype != "fp16" && dtype != "fp32") throw Error("dtype: expected bf16, fp16 or fp32; got '" + dtype + "'");
+        model::writeRandomCheckpoint(model::loadConfig(config), out,
+                                     dtype == "bf16" ? model::DType::BF16 : dtype == "fp16" ? model::DType::F16 : model::DType::F32, seed);
+      }, py::arg("config"), py::arg("out_dir"), py::arg("dtype") = "bf16", py::arg("seed") = 0,
+      "writes a randomly initialised checkpoint of config.json `config` to `out_dir` (as `lina-run --init`)");
+  py::class_<Stream>(m, "GenerationStream")
+      .def("__iter__", [](Stream& s) -> Stream& { return s; })
+      .def("__next__", &Stream::next);
+  py::class_<Engine, std::shared_ptr<Engine>>(m, "CpuRunner")
+      .def(py::init([](const std::string& dir) {
+             auto e = std::make_shared<Engine>();
+             e->dir = dir;
+             const model::Checkpoint ck = model::Checkpoint::open(dir);
+             e->config = ck.config();
+             e->model = std::make_unique<model::CpuModel>(ck);
+             return e;
+           }),
+           py::arg("model_dir"))
+      .def_property_readonly("model_type", [](const Engine& e) { return std::string(model::modelTypeName(e.config.type)); })
+      .def_property_readonly("vocab_size", [](const Engine& e) { return e.config.vocabSize; })
+      .def_property_readonly("bos_token_id", [](const Engine& e) { return e.config.bosTokenId; })
+      .def_property_readonly("eos_token_id", [](const Engine& e) { return e.config.eosTokenId; })
+      .def("encode", [](Engine& e, const std::string& text) { return e.tokens().encode(text); })
+      .def("decode", [](Engine& e, const std::vector<int64_t>& ids) { return e.tokens().decode(ids); })
+      .def("logits", [](Engine& e, const std::vector<int64_t>& ids) {
+             if (ids.empty()) throw Error("ids: expected at least one token; got none");
+             auto st = e.model->newState();
+             std::vector<float> l;
+             for (int64_t t : ids) l = e.model->step(t, st);
+             return l;
+           }, py::arg("ids"), "the logits after the last of `ids` (fp32, [vocab_size])")
+      .def("stream", [](std::shared_ptr<Engine> e, const std::vector<int64_t>& prompt, int64_t maxNew, double temperature,
+                        int64_t topK, double topP, uint64_t seed) {
+             if (prompt.empty()) throw Error("prompt: expected at least one token; got none");
+             if (maxNew < 0) throw Error("max_new_tokens: expected >= 0; got " + std::to_string(maxNew));
+             for (int64_t t : prompt)
+               if (t < 0 || t >= e->config.vocabSize)
+                 throw Error("prompt: token " + std::to_string(t) + " is outside the vocabulary (vocab_size " +
+                             std::to_string(e->config.vocabSize) + ")");
+             Stream s;
+             s.engine = e;
+             s.prompt = prompt;
+             s.maxNew = maxNew;
+             s.sampling = {temperature, topK, topP};
+             s.sampling.validate();
+             s.rng.seed(seed);
+             s.state = e->model->newState();
+             return s;
+           },
+           py::arg("prompt"), py::arg("max_new_tokens") = 32, py::arg("temperature") = 0.0, py::arg("top_k") = 0,
+           py::arg("top_p") = 1.0, py::arg("seed") = 0);
+}
+
+}  // namespace lina::python

@@ -28,6 +28,7 @@ struct Expr {
   SourceRange calleeRange;            // Call: the callee name only
   BinaryOp op = BinaryOp::Add;        // Binary
   std::vector<std::unique_ptr<Expr>> operands;  // Neg: 1, Binary: 2, Call: the arguments
+  int depth = 1;                      // nesting depth (a leaf is 1); the parser bounds it
 
   // Sema annotations.
   std::vector<std::string> shape;     // dim names; states have 2, values at most 1

@@ -8,6 +8,10 @@
 
 namespace lina::dsl {
 
+// Expressions nest at most this deep: every later stage walks them recursively, and a deeper
+// input (tens of thousands of levels) would overflow the stack instead of being reported.
+constexpr int kMaxExpressionDepth = 256;
+
 struct ParseContext {
   const SourceManager& sources;
   DiagnosticEngine& diags;
@@ -17,6 +21,7 @@ struct ParseContext {
   uint32_t line = 1;
   uint32_t col = 1;
   SourceRange token;  // the range of the token just scanned
+  bool depthReported = false;  // one "nested too deeply" error per buffer
 };
 
 }  // namespace lina::dsl

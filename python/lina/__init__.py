@@ -10,7 +10,22 @@
 Importable without a GPU and without torch: the compiler, the IR/CUDA views and the CPU
 reference (`op.reference(...)`) need neither.
 """
-from ._lina import DeviceArray, LinaError, Program, cuda_available, library_programs
+from ._lina import DeviceArray, LinaError, Program, library_programs
+from ._lina import cuda_available as _cuda_available
+
+
+class CudaAvailability(tuple):
+    """(ok, why): unpacks as a pair, and is true only when a CUDA device is usable."""
+
+    def __bool__(self):
+        return bool(self[0])
+
+
+def cuda_available():
+    """Whether lina can launch kernels here: a CudaAvailability (ok, why), true only when ok."""
+    return CudaAvailability(_cuda_available())
+
+
 from .program import Op, compile, library
 from .runner import Runner, init_checkpoint
 

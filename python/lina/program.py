@@ -120,7 +120,11 @@ def _leading_shape(inputs, names):
 
 def compile(source_or_path, name=None):
     """An Op for a DSL program: a path to a .lina file, or the DSL text itself."""
-    if "\n" not in source_or_path and os.path.exists(source_or_path):
+    looks_like_path = "\n" not in source_or_path and "{" not in source_or_path
+    if looks_like_path and not os.path.exists(source_or_path):
+        raise _lina.LinaError(f"lina.compile: no file '{source_or_path}' (a path to a .lina file, or the DSL text itself); "
+                              "check the path")
+    if looks_like_path:
         with open(source_or_path, encoding="utf-8") as f:
             text = f.read()
         return Op(_lina.Program.from_file(source_or_path), _key("file", source_or_path + "\0" + text))

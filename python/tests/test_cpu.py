@@ -37,6 +37,9 @@ def naive_gla(q, k, v, g, scale, h0=None):
 def test_import_and_library():
     assert set(lina.library_programs()) >= {"gla", "simple_gla", "retention", "gsa"}
     ok, why = lina.cuda_available()
+    assert bool(lina.cuda_available()) == ok, "false when no device is usable (a plain tuple is always true)"
+    with pytest.raises(lina.LinaError, match="no file 'missing.lina'"):
+        lina.compile("missing.lina")
     assert isinstance(ok, bool) and isinstance(why, str)
 
 

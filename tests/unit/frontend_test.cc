@@ -54,6 +54,32 @@ std::string reprint(const std::string& text) {
   return m ? rir::toString(*m) : "";
 }
 
+// Deeply nested expressions are a reported limit, never a stack overflow: 256 levels parse,
+// 257 are an error at the expression, and 100000 are the same one error.
+TEST(Frontend, ExpressionDepthIsBounded) {
+  auto parseNested = [](int depth, std::string& errors) {
+    std::string expr;
+    for (int i = 0; i < depth - 1; ++i) expr += "-(";
+    expr += "q" + std::string(static_cast<size_t>(depth - 1), ')');
+    const std::string src = "recurrence r {\n dims K, V\n in q[K], k[K], v[V]\n state S[K, V]\n out o[V]\n"
+                            " S = S + outer(k, v)\n o = " + expr + " @ S\n}\n";
+    SourceManager sources;
+    DiagnosticEngine diags(sources);
+    const bool ok = dsl::parse(sources, sources.addBuffer("deep.lina", src), diags).has_value() && !diags.hasErrors();
+    std::ostringstream os;
+    diags.print(os);
+    errors = os.str();
+    return ok;
+  };
+  std::string errors;
+  EXPECT_TRUE(parseNested(255, errors)) << errors;  // with the contraction above it: 256
+  EXPECT_FALSE(parseNested(300, errors));
+  EXPECT_NE(errors.find("deep.lina:7:"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("expression nested more than 256 levels deep"), std::string::npos) << errors;
+  EXPECT_FALSE(parseNested(100000, errors));
+  EXPECT_EQ(errors.find("nested more than", errors.find("nested more than") + 1), std::string::npos) << "one error";
+}
+
 TEST(RirRoundTrip, EveryProgramAtEveryStage) {
   for (const auto& [path, source] : allPrograms()) {
     SourceManager sources;

@@ -1,6 +1,8 @@
 // linac: the command line, parsed once (options.cc) and dispatched to one file per subcommand.
 #include "tools/linac/driver.h"
 
+#include "runtime/nvrtc_compiler.h"
+
 #include "compiler/pipeline/pipeline.h"
 #include "tools/linac/commands.h"
 
@@ -19,6 +21,10 @@ bool handleInfo(const std::vector<std::string>& args, std::ostream& out) {
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
       out << kUsage;
+      return true;
+    }
+    if (a == "--version") {
+      out << "linac " << LINA_VERSION << " (NVRTC " << runtime::nvrtcVersion() << ")\n";
       return true;
     }
     if (a == "--list-passes") {

@@ -15,7 +15,7 @@ const char* kUsage =
     "       linac run-reference FILE [options]  run the CPU reference interpreter on random inputs\n"
     "       linac compile FILE --arch sm_90a    NVRTC-compile every kernel the tuner may pick (no GPU needed)\n"
     "       linac check FILE [options]          run the kernels on the GPU against the reference\n"
-    "       linac --list-passes\n"
+    "       linac --list-passes | --version | --help\n"
     "\n"
     "print options (linac FILE):\n"
     "  --emit=ast|rir|cir|kir|cuda what to print (default rir, after the whole pipeline); cir, kir and\n"

@@ -177,14 +177,16 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
     } else {
       ++it;
     }
+  // Each register-tile CTA owns whole columns of every state it updates (a two-phase plan's
+  // column-gated state is one CTA per (sequence, head)), so in-place states need no whole tile.
   if (a.kernels == "register" || (a.kernels == "auto" && !registerTiles.empty())) {
     const bool strategyFits = a.strategy == "fused" || a.strategy == "split" || (a.strategy == "auto" && !prefersRecurrent(a));
     const bool chunkFits = a.chunk == 0 || a.chunk == 64;
     const KernelConfig* chosenTiles = nullptr;
-    if (strategyFits && chunkFits && !wholeTile) {
+    if (strategyFits && chunkFits) {
       const KernelConfig *wide = nullptr, *narrow = nullptr;
       for (const KernelConfig& c : registerTiles) {
-        if (a.tile && c.tile != a.tile) continue;
+        if (args.tile && c.tile != args.tile) continue;
         if (c.strategy != cir::Strategy::Fused) continue;
         (c.tile == 128 ? wide : narrow) = &c;
       }
@@ -203,7 +205,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
       auto splitOf = [&](const KernelConfig* fused) -> const KernelConfig* {
         const KernelConfig* best = nullptr;
         for (const KernelConfig& c : registerTiles)
-          if (c.strategy == cir::Strategy::Split && fused && (a.tile ? c.tile == a.tile : !best || c.tile > best->tile)) best = &c;
+          if (c.strategy == cir::Strategy::Split && fused && (args.tile ? c.tile == args.tile : !best || c.tile > best->tile)) best = &c;
         return best;
       };
       if (a.strategy == "split") {
@@ -225,13 +227,12 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
       return config;
     }
     if (a.kernels == "register") {
-      std::string why = registerTilesUnsupported(program, a, a.tile);
+      std::string why = registerTilesUnsupported(program, a, args.tile);
       if (why.empty() && !strategyFits) why = "strategy " + a.strategy + (prefersRecurrent(a) ? " (a decode-length launch)" : "");
       if (why.empty() && !chunkFits) why = "chunk " + std::to_string(a.chunk);
-      if (why.empty() && wholeTile) why = "a state updated in place across tiles";
       if (why.empty()) why = "no register-tile kernel fits in " + std::to_string(sharedMemoryBytes) + " bytes of shared memory";
       throw Error("@" + name_ + ": kernels register: no register-tile kernel for this launch: " + why +
-                  " (register tiles: fused or split, chunk 64, bf16, one state [K in {64, 128}, V a multiple of 64]; use kernels auto)");
+                  " (register tiles: fused or split, chunk 64, bf16, one state [K in {64, 128}, V a multiple of 64] or two chained through a column-gated read (GSA, M = 64); use kernels auto)");
     }
   }
   auto pick = [&](cir::Strategy strategy, int chunk) -> const KernelConfig* {

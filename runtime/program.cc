@@ -155,6 +155,10 @@ void Program::forward(const ForwardArgs& a, int device) const {
     runtime::launchKernel(kernel, loaded, counts, p, a.stream);
     return;
   }
+  if (kernels.front().first.intermediateBytesPerTokenHead > 0) {
+    twoPhaseForward(a, p, kernels, counts);
+    return;
+  }
   if (kernels.size() == 3) {
     segmentedForward(a, p, kernels, counts);
     return;
@@ -224,6 +228,34 @@ void Program::segmentedForward(const ForwardArgs& a, KernelParams& p,
   if (owned) cuda::check(d->cuMemFreeAsync(owned, a.stream), "cuMemFreeAsync");
 }
 
+// A two-phase register-tile plan (GSA): the first kernel writes the bf16 intermediate (the
+// softmax over the slots), the second reads it as its query. Workspace: tokens x H x width bf16.
+void Program::twoPhaseForward(const ForwardArgs& a, KernelParams& p,
+                              const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>& kernels,
+                              runtime::GridCounts counts) const {
+  auto fail = [&](const std::string& message) { throw Error("@" + name_ + " forward: " + message); };
+  const size_t bytes = static_cast<size_t>(tokenCount(a) * a.heads * kernels.front().first.intermediateBytesPerTokenHead);
+  if (a.workspace && a.workspaceBytes < bytes)
+    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (forwardWorkspaceBytes) for the intermediate of the two " +
+         "phases; got " + std::to_string(a.workspaceBytes));
+  const cuda::Driver* d = cuda::driver();
+  CUdeviceptr owned = 0;
+  char* base = static_cast<char*>(a.workspace);
+  if (!base) {
+    cuda::check(d->cuMemAllocAsync(&owned, bytes, a.stream), "cuMemAllocAsync",
+                "the two phases' intermediate of " + std::to_string(bytes) + " bytes");
+    base = reinterpret_cast<char*>(owned);
+  }
+  p.snapshots[0] = reinterpret_cast<float*>(base);
+  try {
+    for (const auto& [kernel, loaded] : kernels) runtime::launchKernel(kernel, loaded, counts, p, a.stream);
+  } catch (...) {
+    if (owned) (void)d->cuMemFreeAsync(owned, a.stream);
+    throw;
+  }
+  if (owned) cuda::check(d->cuMemFreeAsync(owned, a.stream), "cuMemFreeAsync");
+}
+
 std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::launchesFor(
     const ForwardArgs& a, int device, const cuda::DeviceInfo& info) const {
   // Repeat calls with the same request skip config selection (which lowers and plans every
@@ -261,6 +293,7 @@ size_t Program::forwardWorkspaceBytes(const ForwardArgs& a, int device) const {
   // The launch forward(a) makes (cached): the split strategy's walk carries the chunk size.
   const auto kernels = launchesFor(a, device, runtime::cachedDeviceInfo(device));
   const codegen::EmittedKernel& walk = kernels.front().first;
+  if (walk.intermediateBytesPerTokenHead > 0) return static_cast<size_t>(tokenCount(a) * a.heads * walk.intermediateBytesPerTokenHead);
   if (kernels.size() == 3) return segmentWorkspaceOffsets(*rir_, a, walk.chunk * walk.segmentChunks).back();
   if (kernels.size() != 2) return 0;
   return splitSnapshotOffsets(*rir_, a, walk.chunk).back();

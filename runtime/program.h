@@ -125,6 +125,9 @@ class Program {
   void segmentedForward(const ForwardArgs& args, KernelParams& params,
                         const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>& kernels,
                         runtime::GridCounts counts) const;
+  void twoPhaseForward(const ForwardArgs& args, KernelParams& params,
+                        const std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>& kernels,
+                        runtime::GridCounts counts) const;
 
  private:
   // Per request (device, dtype, strategy, chunk, tile, warps, dims, ...): the emitted kernel and

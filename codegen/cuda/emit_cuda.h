@@ -50,6 +50,10 @@ struct EmittedKernel {
   // The register-tile split (segmented) kernels: chunks per segment; their chunk-slot axis counts
   // segment slots (tokens / (chunk x segment) + sequences). 0 elsewhere.
   int segmentChunks = 0;
+  // A two-phase register-tile plan (GSA): the bf16 intermediate the first kernel writes and the
+  // second reads as its query, through KernelParams::snapshots[0]: bytes per (token, head). 0
+  // elsewhere.
+  int64_t intermediateBytesPerTokenHead = 0;
   LaunchGrid grid;
   // The order of KernelParams' arrays: inputs[i], outputs[i], initialStates/finalStates[i] and
   // the scalar and vector params, as declared by the kernel's program.

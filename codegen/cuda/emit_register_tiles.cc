@@ -16,9 +16,68 @@ const char* gateEnum(kir::GateKind g) {
   return "kNone";
 }
 
+// What the runtime needs besides the source: grid, block, shared memory, parameter order.
+EmittedKernel metadata(const kir::RegisterTileKernel& k) {
+  EmittedKernel out;
+  out.name = k.name;
+  out.threads = k.threads();
+  out.tiles = k.tiles();
+  out.tiledDim = k.colDim;
+  out.tile = k.BV;
+  out.chunk = k.chunk;
+  out.stages = k.stages;
+  const bool perSegment = k.part == kir::Part::SegmentLocal || k.part == kir::Part::SegmentOutputs;
+  out.grid = {GridAxis::Tiles, GridAxis::Heads, perSegment ? GridAxis::ChunkSlots : GridAxis::Sequences};
+  out.segmentChunks = k.segment;
+  for (const kir::SharedBuffer& b : k.shared) {
+    out.smem.offset[b.name] = b.offset / 4;
+    out.smem.size[b.name] = b.bytes / 4;
+  }
+  out.smem.totalBytes = k.sharedBytes;
+  out.inputs = k.inputs;
+  out.outputs = k.outputs;
+  out.states = k.states;
+  out.scalarParams = k.scalarParams;
+  out.vectorParams = k.vectorParams;
+  out.intermediateBytesPerTokenHead = k.intermediateBytesPerTokenHead();
+  return out;
+}
+
+// The column-gated phase of a two-phase plan (lina/device/column_gated_chunk.cuh).
+std::string columnGatedSource(const kir::RegisterTileKernel& k) {
+  std::ostringstream os;
+  const std::string policy = "Policy_" + k.name;
+  os << "// lina register-tile kernel " << k.name << " of @" << k.program << " (KIR: linac --emit=kir)\n";
+  os << "#include \"lina/device/column_gated_chunk.cuh\"\n\n";
+  os << "namespace {\n";
+  os << "struct " << policy << " {\n";
+  os << "  static constexpr int K = " << k.K << ", M = " << k.V << ";\n";
+  os << "  static constexpr int kQ = " << k.slotQ << ", kK = " << k.slotK << ", kV = " << k.slotV << ", kG = " << k.slotG
+     << ", kO = " << k.slotO << ", kState = " << k.slotState << ";\n";
+  os << "  static constexpr lina::fc::Epilogue epilogue = lina::fc::Epilogue::"
+     << (k.epilogue == kir::Epilogue::Softmax ? "kSoftmax" : "kNone") << ";\n";
+  os << "  // scale = " << k.scaleText << "\n";
+  os << "  __device__ static float scale(const lina::KernelParams& p, int h, int H) {\n";
+  os << "    (void)p; (void)h; (void)H;\n";
+  os << "    return static_cast<float>(" << k.scaleCode << ");\n  }\n";
+  os << "};\n}  // namespace\n\n";
+  os << "static_assert(lina::fc::column_smem_bytes<" << policy << ">() == " << k.sharedBytes
+     << ", \"the KIR shared-memory plan and the device template disagree\");\n\n";
+  os << "extern \"C\" __global__ void __launch_bounds__(" << k.threads() << ", " << k.blocksPerSm << ") " << k.name
+     << "(const lina::KernelParams p) {\n";
+  os << "  lina::fc::column_gated_forward<" << policy << ">(p, blockIdx.y, blockIdx.z);\n";
+  os << "}\n";
+  return os.str();
+}
+
 }  // namespace
 
 EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
+  if (k.columnGate) {
+    EmittedKernel out = metadata(k);
+    out.source = columnGatedSource(k);
+    return out;
+  }
   std::ostringstream os;
   os << "// lina register-tile kernel " << k.name << " of @" << k.program << " (KIR: linac --emit=kir)\n";
   os << "#include \"lina/device/fused_chunk_skeleton.cuh\"\n\n";
@@ -56,28 +115,8 @@ EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
        << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
   os << "}\n";
 
-  EmittedKernel out;
-  out.name = k.name;
+  EmittedKernel out = metadata(k);
   out.source = os.str();
-  out.threads = k.threads();
-  out.tiles = k.tiles();
-  out.tiledDim = k.colDim;
-  out.tile = k.BV;
-  out.chunk = k.chunk;
-  out.stages = k.stages;
-  const bool perSegment = k.part == kir::Part::SegmentLocal || k.part == kir::Part::SegmentOutputs;
-  out.grid = {GridAxis::Tiles, GridAxis::Heads, perSegment ? GridAxis::ChunkSlots : GridAxis::Sequences};
-  out.segmentChunks = k.segment;
-  for (const kir::SharedBuffer& b : k.shared) {
-    out.smem.offset[b.name] = b.offset / 4;
-    out.smem.size[b.name] = b.bytes / 4;
-  }
-  out.smem.totalBytes = k.sharedBytes;
-  out.inputs = k.inputs;
-  out.outputs = k.outputs;
-  out.states = k.states;
-  out.scalarParams = k.scalarParams;
-  out.vectorParams = k.vectorParams;
   return out;
 }
 

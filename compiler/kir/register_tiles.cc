@@ -6,6 +6,7 @@
 #include <set>
 
 #include "compiler/cir/lower.h"
+#include "compiler/kir/internal.h"
 #include "support/error.h"
 
 namespace lina::kir {
@@ -32,78 +33,8 @@ const char* gateKindName(GateKind g) {
 
 namespace {
 
-std::string number(double x) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", x);
-  std::string s = b;
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
-
-// A uniform RIR value as a C++ double expression (code) and as text for the listing.
-struct UniformTranslator {
-  const rir::Recurrence& rec;
-  const cir::Specialization& spec;
-
-  int scalarParamIndex(const std::string& name) const {
-    int i = 0;
-    for (const rir::Decl& p : rec.params) {
-      if (p.name == name) return i;
-      if (p.shape.empty()) ++i;
-    }
-    return -1;
-  }
-
-  // Throws a reason string (std::string) for a value that is not uniform.
-  std::pair<std::string, std::string> operator()(const std::string& value) const {
-    const rir::Inst* d = rec.definition(value);
-    if (!d) throw std::string("%" + value + " has no definition");
-    auto un = [&](const char* f) {
-      auto [c, t] = (*this)(d->operands.at(0));
-      return std::pair{std::string(f) + "(" + c + ")", std::string(f) + "(" + t + ")"};
-    };
-    auto bin = [&](const char* op) {
-      auto [a, at] = (*this)(d->operands.at(0));
-      auto [b, bt] = (*this)(d->operands.at(1));
-      return std::pair{"(" + a + " " + op + " " + b + ")", "(" + at + " " + op + " " + bt + ")"};
-    };
-    switch (d->op) {
-      case rir::Op::Const: return {number(d->number), number(d->number)};
-      case rir::Op::Dim: {
-        auto it = spec.dims.find(d->symbol);
-        if (it == spec.dims.end()) throw std::string("dim " + d->symbol + " has no size in the request");
-        return {number(static_cast<double>(it->second)), "dim " + d->symbol};
-      }
-      case rir::Op::Head: return {"static_cast<double>(h)", "head"};
-      case rir::Op::Param: {
-        const rir::Decl* p = rec.param(d->symbol);
-        if (!p || !p->shape.empty()) throw std::string("param " + d->symbol + " is not a scalar");
-        const int i = scalarParamIndex(d->symbol);
-        std::string fallback = "0.0", fallbackText;
-        if (!d->operands.empty()) std::tie(fallback, fallbackText) = (*this)(d->operands[0]);
-        return {"(p.scalarParamSet[" + std::to_string(i) + "] ? static_cast<double>(p.scalarParams[" + std::to_string(i) +
-                    "]) : " + fallback + ")",
-                "param " + d->symbol + (fallbackText.empty() ? "" : " default " + fallbackText)};
-      }
-      case rir::Op::Neg: {
-        auto [c, t] = (*this)(d->operands.at(0));
-        return {"(-" + c + ")", "(-" + t + ")"};
-      }
-      case rir::Op::Add: return bin("+");
-      case rir::Op::Sub: return bin("-");
-      case rir::Op::Mul: return bin("*");
-      case rir::Op::Div: return bin("/");
-      case rir::Op::Pow: {
-        auto [a, at] = (*this)(d->operands.at(0));
-        auto [b, bt] = (*this)(d->operands.at(1));
-        return {"pow(" + a + ", " + b + ")", "pow(" + at + ", " + bt + ")"};
-      }
-      case rir::Op::Exp: return un("exp");
-      case rir::Op::Log: return un("log");
-      default: throw std::string("%" + value + " (" + rir::opName(d->op) + ") is not a uniform scalar");
-    }
-  }
-};
+using detail::number;
+using detail::UniformTranslator;
 
 // The matched family, or a reason.
 struct Match {
@@ -142,13 +73,8 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
   if (V % k.BV != 0) return reject("tile " + std::to_string(k.BV) + " does not divide " + k.colDim + " = " + std::to_string(V));
   k.warps = 4 * (k.BV / 64);
 
-  auto inputSlot = [&](const std::string& value, const rir::Shape& shape, std::string& name) -> int {
-    const rir::Inst* d = rec.definition(value);
-    if (!d || d->op != rir::Op::Input || d->shape != shape) return -1;
-    name = d->symbol;
-    for (size_t i = 0; i < rec.inputs.size(); ++i)
-      if (rec.inputs[i].name == d->symbol) return static_cast<int>(i);
-    return -1;
+  auto inputSlot = [&](const std::string& value, const rir::Shape& shape, std::string& name) {
+    return detail::inputSlot(rec, value, shape, name);
   };
   const std::set<std::string> uniform = rir::uniformValues(rec);
   UniformTranslator uniformCode{rec, spec};
@@ -173,20 +99,7 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
   if (!update || !read || !output) return reject("no update, read and output of one state");
   if (update->cols.present()) return reject("a column gate on " + k.state + " (register tiles: row gates)");
   if (update->rows.present()) {
-    if (update->rows.space != rir::GateSpace::Log) return reject("a linear-space gate (run canonicalize-gates first)");
-    const std::string& g = update->rows.value;
-    if ((k.slotG = inputSlot(g, {k.rowDim}, k.g)) >= 0) k.gate = GateKind::Vector;
-    else if ((k.slotG = inputSlot(g, {}, k.g)) >= 0) k.gate = GateKind::Scalar;
-    else if (uniform.count(g)) {
-      k.gate = GateKind::HeadConstant;
-      try {
-        std::tie(k.logDecayCode, k.logDecayText) = uniformCode(g);
-      } catch (const std::string& why) {
-        return reject("the gate: " + why);
-      }
-    } else {
-      return reject("gate %" + g + " is computed per step (register tiles: an input g[" + k.rowDim + "] or g[], or a uniform decay)");
-    }
+    if (std::string why = detail::matchRowGate(rec, spec, update->rows, k); !why.empty()) return reject(why);
   }
   if ((k.slotK = inputSlot(update->operands.at(0), {k.rowDim}, k.k)) < 0 ||
       (k.slotV = inputSlot(update->operands.at(1), {k.colDim}, k.v)) < 0)
@@ -241,7 +154,39 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
 // local state and total decay in fp32. SegmentScan: the segments' starting states, in order.
 // SegmentOutputs: the fused walk over one segment from its starting state. Shared memory in the
 // device template's order (lina::fc::Layout; the emitted kernel static_asserts the total).
-RegisterTileKernel planKernel(RegisterTileKernel k, Part part) {
+}  // namespace
+
+std::string detail::matchRowGate(const rir::Recurrence& rec, const cir::Specialization& spec, const rir::Gate& rows,
+                                 RegisterTileKernel& k) {
+  if (rows.space != rir::GateSpace::Log) return "a linear-space gate (run canonicalize-gates first)";
+  const std::string& g = rows.value;
+  if ((k.slotG = inputSlot(rec, g, {k.rowDim}, k.g)) >= 0) {
+    k.gate = GateKind::Vector;
+  } else if ((k.slotG = inputSlot(rec, g, {}, k.g)) >= 0) {
+    k.gate = GateKind::Scalar;
+  } else if (rir::uniformValues(rec).count(g)) {
+    k.gate = GateKind::HeadConstant;
+    try {
+      std::tie(k.logDecayCode, k.logDecayText) = UniformTranslator{rec, spec}(g);
+    } catch (const std::string& why) {
+      return "the gate: " + why;
+    }
+  } else {
+    return "gate %" + g + " is computed per step (register tiles: an input g[" + k.rowDim + "] or g[], or a uniform decay)";
+  }
+  return "";
+}
+
+int detail::inputSlot(const rir::Recurrence& rec, const std::string& value, const rir::Shape& shape, std::string& name) {
+  const rir::Inst* d = rec.definition(value);
+  if (!d || d->op != rir::Op::Input || d->shape != shape) return -1;
+  name = d->symbol;
+  for (size_t i = 0; i < rec.inputs.size(); ++i)
+    if (rec.inputs[i].name == d->symbol) return static_cast<int>(i);
+  return -1;
+}
+
+RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
   k.part = part;
   k.segment = part == Part::Whole ? 0 : kSegmentChunks;
   if (part == Part::SegmentLocal) k.BV = 64;
@@ -287,26 +232,28 @@ RegisterTileKernel planKernel(RegisterTileKernel k, Part part) {
   return k;
 }
 
-}  // namespace
-
 std::string registerTilesUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                      const cir::Specialization& spec) {
+  if (rec.states.size() == 2) return twoPhaseUnsupported(rec, strategy, chunk, spec);
   return match(rec, strategy, chunk, spec).why;
 }
 
 std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
                                                      const cir::Specialization& spec) {
+  if (rec.states.size() == 2) return lowerTwoPhase(rec, strategy, chunk, spec);
   Match m = match(rec, strategy, chunk, spec);
   if (!m.why.empty()) throw Error("@" + rec.name + ": no register-tile kernel: " + m.why);
   if (strategy == cir::Strategy::Split)
-    return {planKernel(m.k, Part::SegmentLocal), planKernel(m.k, Part::SegmentScan), planKernel(m.k, Part::SegmentOutputs)};
-  return {planKernel(m.k, Part::Whole)};
+    return {detail::planKernel(m.k, Part::SegmentLocal), detail::planKernel(m.k, Part::SegmentScan), detail::planKernel(m.k, Part::SegmentOutputs)};
+  return {detail::planKernel(m.k, Part::Whole)};
 }
 
 void print(std::ostream& os, const RegisterTileKernel& k) {
+  if (k.columnGate) return printColumnGated(os, k);
   const int KR = k.K / 4;
   const bool whole = k.part == Part::Whole, local = k.part == Part::SegmentLocal, outputs = k.part == Part::SegmentOutputs;
-  os << "kir.kernel @" << k.name << " of @" << k.program << (whole ? "" : std::string(" part=") + partName(k.part)) << " {\n";
+  os << "kir.kernel @" << k.name << " of @" << k.program << (whole ? "" : std::string(" part=") + partName(k.part))
+     << (k.phase >= 0 ? " phase " + std::to_string(k.phase) + " of 2" : "") << " {\n";
   if (k.part == Part::SegmentScan) {
     os << "  launch grid(x=blocks " << k.rowDim << "*" << k.colDim << "/256=" << k.tiles() << ", y=heads, z=sequences) block 256\n";
     os << "  segment " << k.segment << " chunks (" << k.segment * k.chunk << " tokens)\n";
@@ -326,7 +273,8 @@ void print(std::ostream& os, const RegisterTileKernel& k) {
   os << "\n  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
   if (!whole) os << "  segment " << k.segment << " chunks (" << k.segment * k.chunk << " tokens), slot = bos/" << k.segment * k.chunk << " + n + s\n";
   os << "  tensors ";
-  if (!local) os << "q=" << k.q << "@in" << k.slotQ << " ";
+  if (!local && k.slotQ < 0) os << "q=" << k.q << ":bf16[tokens][H][" << k.rowDim << "]@snapshot0 (phase 0's intermediate) ";
+  else if (!local) os << "q=" << k.q << "@in" << k.slotQ << " ";
   os << "k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV;
   if (k.slotG >= 0) os << " g=" << k.g << "@in" << k.slotG;
   if (!local) os << " o=" << k.o << "@out" << k.slotO;

@@ -11,6 +11,13 @@
 // is what emit-cuda instantiates (codegen/cuda/emit_register_tiles.cc, the device template
 // lina/device/fused_chunk_skeleton.cuh). Programs outside the family keep the CIR (SIMT) path;
 // the reason is reported.
+//
+// Two-phase plans (two_phase.cc) cover two states chained through the read of the first
+// (GSA):   A = A (.)cols exp(g1) + outer(k1, v1),  p = epilogue(c1 * (q @ A_t))  [M]
+//          B = exp(g2) (.)rows B + outer(k2, v2),  o = c2 * (p @ B_t)
+// as two kernels: a column-gated one (gate on the read's output dim, the epilogue a softmax or
+// none, lina/device/column_gated_chunk.cuh) writing p as a bf16 intermediate [tokens, H, M],
+// then the row-gated kernel above with that intermediate as its query.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +43,8 @@ const char* gateKindName(GateKind g);
 // runtime's "split" on register tiles): local states of every segment in parallel, the scan over
 // segments, then every segment's outputs from its starting state in parallel.
 enum class Part { Whole, SegmentLocal, SegmentScan, SegmentOutputs };
+// What follows a column-gated read before it is stored (over the read's output dim).
+enum class Epilogue { None, Softmax };
 const char* partName(Part p);  // "whole", "segment-local", "segment-scan", "segment-outputs"
 constexpr int kSegmentChunks = 16;  // 1024 tokens per segment
 
@@ -48,9 +57,17 @@ struct SharedBuffer {
 struct RegisterTileKernel {
   std::string name, program;
   GateKind gate = GateKind::None;
-  // The tensors, with their KernelParams slots (the program's declaration order).
+  // The tensors, with their KernelParams slots (the program's declaration order). slotQ or
+  // slotO -1: the two-phase plan's intermediate (`intermediate`, bf16 [tokens, H, width]).
   std::string q, k, v, g, o, state;
   int slotQ = 0, slotK = 0, slotV = 0, slotG = -1, slotO = 0, slotState = 0;
+  // A column-gated kernel (the first of a two-phase plan): the gate g [colDim] acts on the
+  // state's columns, the read's output dim; `epilogue` follows the read.
+  bool columnGate = false;
+  Epilogue epilogue = Epilogue::None;
+  int phase = -1;  // 0 or 1 in a two-phase plan, -1 otherwise
+  std::string intermediate;
+  int intermediateWidth = 0;  // elements per (token, head) of the intermediate, 0: none
   std::string rowDim, colDim;  // the state's [K, V]
   int K = 0, V = 0, BV = 0;    // head dims and the V columns per CTA
   int chunk = 64, subChunk = 16;
@@ -69,6 +86,7 @@ struct RegisterTileKernel {
   std::vector<std::string> inputs, outputs, states, scalarParams, vectorParams;
   int threads() const { return warps * 32; }
   int tiles() const { return part == Part::SegmentScan ? K * V / 256 : V / BV; }
+  int64_t intermediateBytesPerTokenHead() const { return 2LL * intermediateWidth; }
 };
 
 // Why `rec` with this request has no register-tile kernel (empty: it has one).
@@ -84,5 +102,12 @@ std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec,
 // The listing `linac --emit=kir` prints: launch, fragments, buffers, the per-chunk schedule with
 // its barriers, and the fusions.
 void print(std::ostream& os, const RegisterTileKernel& kernel);
+
+// Two-phase plans (two_phase.cc): the reason `rec` has none (empty: it has one), and its two
+// kernels (fused only).
+std::string twoPhaseUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const cir::Specialization& spec);
+std::vector<RegisterTileKernel> lowerTwoPhase(const rir::Recurrence& rec, cir::Strategy strategy, int chunk,
+                                              const cir::Specialization& spec);
+void printColumnGated(std::ostream& os, const RegisterTileKernel& kernel);
 
 }  // namespace lina::kir

@@ -422,7 +422,13 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   Program gsa = Program::fromLibrary("gsa");
   ForwardArgs g = a;
   g.dims["M"] = 64;
-  EXPECT_FALSE(gsa.chooseConfig(g, kSmem, kSms).registerTiles);
+  // GSA: the two-phase plan (the column-gated key memory with the softmax, then the value memory).
+  const KernelConfig gc = gsa.chooseConfig(g, kSmem, kSms);
+  EXPECT_TRUE(gc.registerTiles);
+  EXPECT_EQ(gsa.kernelNames(gc, g.dims, g.dtype), "gsa_kir_phase0_c64_m64 + gsa_kir_phase1_c64_bv128");
+  ForwardArgs g128 = g;
+  g128.dims["M"] = 128;
+  EXPECT_FALSE(gsa.chooseConfig(g128, kSmem, kSms).registerTiles);
 
   auto expectError = [&](const Program& p, ForwardArgs b, const std::string& needle) {
     b.kernels = "register";
@@ -434,7 +440,7 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
     }
   };
   expectError(gla, fp32, "dtype fp32");
-  expectError(gsa, g, "2 states");
+  expectError(gsa, g128, "M = 128");
   expectError(gla, chunk16, "chunk 16");
   ForwardArgs d256 = a;
   d256.dims = {{"K", 256}, {"V", 256}};

@@ -226,7 +226,9 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   }
   const long long segOff = (static_cast<long long>(nOrSlot) * H + h) * K;  // [slot][H][K](*V)
 
-  const bf16* qg = static_cast<const bf16*>(p.inputs[P::kQ]) + (bos * H + h) * K;
+  // kQ < 0: the query is a two-phase plan's bf16 intermediate [tokens, H, K] (p.snapshots[0]).
+  const bf16* qg = (P::kQ < 0 ? reinterpret_cast<const bf16*>(p.snapshots[0]) : static_cast<const bf16*>(p.inputs[P::kQ < 0 ? 0 : P::kQ])) +
+                   (bos * H + h) * K;
   const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
   const bf16* vg = static_cast<const bf16*>(p.inputs[P::kV]) + (bos * H + h) * V + vt * BV;
   bf16* og = static_cast<bf16*>(p.outputs[P::kO]) + (bos * H + h) * V + vt * BV;

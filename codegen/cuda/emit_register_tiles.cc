@@ -51,7 +51,7 @@ std::string columnGatedSource(const kir::RegisterTileKernel& k) {
   os << "#include \"lina/device/column_gated_chunk.cuh\"\n\n";
   os << "namespace {\n";
   os << "struct " << policy << " {\n";
-  os << "  static constexpr int K = " << k.K << ", M = " << k.V << ";\n";
+  os << "  static constexpr int K = " << k.K << ", V = " << k.V << ", M = " << k.BV << ";\n";
   os << "  static constexpr int kQ = " << k.slotQ << ", kK = " << k.slotK << ", kV = " << k.slotV << ", kG = " << k.slotG
      << ", kO = " << k.slotO << ", kState = " << k.slotState << ";\n";
   os << "  static constexpr lina::fc::Epilogue epilogue = lina::fc::Epilogue::"
@@ -65,7 +65,7 @@ std::string columnGatedSource(const kir::RegisterTileKernel& k) {
      << ", \"the KIR shared-memory plan and the device template disagree\");\n\n";
   os << "extern \"C\" __global__ void __launch_bounds__(" << k.threads() << ", " << k.blocksPerSm << ") " << k.name
      << "(const lina::KernelParams p) {\n";
-  os << "  lina::fc::column_gated_forward<" << policy << ">(p, blockIdx.y, blockIdx.z);\n";
+  os << "  lina::fc::column_gated_forward<" << policy << ">(p, blockIdx.x, blockIdx.y, blockIdx.z);\n";
   os << "}\n";
   return os.str();
 }

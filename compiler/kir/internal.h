@@ -98,4 +98,8 @@ std::string matchRowGate(const rir::Recurrence& rec, const cir::Specialization& 
 // The row-gated kernel's plan for one part: name, warps, shared-memory buffers, blocks per SM.
 RegisterTileKernel planKernel(RegisterTileKernel k, Part part);
 
+// The column-gated kernel's plan (two_phase.cc): phase 0 of a two-phase plan, or -1 for a
+// single-state program whose gate acts on the state's columns (64 columns per CTA).
+RegisterTileKernel planColumnGated(RegisterTileKernel k, int phase);
+
 }  // namespace lina::kir::detail

@@ -97,8 +97,18 @@ Match match(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const
     }
   }
   if (!update || !read || !output) return reject("no update, read and output of one state");
-  if (update->cols.present()) return reject("a column gate on " + k.state + " (register tiles: row gates)");
-  if (update->rows.present()) {
+  if (update->cols.present()) {  // the column-gated kernel (lina/device/column_gated_chunk.cuh)
+    if (update->rows.present()) return reject("gates on both the rows and the columns of " + k.state + " (register tiles: one)");
+    if (strategy != cir::Strategy::Fused) return reject("a column gate with the split strategy (register tiles: fused)");
+    if (update->cols.space != rir::GateSpace::Log) return reject("a linear-space gate (run canonicalize-gates first)");
+    if ((k.slotG = inputSlot(update->cols.value, {k.colDim}, k.g)) < 0)
+      return reject("the column gate of " + k.state + " is not an input [" + k.colDim + "]");
+    if (spec.tile && spec.tile != 64) return reject("tile " + std::to_string(spec.tile) + " (column-gated register tiles: 64 columns per CTA)");
+    k.gate = GateKind::Vector;
+    k.columnGate = true;
+    k.BV = 64;
+    k.warps = 4;
+  } else if (update->rows.present()) {
     if (std::string why = detail::matchRowGate(rec, spec, update->rows, k); !why.empty()) return reject(why);
   }
   if ((k.slotK = inputSlot(update->operands.at(0), {k.rowDim}, k.k)) < 0 ||
@@ -243,6 +253,7 @@ std::vector<RegisterTileKernel> lowerToRegisterTiles(const rir::Recurrence& rec,
   if (rec.states.size() == 2) return lowerTwoPhase(rec, strategy, chunk, spec);
   Match m = match(rec, strategy, chunk, spec);
   if (!m.why.empty()) throw Error("@" + rec.name + ": no register-tile kernel: " + m.why);
+  if (m.k.columnGate) return {detail::planColumnGated(m.k, -1)};
   if (strategy == cir::Strategy::Split)
     return {detail::planKernel(m.k, Part::SegmentLocal), detail::planKernel(m.k, Part::SegmentScan), detail::planKernel(m.k, Part::SegmentOutputs)};
   return {detail::planKernel(m.k, Part::Whole)};

@@ -186,17 +186,20 @@ TwoPhaseMatch matchTwoPhase(const rir::Recurrence& rec, cir::Strategy strategy, 
   return m;
 }
 
-// Phase 0's shared memory, in lina::fc::ColumnLayout's order (the emitted kernel
-// static_asserts the total).
-RegisterTileKernel planColumnGated(RegisterTileKernel k) {
-  k.phase = 0;
+}  // namespace
+
+// The column-gated kernel's shared memory, in lina::fc::ColumnLayout's order (the emitted kernel
+// static_asserts the total). phase 0 of a two-phase plan, or -1: a single-state program.
+RegisterTileKernel detail::planColumnGated(RegisterTileKernel k, int phase) {
+  k.phase = phase;
   k.part = Part::Whole;
   k.warps = 4;
   k.stages = 2;
-  k.name = k.program + "_kir_phase0_c" + std::to_string(k.chunk) + "_m" + std::to_string(k.V);
+  k.name = k.program + (phase == 0 ? "_kir_phase0_c" + std::to_string(k.chunk) + "_m" + std::to_string(k.V)
+                                   : "_kir_colgate_c" + std::to_string(k.chunk) + "_bv" + std::to_string(k.BV));
   for (char& ch : k.name)
     if (ch == '-') ch = '_';
-  const int C = k.chunk, KK = k.K, M = k.V;
+  const int C = k.chunk, KK = k.K, M = k.BV;
   int64_t at = 0;
   auto add = [&](std::string name, std::string type, std::string shape, int64_t bytes, std::string why) {
     k.shared.push_back({std::move(name), std::move(type), std::move(shape), std::move(why), at, bytes});
@@ -220,8 +223,6 @@ RegisterTileKernel planColumnGated(RegisterTileKernel k) {
   return k;
 }
 
-}  // namespace
-
 std::string twoPhaseUnsupported(const rir::Recurrence& rec, cir::Strategy strategy, int chunk, const cir::Specialization& spec) {
   return matchTwoPhase(rec, strategy, chunk, spec).why;
 }
@@ -235,24 +236,27 @@ std::vector<RegisterTileKernel> lowerTwoPhase(const rir::Recurrence& rec, cir::S
   second.name = second.program + "_kir_phase1_c" + std::to_string(second.chunk) + "_bv" + std::to_string(second.BV);
   for (char& ch : second.name)
     if (ch == '-') ch = '_';
-  return {planColumnGated(m.first), second};
+  return {detail::planColumnGated(m.first, 0), second};
 }
 
 void printColumnGated(std::ostream& os, const RegisterTileKernel& k) {
   const int KR = k.K / 4;
-  os << "kir.kernel @" << k.name << " of @" << k.program << " phase 0 of 2 {\n";
-  os << "  launch grid(x=1, y=heads, z=sequences) block " << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B";
+  const bool phase0 = k.phase == 0;
+  os << "kir.kernel @" << k.name << " of @" << k.program << (phase0 ? " phase 0 of 2" : "") << " {\n";
+  os << "  launch grid(x=" << (phase0 ? std::string("1") : "tiles " + k.colDim + "/" + std::to_string(k.BV) + "=" + std::to_string(k.tiles()))
+     << ", y=heads, z=sequences) block " << k.threads() << " (" << k.warps << " warps) shared " << k.sharedBytes << "B";
   if (k.blocksPerSm > 1) os << " blocks/SM " << k.blocksPerSm;
   os << "\n  chunk " << k.chunk << " sub-chunk " << k.subChunk << " stages " << k.stages << " mma m16n8k16.bf16.f32\n";
   os << "  tensors q=" << k.q << "@in" << k.slotQ << " k=" << k.k << "@in" << k.slotK << " v=" << k.v << "@in" << k.slotV << " g=" << k.g
-     << "@in" << k.slotG << " state=" << k.state << "@state" << k.slotState << " intermediate=" << k.intermediate << ":bf16[tokens][H]["
-     << k.colDim << "]@snapshot0\n";
+     << "@in" << k.slotG << " state=" << k.state << "@state" << k.slotState;
+  if (phase0) os << " intermediate=" << k.intermediate << ":bf16[tokens][H][" << k.colDim << "]@snapshot0\n";
+  else os << " o=" << k.o << "@out" << k.slotO << "\n";
   os << "  gate column " << k.g << "[" << k.colDim << "] (on " << k.state << "'s columns, the read's output dim)\n";
   os << "  scale " << k.scaleText << "\n";
   os << "  epilogue " << (k.epilogue == Epilogue::Softmax ? "softmax over " + k.colDim : std::string("none")) << "\n";
-  os << "  warp w: rb = w (sub-chunk rb of the read, rows rb*" << KR << " .. +" << KR << " of " << k.state << "), all " << k.V << " columns\n";
-  os << "  reg " << k.state << ": f32[" << KR << "][" << k.V << "] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
-  os << "  reg r: f32[16][" << k.V << "] per warp, mma C fragments 1x8 of m16n8; a row in the 4 lanes of a quad\n";
+  os << "  warp w: rb = w (sub-chunk rb of the read, rows rb*" << KR << " .. +" << KR << " of " << k.state << "), all " << k.BV << " columns of the tile\n";
+  os << "  reg " << k.state << ": f32[" << KR << "][" << k.BV << "] per warp, mma C fragments " << KR / 16 << "x8 of m16n8 (carried across chunks)\n";
+  os << "  reg r: f32[16][" << k.BV << "] per warp, mma C fragments 1x8 of m16n8; a row in the 4 lanes of a quad\n";
   for (const SharedBuffer& b : k.shared)
     os << "  smem " << b.name << ": " << b.type << b.shape << " @" << b.offset << " +" << b.bytes << "  // " << b.why << "\n";
   os << "  load " << k.state << " <- initial state (f32, when given) or 0\n";
@@ -265,7 +269,7 @@ void printColumnGated(std::ostream& os, const RegisterTileKernel& k) {
   os << "    mma r = q (Sb (.)cols m[rb][0])                 fused: m scales the B fragments\n";
   os << "    mma r += mask(q k_j^T) (v~_j (.)cols m[rb][j+1]) for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
   os << "    r = scale * of (.) r" << (k.epilogue == Epilogue::Softmax ? "; softmax over the quad (shfl.xor 1, 2)" : "") << "\n";
-  os << "    store r -> " << k.intermediate << " bf16 from C fragments\n";
+  os << "    store r -> " << (phase0 ? k.intermediate : k.o) << " bf16 from C fragments\n";
   os << "    mma " << k.state << " = " << k.state << " (.)cols d + sum_j k_j^T (v~_j (.)cols u_j)   fused: u, d on fragments\n";
   os << "  }\n";
   os << "  store " << k.state << " -> final state (f32, when given)\n";

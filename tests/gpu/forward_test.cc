@@ -102,11 +102,14 @@ INSTANTIATE_TEST_SUITE_P(Library, LibraryForward, ::testing::Values("gla", "simp
 TEST(VariantForward, LinacCheckOnDslVariants) {
   requireGpu();
   if (IsSkipped()) return;
-  for (const char* name : {"linear_attention", "gla_gv", "hgrn2", "rwkv6"}) {
+  for (const char* name : {"linear_attention", "gla_gv", "hgrn2", "rwkv6", "value_gated"}) {
     Program program = Program::fromFile(std::string(LINA_SOURCE_DIR) + "/tests/programs/" + name + ".lina");
+    // D = 128 too where register tiles apply (two column tiles of the value-gated kernel).
+    const bool registerTiles = std::string(name) == "linear_attention" || std::string(name) == "value_gated";
+    for (int64_t D : registerTiles ? std::vector<int64_t>{64, 128} : std::vector<int64_t>{64})
     for (const char* dtype : {"bf16", "fp32"})
       for (int64_t T : {1, 65, 700}) {
-        CheckOptions o = options(dtype, 2, T, 2, 64, 500 + T);
+        CheckOptions o = options(dtype, 2, T, 2, D, 500 + T);
         cuda::DeviceInfo info = cuda::deviceInfo(0);
         std::vector<KernelConfig> configs = program.candidateConfigs(o.shape.dims, o.dtype, info.maxSharedPerBlockOptin);
         for (const CheckReport& r : checkForwardConfigs(program, o, configs)) {

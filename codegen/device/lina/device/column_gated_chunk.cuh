@@ -18,9 +18,11 @@
 // d = 2^(G_63): every exponent <= 0 except the diagonal m[i][i] (<= 15 steps, as in the row-gated
 // kernel). The output factor 2^(G_t - G_{f_i}) is kept in fp32 ([64][M] in shared memory).
 //
-// Work split: one CTA per (head, sequence), 4 warps; warp w owns sub-chunk w of the output rows
-// and rows w K/4 .. of the state, all M = 64 columns (the softmax needs a whole row in a warp).
-// Tensors: q, k [B, T, H, K], v [B, T, H, M], g [B, T, H, M]; state fp32 [N, H, K, M].
+// Work split: one CTA per (64-column tile of V, head, sequence), 4 warps; warp w owns sub-chunk w
+// of the output rows and rows w K/4 .. of the state, all 64 columns of the tile (a softmax
+// epilogue needs the whole row: V = 64, one tile).
+// Tensors: q, k [B, T, H, K], v, g, o [B, T, H, V]; state fp32 [N, H, K, V]; the intermediate
+// bf16 [tokens, H, V].
 #pragma once
 
 #include "lina/device/fused_chunk_skeleton.cuh"
@@ -32,7 +34,7 @@ enum class Epilogue : int { kNone = 0, kSoftmax = 1 };
 
 // The Policy the emitter generates:
 //   struct P {
-//     static constexpr int K = 128, M = 64;             // K in {64, 128}, M = 64
+//     static constexpr int K = 128, V = 64, M = 64;     // K in {64, 128}; M = 64 columns per CTA
 //     static constexpr int kQ = 0, kK = 1, kV = 3, kG = 4;  // KernelParams::inputs slots
 //     static constexpr int kO = -1;                      // outputs slot; -1: the intermediate
 //     static constexpr int kState = 0;
@@ -61,10 +63,12 @@ __host__ __device__ constexpr int column_smem_bytes() {
   return ColumnLayout<P>::kTotal;
 }
 
-// (h, n): the CTA's head and sequence.
+// (vt, h, n): the CTA's column tile, head and sequence.
 template <class P>
-__device__ __forceinline__ void column_gated_forward(const KernelParams& p, const int h, const int n) {
-  constexpr int K = P::K, M = P::M, C = kChunk, NT = 128;
+__device__ __forceinline__ void column_gated_forward(const KernelParams& p, const int vt, const int h, const int n) {
+  constexpr int K = P::K, M = P::M, V = P::V, C = kChunk, NT = 128;
+  static_assert(V % M == 0, "column_gated_forward: V must be a multiple of the tile");
+  static_assert(P::epilogue == Epilogue::kNone || V == M, "column_gated_forward: a softmax needs the whole row in one tile");
   static_assert(K == 64 || K == 128, "column_gated_forward: K in {64, 128}");
   static_assert(M == 64, "column_gated_forward: M = 64");
   constexpr int KR = K / 4, MT = KR / 16;
@@ -86,16 +90,16 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
 
   const bf16* qg = static_cast<const bf16*>(p.inputs[P::kQ]) + (bos * H + h) * K;
   const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
-  const bf16* vg = static_cast<const bf16*>(p.inputs[P::kV]) + (bos * H + h) * M;
-  const bf16* gg = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * M;
+  const bf16* vg = static_cast<const bf16*>(p.inputs[P::kV]) + (bos * H + h) * V + vt * M;
+  const bf16* gg = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * V + vt * M;
   bf16* og = (P::kO < 0 ? reinterpret_cast<bf16*>(p.snapshots[0]) : static_cast<bf16*>(p.outputs[P::kO < 0 ? 0 : P::kO])) +
-             (bos * H + h) * M;
+             (bos * H + h) * V + vt * M;
   const float scale = P::scale(p, h, H);
-  const long long rq = static_cast<long long>(H) * K, rm = static_cast<long long>(H) * M;
+  const long long rq = static_cast<long long>(H) * K, rm = static_cast<long long>(H) * V;
 
   // The state slice: rows rb * KR + mt * 16 + gq (+ 8), columns nt * 8 + qq (+ 1).
   float S[MT][8][4];
-  const long long stOff = (static_cast<long long>(n) * H + h) * K * M;
+  const long long stOff = (static_cast<long long>(n) * H + h) * K * V + vt * M;
   {
     const float* h0 = p.initialStates[P::kState];
 #pragma unroll
@@ -103,9 +107,9 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         if (h0) {
-          const float* b = h0 + stOff + (rb * KR + mt * 16 + gq) * M + nt * 8 + qq;
+          const float* b = h0 + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
           const float2 x = *reinterpret_cast<const float2*>(b);
-          const float2 y = *reinterpret_cast<const float2*>(b + 8 * M);
+          const float2 y = *reinterpret_cast<const float2*>(b + 8 * V);
           S[mt][nt][0] = x.x, S[mt][nt][1] = x.y, S[mt][nt][2] = y.x, S[mt][nt][3] = y.y;
         } else {
           S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.f;
@@ -337,9 +341,9 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
-        float* b = ht + stOff + (rb * KR + mt * 16 + gq) * M + nt * 8 + qq;
+        float* b = ht + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
         *reinterpret_cast<float2*>(b) = make_float2(S[mt][nt][0], S[mt][nt][1]);
-        *reinterpret_cast<float2*>(b + 8 * M) = make_float2(S[mt][nt][2], S[mt][nt][3]);
+        *reinterpret_cast<float2*>(b + 8 * V) = make_float2(S[mt][nt][2], S[mt][nt][3]);
       }
   }
 }

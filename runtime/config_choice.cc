@@ -152,6 +152,7 @@ bool updatesInPlaceAcrossTiles(const ProgramView& program, const ForwardArgs& ar
 
 KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, int64_t sharedMemoryBytes, int multiprocessors) {
   const std::string& name_ = program.recurrence.name;
+  if (args.config) return *args.config;  // the tuner's candidate, or a tuned database entry
   // A state updated in place that every tile reads and writes (GSA's Sk) needs one CTA per
   // (sequence, head): otherwise a tile could read a block another tile already overwrote.
   bool wholeTile = updatesInPlaceAcrossTiles(program, args);

@@ -107,6 +107,8 @@ DeviceInfo deviceInfo(int ordinal) {
   check(d->cuDeviceGetAttribute(&info.multiprocessors, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev), "cuDeviceGetAttribute");
   check(d->cuDeviceGetAttribute(&info.maxSharedPerBlockOptin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev),
         "cuDeviceGetAttribute");
+  int clockKHz = 0;
+  if (d->cuDeviceGetAttribute(&clockKHz, CU_DEVICE_ATTRIBUTE_CLOCK_RATE, dev) == CUDA_SUCCESS) info.clockMHz = clockKHz / 1000;
   info.arch = "sm_" + std::to_string(info.major) + std::to_string(info.minor) + (info.major == 9 ? "a" : "");
   return info;
 }

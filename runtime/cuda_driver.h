@@ -68,6 +68,7 @@ struct DeviceInfo {
   int major = 0, minor = 0;
   int multiprocessors = 0;
   int maxSharedPerBlockOptin = 0;
+  int clockMHz = 0;  // the typical SM clock
   std::string arch;  // the NVRTC target: sm_90a on Hopper, sm_80 on A100, ...
 };
 DeviceInfo deviceInfo(int ordinal = 0);

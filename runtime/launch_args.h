@@ -5,6 +5,7 @@
 #include <cuda.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,15 @@
 #include "compiler/rir/ir.h"
 
 namespace lina {
+
+struct KernelConfig {
+  cir::Strategy strategy = cir::Strategy::Fused;
+  int chunk = 64;
+  int tile = 0;
+  int warps = 16;
+  int stages = 1;  // 2: the next chunk's inputs are prefetched with cp.async (when that fits)
+  bool registerTiles = false;  // the KIR register-tile kernel (fused, chunk 64, bf16) instead of CIR's
+};
 
 struct ForwardArgs {
   std::string dtype = "bf16";  // of inputs and outputs: bf16 | fp16 | fp32
@@ -50,6 +60,9 @@ struct ForwardArgs {
   // forwardWorkspaceBytes(args); null: allocated and freed on `stream` (stream-ordered).
   void* workspace = nullptr;
   size_t workspaceBytes = 0;
+  // A configuration to launch as it is, past the choice rules and the tuning database (the
+  // tuner times candidates through it). The pipeline still rejects one that does not fit.
+  std::optional<KernelConfig> config;
 };
 
 // The gradients of L = sum(d<out> (.) <out>) + sum(dht (.) final state) with respect to every
@@ -77,14 +90,6 @@ struct BackwardArgs {
 };
 
 // A kernel configuration the runtime may launch.
-struct KernelConfig {
-  cir::Strategy strategy = cir::Strategy::Fused;
-  int chunk = 64;
-  int tile = 0;
-  int warps = 16;
-  int stages = 1;  // 2: the next chunk's inputs are prefetched with cp.async (when that fits)
-  bool registerTiles = false;  // the KIR register-tile kernel (fused, chunk 64, bf16) instead of CIR's
-};
 
 }  // namespace lina
 

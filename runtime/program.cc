@@ -1,5 +1,9 @@
 #include "runtime/program.h"
 
+#if LINA_HAVE_TUNING
+#include "runtime/tuning/tuned_config.h"
+#endif
+
 #include <algorithm>
 #include <mutex>
 #include <sstream>
@@ -257,7 +261,29 @@ void Program::twoPhaseForward(const ForwardArgs& a, KernelParams& p,
 }
 
 std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::launchesFor(
-    const ForwardArgs& a, int device, const cuda::DeviceInfo& info) const {
+    const ForwardArgs& args, int device, const cuda::DeviceInfo& info) const {
+  // A launch that leaves the schedule to lina takes the tuning database's entry for its shape
+  // bucket when there is one (runtime/tuning/tuned_config.h), looked up once per bucket.
+  ForwardArgs a = args;
+#if LINA_HAVE_TUNING
+  if (tuning::choosesFreely(args) && tuning::tuneMode() != tuning::TuneMode::Off) {
+    const std::string bucket = std::to_string(device) + "/" + a.dtype + "/" + tuning::bucketOf(a).text();
+    std::optional<KernelConfig> tuned;
+    bool looked = false;
+    {
+      std::lock_guard<std::mutex> lock(emitted_->mutex);
+      auto it = emitted_->tuned.find(bucket);
+      looked = it != emitted_->tuned.end();
+      if (looked) tuned = it->second;
+    }
+    if (!looked) {  // outside the lock: reads files (two threads may both look; same answer)
+      tuned = tuning::tunedConfig(*this, a, info);
+      std::lock_guard<std::mutex> lock(emitted_->mutex);
+      emitted_->tuned[bucket] = tuned;
+    }
+    a.config = tuned;
+  }
+#endif
   // Repeat calls with the same request skip config selection (which lowers and plans every
   // candidate), emission and the cache-key hash: the launch is looked up by what decides it.
   std::string request = std::to_string(device) + "/" + a.dtype + "/" + a.strategy + "/" + std::to_string(a.chunk) + "/" +
@@ -265,6 +291,10 @@ std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::l
                         std::to_string(lina::prefersRecurrent(a)) + std::to_string(updatesInPlaceAcrossTiles(a)) + "/" +
                         a.layout.key();
   for (const auto& [dname, n] : a.dims) request += "/" + dname + "=" + std::to_string(n);
+  if (a.config)
+    request += "/config:" + std::string(cir::strategyName(a.config->strategy)) + "," + std::to_string(a.config->chunk) + "," +
+               std::to_string(a.config->tile) + "," + std::to_string(a.config->warps) + "," + std::to_string(a.config->stages) + "," +
+               std::to_string(a.config->registerTiles);
   // What the shape-dependent rules read (the register tiles' width and the split choice): the
   // walks, and whether the sequences are long enough to split at each chunk size.
   const int64_t N = sequenceCount(a), tokens = tokenCount(a);

@@ -135,6 +135,8 @@ class Program {
   struct EmittedCache {
     std::mutex mutex;
     std::map<std::string, std::vector<std::pair<codegen::EmittedKernel, LoadedKernel>>> launches;
+    // The tuning database's answer per (device, dtype, shape bucket), looked up once.
+    std::map<std::string, std::optional<KernelConfig>> tuned;
   };
   std::shared_ptr<EmittedCache> emitted_;
 

@@ -57,6 +57,7 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
     run.chunk = config.chunk;
     run.tile = config.tile;
     run.kernels = config.registerTiles ? "register" : "simt";
+    if (o.exactConfigs) run.config = config;
     for (auto& [name, t] : ref->outputs) {
       results.push_back(std::make_unique<DeviceBuffer>(t.data.size() * width));
       if (results.back()->bytes) cuda::check(d->cuMemsetD8(results.back()->ptr, 0xff, results.back()->bytes), "cuMemsetD8");
@@ -78,6 +79,8 @@ std::vector<CheckReport> checkForwardConfigs(const Program& program, const Check
       stateBuffers[name] = results.back().get();
     }
     program.forward(run, o.device);
+    const size_t index = reports.size();
+    if (index < o.afterLaunch.size() && o.afterLaunch[index]) o.afterLaunch[index](run);
     cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after the forward kernel");
     CheckReport report;
     report.kernel = program.kernelNames(config, args.dims, args.dtype) + " tile=" + std::to_string(config.tile);

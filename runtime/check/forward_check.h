@@ -3,6 +3,7 @@
 // ratio for every output and final state. Used by `linac check` and the GPU tests.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct CheckOptions {
   uint64_t seed = 0;
   int device = 0;
   bool inPlace = false;  // final states written over the initial states' buffers
+  // Launch each configuration exactly as given (ForwardArgs::config; the tuner) instead of
+  // through the rules with its strategy, chunk, tile and kernel level fixed.
+  bool exactConfigs = false;
+  // Called after each configuration's launch (test hooks: the tuner's planted wrong candidate).
+  std::vector<std::function<void(const ForwardArgs&)>> afterLaunch;
 };
 
 struct CheckEntry {

@@ -14,6 +14,7 @@ int dispatch(const Options& o, SourceManager& sources, uint32_t file, std::ostre
   if (o.command == "run-reference") return runReferenceCommand(o, sources, file, out, err);
   if (o.command == "compile") return compileCommand(o, sources, file, out, err);
   if (o.command == "check") return checkCommand(o, sources, file, out, err);
+  if (o.command == "tune") return tuneCommand(o, sources, file, out, err);
   return printCommand(o, sources, file, out, err);
 }
 

@@ -15,6 +15,7 @@ const char* kUsage =
     "       linac run-reference FILE [options]  run the CPU reference interpreter on random inputs\n"
     "       linac compile FILE --arch sm_90a    NVRTC-compile every kernel the tuner may pick (no GPU needed)\n"
     "       linac check FILE [options]          run the kernels on the GPU against the reference\n"
+    "       linac tune FILE [options]           tune its schedule for a shape on this GPU (tuning database)\n"
     "       linac --list-passes | --version | --help\n"
     "\n"
     "print options (linac FILE):\n"
@@ -48,7 +49,12 @@ const char* kUsage =
     "               shared memory), --dims, --dtype\n"
     "check options: --shape, --dims, --dtype, --varlen, --initial-state, --seed, --strategy, --chunk, --tile,\n"
     "               --backward (the gradients of every input, initial state and param against the exact\n"
-    "               reference backward)\n";
+    "               reference backward)\n"
+    "tune options: --shape B,T,H (default 1,4096,1), --dims, --dtype, --varlen, --reps N (timed runs per\n"
+    "               candidate, default 20), --jobs N (compile threads), --report (every candidate: time,\n"
+    "               check error, why pruned). Every candidate is checked against the reference on a probe\n"
+    "               problem before it is timed; the fastest goes to $LINA_CACHE_DIR/tuning/. LINA_TUNE=0\n"
+    "               makes launches ignore the database.\n";
 
 bool usageError(std::ostream& err, const std::string& message) {
   err << "linac: error: " << message << "\n(run `linac --help` for usage)\n";
@@ -73,9 +79,9 @@ std::optional<std::vector<int64_t>> parseIntList(const std::string& text) {
 
 bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream& err) {
   size_t i = 0;
-  if (!args.empty() && (args[0] == "run-reference" || args[0] == "compile" || args[0] == "check")) {
+  if (!args.empty() && (args[0] == "run-reference" || args[0] == "compile" || args[0] == "check" || args[0] == "tune")) {
     o.command = args[0];
-    o.shape.time = 16;
+    o.shape.time = args[0] == "tune" ? 4096 : 16;
     i = 1;
   }
   auto value = [&](const std::string& arg, const std::string& flag, std::string& out) -> int {
@@ -182,6 +188,15 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
       o.backward = true;
     } else if (a == "--fd") {
       o.finiteDifferences = true;
+    } else if (a == "--report") {
+      o.report = true;
+    } else if ((m = value(a, "--reps", v)) || (m = value(a, "--jobs", v))) {
+      if (m < 0) return false;
+      const bool reps = a.rfind("--reps", 0) == 0;
+      auto n = parseIntList(v);
+      if (!n || n->size() != 1 || (*n)[0] < 1 || (*n)[0] > 10000)
+        return usageError(err, std::string(reps ? "--reps" : "--jobs") + " expects an integer from 1 to 10000; got '" + v + "'");
+      (reps ? o.reps : o.jobs) = static_cast<int>((*n)[0]);
     } else if (a == "--cache-stats") {
       o.cacheStats = true;
     } else if (a == "--initial-state") {

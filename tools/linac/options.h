@@ -39,6 +39,8 @@ struct Options {
   bool cacheStats = false;
   bool backward = false;  // run-reference: gradients too; --emit=rir: the derived backward
   bool finiteDifferences = false;  // run-reference --backward: check them by central differences
+  bool report = false;  // tune: print every candidate
+  int reps = 20, jobs = 0;  // tune: timed runs per candidate, compile threads (0: the cores)
 };
 
 // Reports a command-line error (exit code 2) and returns false.

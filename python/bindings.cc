@@ -119,6 +119,11 @@ namespace lina::python {
 void bindModels(py::module_& m);  // model_bindings.cc
 }
 #endif
+#if LINA_HAVE_TUNING
+namespace lina::python {
+void bindTuning(py::module_& m);  // tuning_bindings.cc
+}
+#endif
 
 PYBIND11_MODULE(_lina, m) {
   m.doc() = "lina: a JIT compiler for linear-attention recurrences (C++ core)";
@@ -134,6 +139,9 @@ PYBIND11_MODULE(_lina, m) {
   dlpack::bind(m);
 #if LINA_HAVE_MODEL
   python::bindModels(m);
+#endif
+#if LINA_HAVE_TUNING
+  python::bindTuning(m);
 #endif
 
   m.def("library_programs", [] {

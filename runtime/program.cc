@@ -5,6 +5,8 @@
 #endif
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 
@@ -277,7 +279,11 @@ std::vector<std::pair<codegen::EmittedKernel, Program::LoadedKernel>> Program::l
       if (looked) tuned = it->second;
     }
     if (!looked) {  // outside the lock: reads files (two threads may both look; same answer)
-      tuned = tuning::tunedConfig(*this, a, info);
+      std::string why;
+      tuned = tuning::tunedConfig(*this, a, info, &why);
+      // LINA_TUNE_VERBOSE=1: one line per (device, dtype, bucket) saying where the schedule came from.
+      if (const char* v = std::getenv("LINA_TUNE_VERBOSE"); v && std::string(v) == "1")
+        std::fprintf(stderr, "lina: @%s %s %s: %s\n", name_.c_str(), a.dtype.c_str(), tuning::bucketOf(a).text().c_str(), why.c_str());
       std::lock_guard<std::mutex> lock(emitted_->mutex);
       emitted_->tuned[bucket] = tuned;
     }

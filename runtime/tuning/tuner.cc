@@ -26,7 +26,9 @@ namespace lina::tuning {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double msSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 // Inputs at the real shape, filled on the host by a cheap generator (a normal-ish value per
 // element from a 64-bit LCG; gates as logsigmoid / 16, fla's GLA layer): timing only.
@@ -58,8 +60,8 @@ TimingProblem makeTimingProblem(const Program& program, const TuneOptions& o) {
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
     // The sum of four bytes, centred: close enough to N(0, 1) for timing.
     const uint64_t x = state >> 16;
-    const int s = static_cast<int>(x & 255) + static_cast<int>((x >> 8) & 255) + static_cast<int>((x >> 16) & 255) +
-                  static_cast<int>((x >> 24) & 255);
+    const int s = static_cast<int>(x & 255) + static_cast<int>((x >> 8) & 255) +
+                  static_cast<int>((x >> 16) & 255) + static_cast<int>((x >> 24) & 255);
     return (static_cast<float>(s) - 510.f) / 147.8f;
   };
   auto alloc = [&](size_t bytes) {
@@ -72,7 +74,8 @@ TimingProblem makeTimingProblem(const Program& program, const TuneOptions& o) {
     for (int64_t i = 0; i < n; ++i) {
       float x = next();
       if (in.isGate) x = -std::log1p(std::exp(-x)) / 16.f;
-      if (width == 4) std::memcpy(host.data() + i * 4, &x, 4);
+      if (width == 4)
+        std::memcpy(host.data() + i * 4, &x, 4);
       else {
         const uint16_t h = a.dtype == "fp16" ? toFp16(x) : bf16Bits(x);
         std::memcpy(host.data() + i * 2, &h, 2);
@@ -82,7 +85,11 @@ TimingProblem makeTimingProblem(const Program& program, const TuneOptions& o) {
     cuda::check(d->cuMemcpyHtoD(b->ptr, host.data(), host.size()), "cuMemcpyHtoD");
     a.inputs[in.name] = b->get();
   }
-  for (const rir::Decl& out : rec.outputs) a.outputs[out.name] = alloc(static_cast<size_t>(tokens * (out.shape.empty() ? 1 : a.dims.at(out.shape[0]))) * width)->get();
+  for (const rir::Decl& out : rec.outputs)
+    a.outputs[out.name] =
+        alloc(static_cast<size_t>(tokens * (out.shape.empty() ? 1 : a.dims.at(out.shape[0]))) *
+              width)
+            ->get();
   for (const rir::Decl& prm : rec.params) {
     if (prm.shape.empty()) continue;
     std::vector<float> v(static_cast<size_t>(a.heads * a.dims.at(prm.shape[0])), 0.5f);
@@ -105,7 +112,8 @@ TimingProblem makeTimingProblem(const Program& program, const TuneOptions& o) {
 
 // Median of `reps` timed launches, each after a write over a buffer larger than the L2 (so
 // every run reads its inputs from HBM, as a layer in a model does).
-double timeLaunch(const Program& program, const ForwardArgs& args, int reps, check::DeviceBuffer& flush,
+double timeLaunch(const Program& program, const ForwardArgs& args, int reps,
+                  check::DeviceBuffer& flush,
                   const std::function<void(const ForwardArgs&)>& afterLaunch) {
   const cuda::Driver* d = cuda::driver();
   CUevent start, stop;
@@ -115,7 +123,9 @@ double timeLaunch(const Program& program, const ForwardArgs& args, int reps, che
   try {
     for (int i = 0; i < 2; ++i) program.forward(args);
     for (int i = 0; i < reps; ++i) {
-      cuda::check(d->cuMemsetD8Async(flush.ptr, static_cast<unsigned char>(i), flush.bytes, args.stream), "cuMemsetD8Async");
+      cuda::check(
+          d->cuMemsetD8Async(flush.ptr, static_cast<unsigned char>(i), flush.bytes, args.stream),
+          "cuMemsetD8Async");
       cuda::check(d->cuEventRecord(start, args.stream), "cuEventRecord");
       program.forward(args);
       if (afterLaunch) afterLaunch(args);
@@ -137,8 +147,9 @@ double timeLaunch(const Program& program, const ForwardArgs& args, int reps, che
 }
 
 std::string configText(const KernelConfig& c) {
-  return std::string(cir::strategyName(c.strategy)) + " chunk " + std::to_string(c.chunk) + " tile " + std::to_string(c.tile) + " warps " +
-         std::to_string(c.warps) + " stages " + std::to_string(c.stages) + (c.registerTiles ? " register" : " simt");
+  return std::string(cir::strategyName(c.strategy)) + " chunk " + std::to_string(c.chunk) +
+         " tile " + std::to_string(c.tile) + " warps " + std::to_string(c.warps) + " stages " +
+         std::to_string(c.stages) + (c.registerTiles ? " register" : " simt");
 }
 
 }  // namespace
@@ -150,7 +161,9 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
   cuda::useDevice(o.device);
   const cuda::DeviceInfo info = runtime::cachedDeviceInfo(o.device);
   const rir::Recurrence& rec = program.recurrence();
-  auto progress = o.progress ? o.progress : [](const std::string& line) { std::cerr << "\r\033[K" << line << std::flush; };
+  auto progress = o.progress ? o.progress : [](const std::string& line) {
+    std::cerr << "\r\033[K" << line << std::flush;
+  };
 
   TuneResult result;
   ForwardArgs keyArgs = o.shape;
@@ -163,7 +176,8 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
 
   // Candidates: every configuration that fits the device's shared memory, every tile size.
   std::vector<TuneCandidate> candidates;
-  for (const KernelConfig& c : program.candidateConfigs(o.shape.dims, o.shape.dtype, info.maxSharedPerBlockOptin, true))
+  for (const KernelConfig& c :
+       program.candidateConfigs(o.shape.dims, o.shape.dtype, info.maxSharedPerBlockOptin, true))
     candidates.push_back({c, {}, ""});
   for (const TuneCandidate& c : o.extraCandidates) candidates.push_back(c);
   std::vector<CandidateResult>& rs = result.candidates;
@@ -175,16 +189,21 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
     } catch (const Error& e) {
       r.rejected = std::string("pruned: ") + e.what();
     }
-    if (r.candidate.label.empty()) r.candidate.label = r.kernels + " (" + configText(c.config) + ")";
+    if (r.candidate.label.empty())
+      r.candidate.label = r.kernels + " (" + configText(c.config) + ")";
     rs.push_back(std::move(r));
   }
   const size_t n = rs.size();
   auto status = [&](const std::string& stage) {
     int checked = 0;
     for (const CandidateResult& r : rs) checked += r.checked;
-    std::string best = result.best ? rs[*result.best].kernels + " " + std::to_string(rs[*result.best].ms) + " ms" : "-";
-    progress("tune @" + rec.name + " " + result.key.bucket.text() + ": " + stage + " | compiled " + std::to_string(result.compiled) + "/" +
-             std::to_string(n) + " checked " + std::to_string(checked) + " timed " + std::to_string(result.timed) + " | best " + best);
+    std::string best =
+        result.best ? rs[*result.best].kernels + " " + std::to_string(rs[*result.best].ms) + " ms"
+                    : "-";
+    progress("tune @" + rec.name + " " + result.key.bucket.text() + ": " + stage + " | compiled " +
+             std::to_string(result.compiled) + "/" + std::to_string(n) + " checked " +
+             std::to_string(checked) + " timed " + std::to_string(result.timed) + " | best " +
+             best);
   };
 
   // Compile in parallel: the NVRTC compiles land in the kernel cache, so the loads below and
@@ -201,15 +220,18 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
           const Clock::time_point t = Clock::now();
           std::string error;
           try {
-            for (const codegen::EmittedKernel& k : program.emitKernels(rs[i].candidate.config, o.shape.dims, o.shape.dtype))
+            for (const codegen::EmittedKernel& k :
+                 program.emitKernels(rs[i].candidate.config, o.shape.dims, o.shape.dtype))
               (void)runtime::KernelCache::global().cubin(k.source, k.name, info.arch);
           } catch (const std::exception& e) {
             error = e.what();
           }
           std::lock_guard<std::mutex> lock(m);
           rs[i].compileMs = msSince(t);
-          if (!error.empty()) rs[i].rejected = "compile: " + error;
-          else ++result.compiled;
+          if (!error.empty())
+            rs[i].rejected = "compile: " + error;
+          else
+            ++result.compiled;
           status("compiling");
         }
       });
@@ -246,10 +268,12 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
         const CheckReport report = checkForwardConfigs(program, one, {configs[j]}).front();
         r.checked = true;
         r.passed = report.passed();
-        for (const CheckEntry& e : report.entries) r.checkRatio = std::max(r.checkRatio, e.finite ? e.ratio : INFINITY);
+        for (const CheckEntry& e : report.entries)
+          r.checkRatio = std::max(r.checkRatio, e.finite ? e.ratio : INFINITY);
         if (!r.passed) {
           char text[160];
-          std::snprintf(text, sizeof text, "check: error ratio %.3g > %.0e against the reference", r.checkRatio, report.tolerance);
+          std::snprintf(text, sizeof text, "check: error ratio %.3g > %.0e against the reference",
+                        r.checkRatio, report.tolerance);
           r.rejected = text;
           ++result.rejectedByCheck;
         }
@@ -286,14 +310,17 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
     std::string savedValue = saved ? saved : "";
     setenv("LINA_TUNE", "0", 1);  // the rules alone, not a database entry
     try {
-      const KernelConfig c = program.chooseConfig(heuristic, info.maxSharedPerBlockOptin, info.multiprocessors);
+      const KernelConfig c =
+          program.chooseConfig(heuristic, info.maxSharedPerBlockOptin, info.multiprocessors);
       result.heuristicKernels = program.kernelNames(c, o.shape.dims, o.shape.dtype);
       result.heuristicMs = timeLaunch(program, heuristic, o.reps, flush, {});
     } catch (const std::exception& e) {
       result.heuristicKernels = std::string("(failed: ") + e.what() + ")";
     }
-    if (saved) setenv("LINA_TUNE", savedValue.c_str(), 1);
-    else unsetenv("LINA_TUNE");
+    if (saved)
+      setenv("LINA_TUNE", savedValue.c_str(), 1);
+    else
+      unsetenv("LINA_TUNE");
   }
   const cuda::Driver* d = cuda::driver();
   cuda::check(d->cuCtxSynchronize(), "cuCtxSynchronize", "after tuning");
@@ -305,12 +332,53 @@ TuneResult tune(const Program& program, const TuneOptions& o) {
       std::error_code ec;
       std::filesystem::create_directories(result.databasePath.substr(0, slash), ec);
     }
-    TuningDatabase(result.databasePath).record(result.key, {rs[*result.best].candidate.config, rs[*result.best].ms});
+    TuningDatabase(result.databasePath)
+        .record(result.key, {rs[*result.best].candidate.config, rs[*result.best].ms});
   }
   result.wallMs = msSince(wall);
   status("done");
   progress("\n");
   return result;
+}
+
+namespace {
+
+std::optional<KernelConfig> tuneOnMiss(const Program& program, const ForwardArgs& args,
+                                       const cuda::DeviceInfo& device, std::string* why) {
+  TuneOptions t;
+  t.shape.dtype = args.dtype;
+  t.shape.batch = args.batch;
+  t.shape.time = args.time;
+  t.shape.heads = args.heads;
+  t.shape.dims = args.dims;
+  t.device = device.ordinal;
+  t.reps = 10;
+  if (args.cuSeqlens) {  // the offsets to the host: the tuner builds its own problem from them
+    const cuda::Driver* d = cuda::driver();
+    std::vector<int32_t> offsets(static_cast<size_t>(args.numSequences) + 1);
+    cuda::check(d->cuStreamSynchronize(args.stream), "cuStreamSynchronize",
+                "LINA_TUNE=1 reading cu_seqlens");
+    cuda::check(d->cuMemcpyDtoH(offsets.data(), reinterpret_cast<CUdeviceptr>(args.cuSeqlens),
+                                offsets.size() * sizeof(int32_t)),
+                "cuMemcpyDtoH", "LINA_TUNE=1 reading cu_seqlens");
+    t.cuSeqlens.assign(offsets.begin(), offsets.end());
+  }
+  std::fprintf(stderr, "lina: LINA_TUNE=1: tuning @%s %s %s on %s (once; recorded in %s)\n",
+               program.recurrence().name.c_str(), args.dtype.c_str(), bucketOf(args).text().c_str(),
+               device.name.c_str(), databasePath(device).c_str());
+  const TuneResult r = tune(program, t);
+  if (!r.best) {
+    if (why) *why = "LINA_TUNE=1: no candidate passed the check: the heuristic";
+    return std::nullopt;
+  }
+  if (why) *why = "LINA_TUNE=1: tuned now (" + r.databasePath + ")";
+  return r.candidates[*r.best].candidate.config;
+}
+
+}  // namespace
+
+void installTuneOnMiss() {
+  setTuneOnMissHook(&tuneOnMiss);
 }
 
 std::string reportTable(const TuneResult& r) {
@@ -321,11 +389,15 @@ std::string reportTable(const TuneResult& r) {
     std::string ms = std::isfinite(c.ms) ? std::to_string(c.ms) : "inf";
     std::string err = c.checked ? std::to_string(c.checkRatio) : "-";
     std::string state = r.best && *r.best == i ? "best" : c.rejected.empty() ? "timed" : c.rejected;
-    std::snprintf(line, sizeof line, "| %s | %s | %s | %s |\n", c.candidate.label.c_str(), ms.c_str(), err.c_str(), state.c_str());
+    std::snprintf(line, sizeof line, "| %s | %s | %s | %s |\n", c.candidate.label.c_str(),
+                  ms.c_str(), err.c_str(), state.c_str());
     out += line;
   }
-  std::snprintf(line, sizeof line, "heuristic: %s %.4f ms; candidates %zu, compiled %d, rejected by the check %d, timed %d; wall %.1f s\n",
-                r.heuristicKernels.c_str(), r.heuristicMs, r.candidates.size(), r.compiled, r.rejectedByCheck, r.timed, r.wallMs / 1000);
+  std::snprintf(line, sizeof line,
+                "heuristic: %s %.4f ms; candidates %zu, compiled %d, rejected by the check %d, "
+                "timed %d; wall %.1f s\n",
+                r.heuristicKernels.c_str(), r.heuristicMs, r.candidates.size(), r.compiled,
+                r.rejectedByCheck, r.timed, r.wallMs / 1000);
   out += line;
   return out;
 }

@@ -42,7 +42,7 @@ struct TuneOptions {
   int reps = 20;
   int jobs = 0;  // compile threads; 0: the machine's cores
   bool record = true;
-  std::string databasePath;  // empty: the device's database
+  std::string databasePath;                    // empty: the device's database
   std::vector<TuneCandidate> extraCandidates;  // appended to the program's (tests)
   // One line per event on stderr when unset: candidates compiled / checked / timed, best so far.
   std::function<void(const std::string&)> progress;
@@ -52,7 +52,7 @@ struct TuneOptions {
 struct TuneResult {
   TuningKey key;
   std::vector<CandidateResult> candidates;
-  std::optional<size_t> best;  // index into candidates
+  std::optional<size_t> best;                                    // index into candidates
   double heuristicMs = std::numeric_limits<double>::infinity();  // what the rules choose, same run
   std::string heuristicKernels;
   double wallMs = 0;
@@ -61,6 +61,11 @@ struct TuneResult {
 };
 
 TuneResult tune(const Program& program, const TuneOptions& options);
+
+// Makes LINA_TUNE=1 tune a launch's shape bucket the first time the process meets it without a
+// database entry (fixed length or varlen; 10 timed runs per candidate), record the best and
+// launch it. Called once at start-up by linac, lina-bench and the Python module.
+void installTuneOnMiss();
 
 // The table `linac tune --report` prints: every candidate with its time, check error and why it
 // was pruned or rejected.

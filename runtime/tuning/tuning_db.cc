@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -31,17 +32,24 @@ int ceilLog2(int64_t x) {
 
 const char* strategyText(cir::Strategy s) {
   switch (s) {
-    case cir::Strategy::Fused: return "fused";
-    case cir::Strategy::Split: return "split";
-    case cir::Strategy::Recurrent: return "recurrent";
+    case cir::Strategy::Fused:
+      return "fused";
+    case cir::Strategy::Split:
+      return "split";
+    case cir::Strategy::Recurrent:
+      return "recurrent";
   }
   return "?";
 }
 
 json toJson(const TunedEntry& e) {
   const KernelConfig& c = e.config;
-  return {{"strategy", strategyText(c.strategy)}, {"chunk", c.chunk},   {"tile", c.tile},
-          {"warps", c.warps},                     {"stages", c.stages}, {"register_tiles", c.registerTiles},
+  return {{"strategy", strategyText(c.strategy)},
+          {"chunk", c.chunk},
+          {"tile", c.tile},
+          {"warps", c.warps},
+          {"stages", c.stages},
+          {"register_tiles", c.registerTiles},
           {"ms", e.milliseconds}};
 }
 
@@ -49,10 +57,14 @@ json toJson(const TunedEntry& e) {
 TunedEntry fromJson(const json& j) {
   TunedEntry e;
   const std::string s = j.at("strategy").get<std::string>();
-  if (s == "fused") e.config.strategy = cir::Strategy::Fused;
-  else if (s == "split") e.config.strategy = cir::Strategy::Split;
-  else if (s == "recurrent") e.config.strategy = cir::Strategy::Recurrent;
-  else throw std::runtime_error("strategy '" + s + "'");
+  if (s == "fused")
+    e.config.strategy = cir::Strategy::Fused;
+  else if (s == "split")
+    e.config.strategy = cir::Strategy::Split;
+  else if (s == "recurrent")
+    e.config.strategy = cir::Strategy::Recurrent;
+  else
+    throw std::runtime_error("strategy '" + s + "'");
   e.config.chunk = j.at("chunk").get<int>();
   e.config.tile = j.at("tile").get<int>();
   e.config.warps = j.at("warps").get<int>();
@@ -63,7 +75,8 @@ TunedEntry fromJson(const json& j) {
 }
 
 // The file's entries: {group: {bucket: entry}}; empty with a report when missing or corrupt.
-json readFile(const std::string& path, const std::function<void(const std::string&)>& report, bool* corrupt) {
+json readFile(const std::string& path, const std::function<void(const std::string&)>& report,
+              bool* corrupt) {
   *corrupt = false;
   std::ifstream in(path);
   if (!in) return json::object();
@@ -71,11 +84,13 @@ json readFile(const std::string& path, const std::function<void(const std::strin
   s << in.rdbuf();
   try {
     json j = json::parse(s.str());
-    if (!j.is_object() || !j.contains("entries") || !j["entries"].is_object()) throw std::runtime_error("no 'entries' object");
+    if (!j.is_object() || !j.contains("entries") || !j["entries"].is_object())
+      throw std::runtime_error("no 'entries' object");
     return j["entries"];
   } catch (const std::exception& e) {
     *corrupt = true;
-    report("tuning database '" + path + "' is corrupt (" + e.what() + "); ignoring it (the heuristic is used; the next tuning rewrites it)");
+    report("tuning database '" + path + "' is corrupt (" + e.what() +
+           "); ignoring it (the heuristic is used; the next tuning rewrites it)");
     return json::object();
   }
 }
@@ -108,8 +123,10 @@ std::string TuningKey::group() const {
 
 std::string deviceFileName(const std::string& name, int multiprocessors, int clockClassMHz) {
   std::string s;
-  for (char c : name) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '_';
-  return s + ".sm" + std::to_string(multiprocessors) + ".clk" + std::to_string(clockClassMHz) + ".json";
+  for (char c : name)
+    s += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '_';
+  return s + ".sm" + std::to_string(multiprocessors) + ".clk" + std::to_string(clockClassMHz) +
+         ".json";
 }
 
 TuningDatabase::TuningDatabase(std::string path, std::function<void(const std::string&)> report)
@@ -144,16 +161,25 @@ std::optional<TunedEntry> TuningDatabase::lookup(const TuningKey& key) const {
       continue;  // an entry this version cannot read: skipped
     }
     if (b == key.bucket) return e;
-    const int d = std::abs(b.log2Time - key.bucket.log2Time) + std::abs(b.log2Walks - key.bucket.log2Walks);
-    if (d < bestDistance || (d == bestDistance && b.log2Time > bestTime)) best = e, bestDistance = d, bestTime = b.log2Time;
+    const int d =
+        std::abs(b.log2Time - key.bucket.log2Time) + std::abs(b.log2Walks - key.bucket.log2Walks);
+    if (d < bestDistance || (d == bestDistance && b.log2Time > bestTime))
+      best = e, bestDistance = d, bestTime = b.log2Time;
   }
   return best;
 }
 
 void TuningDatabase::record(const TuningKey& key, const TunedEntry& entry) const {
+  if (const size_t slash = path_.rfind('/'); slash != std::string::npos && slash > 0) {
+    std::error_code
+        ec;  // a missing cache directory is made; a failure shows up as the lock file's error
+    std::filesystem::create_directories(path_.substr(0, slash), ec);
+  }
   const std::string lockPath = path_ + ".lock";
   const int lock = ::open(lockPath.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock < 0) throw Error("tuning database '" + path_ + "': cannot open its lock file: " + std::strerror(errno));
+  if (lock < 0)
+    throw Error("tuning database '" + path_ +
+                "': cannot open its lock file: " + std::strerror(errno));
   if (flock(lock, LOCK_EX) != 0) {
     ::close(lock);
     throw Error("tuning database '" + path_ + "': cannot lock it: " + std::strerror(errno));
@@ -167,7 +193,8 @@ void TuningDatabase::record(const TuningKey& key, const TunedEntry& entry) const
   } unlock{lock};
   bool corrupt = false;
   json entries = readFile(path_, report_, &corrupt);
-  if (corrupt) std::rename(path_.c_str(), (path_ + ".corrupt").c_str());  // kept for a look, out of the way
+  if (corrupt)
+    std::rename(path_.c_str(), (path_ + ".corrupt").c_str());  // kept for a look, out of the way
   entries[key.group()][key.bucket.text()] = toJson(entry);
   const json file = {{"version", 1}, {"entries", entries}};
   const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
@@ -177,7 +204,8 @@ void TuningDatabase::record(const TuningKey& key, const TunedEntry& entry) const
     out.flush();
     if (!out) {
       std::remove(tmp.c_str());
-      throw Error("tuning database '" + path_ + "': cannot write '" + tmp + "' (disk full?); the database is unchanged");
+      throw Error("tuning database '" + path_ + "': cannot write '" + tmp +
+                  "' (disk full?); the database is unchanged");
     }
   }
   if (std::rename(tmp.c_str(), path_.c_str()) != 0) {

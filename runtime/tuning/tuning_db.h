@@ -20,8 +20,8 @@ namespace lina::tuning {
 
 struct ShapeBucket {
   bool varlen = false;
-  int log2Time = 0;   // fixed length: ceil(log2 T); varlen: ceil(log2 total tokens)
-  int log2Walks = 0;  // fixed length: ceil(log2 (B * H)); varlen: ceil(log2 H)
+  int log2Time = 0;          // fixed length: ceil(log2 T); varlen: ceil(log2 total tokens)
+  int log2Walks = 0;         // fixed length: ceil(log2 (B * H)); varlen: ceil(log2 H)
   std::string text() const;  // "T2^12.BH2^8" or "varlen.N2^15.H2^4"
   bool operator==(const ShapeBucket&) const = default;
 };

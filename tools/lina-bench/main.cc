@@ -22,6 +22,10 @@
 #include "runtime/kernel_cache.h"
 #include "runtime/program.h"
 
+#if LINA_HAVE_TUNING
+#include "runtime/tuning/tuner.h"
+#endif
+
 namespace {
 
 using namespace lina;
@@ -211,6 +215,9 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if LINA_HAVE_TUNING
+  lina::tuning::installTuneOnMiss();  // LINA_TUNE=1 tunes a shape bucket on its first launch
+#endif
   try {
     return run(argc, argv);
   } catch (const lina::Error& e) {

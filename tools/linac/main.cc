@@ -2,7 +2,14 @@
 
 #include "tools/linac/driver.h"
 
+#if LINA_HAVE_TUNING
+#include "runtime/tuning/tuner.h"
+#endif
+
 int main(int argc, char** argv) {
+#if LINA_HAVE_TUNING
+  lina::tuning::installTuneOnMiss();  // LINA_TUNE=1 tunes a shape bucket on its first launch
+#endif
   std::vector<std::string> args(argv + 1, argv + argc);
   return lina::linac::run(args, std::cout, std::cerr);
 }

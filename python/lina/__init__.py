@@ -26,7 +26,7 @@ def cuda_available():
     return CudaAvailability(_cuda_available())
 
 
-from .program import Op, compile, library
+from .program import Op, compile, library, tune
 from .runner import Runner, init_checkpoint
 
-__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "init_checkpoint", "cuda_available", "library", "library_programs"]
+__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]

@@ -57,6 +57,10 @@ class Op:
         backward_b)."""
         return self.program.cuda_source(dims=dims, dtype=dtype, strategy=strategy, chunk=chunk, time=time, pass_=pass_)
 
+    def tune(self, dims, shape, dtype="bf16", cu_seqlens=None, reps=20, record=True, database=""):
+        """Tunes this program's forward for one shape on the GPU (see lina.tune)."""
+        return tune(self, dims, shape, dtype=dtype, cu_seqlens=cu_seqlens, reps=reps, record=record, database=database)
+
     def reference(self, inputs, dims, initial_states=None, scalar_params=None, vector_params=None, cu_seqlens=None):
         """Runs the CPU reference (double precision) on numpy arrays; returns (outputs, final_states)
         as dicts of numpy arrays."""
@@ -139,3 +143,28 @@ def _key(kind, text):
 def library(name):
     """An Op for a standard-library program: gla, simple_gla, retention, gsa."""
     return Op(_lina.Program.from_library(name), "library:" + name)
+
+
+def tune(op, dims, shape, dtype="bf16", cu_seqlens=None, reps=20, record=True, database=""):
+    """Tunes a program's forward schedule for one problem shape on this GPU, as `linac tune` does:
+    every candidate compiled, checked against the reference on a probe problem (a candidate that
+    fails is never chosen), the survivors timed with L2 flushed, the fastest recorded in the
+    device's tuning database ($LINA_CACHE_DIR/tuning/), which later launches at shapes of the same
+    bucket consult. `op`: an Op or a library program's name; `shape`: (B, T, H); `cu_seqlens`:
+    host offsets for varlen (then B = 1). Returns a dict: bucket, best, best_ms, heuristic,
+    heuristic_ms, database, candidates (label, kernels, ms, check_ratio, status) and report (a
+    Markdown table)."""
+    if not hasattr(_lina, "tune"):
+        raise _lina.LinaError("lina.tune: this build has no tuning database (nlohmann-json was missing when it was configured); "
+                              "install nlohmann-json3-dev and rebuild")
+    if isinstance(op, str):
+        op = library(op)
+    if not isinstance(op, Op):
+        raise _lina.LinaError(f"lina.tune: op: expected an Op (lina.compile / lina.library) or a library program's name; got {type(op).__name__}")
+    try:
+        shape = tuple(int(v) for v in shape)
+    except TypeError:
+        raise _lina.LinaError(f"lina.tune: shape: expected (B, T, H); got {shape!r}") from None
+    offsets = [int(v) for v in cu_seqlens] if cu_seqlens is not None else []
+    return _lina.tune(op.program, dict(dims), list(shape), dtype=dtype, cu_seqlens=offsets, reps=reps, record=record,
+                      database=database)

@@ -152,3 +152,18 @@ def test_dlpack_path_names_the_argument_for_arrays_it_cannot_take():
         op.forward_dlpack({"q": x, "k": x, "v": x})
     with pytest.raises(lina.LinaError, match=r"input 'q': expected an array with __dlpack__ .* got list"):
         op.forward_dlpack({"q": [1.0], "k": x, "v": x, "g": x})
+
+
+def test_tune_validates_and_names_what_it_needs():
+    if not hasattr(lina._lina, "tune"):
+        pytest.skip("built without the tuning database")
+    with pytest.raises(lina.LinaError, match="shape"):
+        lina.tune("gla", {"K": 64, "V": 64}, (2, 1024))
+    with pytest.raises(lina.LinaError, match="op: expected an Op"):
+        lina.tune(3, {"K": 64, "V": 64}, (2, 1024, 4))
+    with pytest.raises(lina.LinaError, match="reps"):
+        lina.tune("gla", {"K": 64, "V": 64}, (2, 1024, 4), reps=0)
+    ok, _ = lina.cuda_available()
+    if not ok:
+        with pytest.raises(lina.LinaError, match="GPU"):
+            lina.tune("gla", {"K": 64, "V": 64}, (2, 1024, 4))

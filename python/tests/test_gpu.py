@@ -284,3 +284,17 @@ def test_both_gla_gates_reversed_with_state_v_first_match_a_naive_recurrence(dty
     assert ratio(ro, o) <= tol and ratio(S.transpose(-1, -2), ht) <= tol
     for n in x:
         assert ratio(ref[n].grad.flip(1), x[n].grad) <= tol, n
+
+
+def test_tune_records_and_a_later_launch_consults(tmp_path, monkeypatch):
+    if not hasattr(lina._lina, "tune"):
+        pytest.skip("built without the tuning database")
+    monkeypatch.setenv("LINA_CACHE_DIR", str(tmp_path))
+    r = lina.tune("gla", {"K": 64, "V": 64}, (2, 512, 4), reps=3)
+    assert r["best"] is not None and r["best_ms"] > 0, r["report"]
+    assert r["database"].startswith(str(tmp_path)), r["database"]
+    statuses = [c["status"] for c in r["candidates"]]
+    assert statuses.count("best") == 1, r["report"]
+    timed = [c["ms"] for c in r["candidates"] if c["ms"] is not None]
+    assert r["best_ms"] == min(timed)
+    assert "| candidate |" in r["report"]

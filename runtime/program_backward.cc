@@ -16,6 +16,7 @@
 #include "runtime/cuda_driver.h"
 #include "runtime/backward_plan.h"
 #include "runtime/kernel_cache.h"
+#include "runtime/kir_backward.h"
 #include "runtime/program.h"
 #include "support/error.h"
 
@@ -89,6 +90,7 @@ GlueKernels glueKernels(int device) {
 }  // namespace
 
 size_t Program::backwardWorkspaceBytes(const BackwardArgs& args) const {
+  if (runtime::kirBackwardUnsupported(*this, args).empty()) return runtime::kirBackwardWorkspaceBytes(*this, args);
   return runtime::planBackward(*rir_, derivedBackward(), args, nullptr).workspace.bytes;
 }
 
@@ -138,6 +140,11 @@ void Program::backward(const BackwardArgs& args, int device) const {
   if (fw.batch < 1 || fw.time < 0 || fw.heads < 1)
     fail("shape (B, T, H) = (" + std::to_string(fw.batch) + ", " + std::to_string(fw.time) + ", " +
          std::to_string(fw.heads) + ") is invalid; expected B >= 1, T >= 0, H >= 1");
+
+  // The register-tile backward where it applies (runtime/kir_backward.h), else the derived passes.
+  const std::string registerTiles = runtime::kirBackwardUnsupported(*this, args);
+  if (registerTiles.empty()) return runtime::kirBackward(*this, args, device);
+  if (fw.kernels == "register") fail("kernels register: no register-tile backward: " + registerTiles + " (pass kernels auto or simt)");
 
   const DerivedBackward& derived = derivedBackward();
   // With the caller's workspace one plan both sizes and places the buffers; without one, the

@@ -6,6 +6,15 @@ namespace lina::codegen {
 
 namespace {
 
+// The adjoint options (lina::fc::reverse_of and its siblings), written only where set so the
+// forward kernels' sources (and their cache keys) stay as they were.
+std::string adjointMembers(const kir::RegisterTileKernel& k) {
+  if (!k.reverse && !k.gateShift && !k.stateTransposed && !k.outF32 && !k.initDivScale) return "";
+  auto b = [](bool v) { return v ? "true" : "false"; };
+  return std::string("  static constexpr bool kReverse = ") + b(k.reverse) + ", kGateShift = " + b(k.gateShift) +
+         ", kStateT = " + b(k.stateTransposed) + ", kOutF32 = " + b(k.outF32) + ", kInitDivScale = " + b(k.initDivScale) + ";\n";
+}
+
 const char* gateEnum(kir::GateKind g) {
   switch (g) {
     case kir::GateKind::Vector: return "kVector";
@@ -56,6 +65,7 @@ std::string columnGatedSource(const kir::RegisterTileKernel& k) {
      << ", kO = " << k.slotO << ", kState = " << k.slotState << ";\n";
   os << "  static constexpr lina::fc::Epilogue epilogue = lina::fc::Epilogue::"
      << (k.epilogue == kir::Epilogue::Softmax ? "kSoftmax" : "kNone") << ";\n";
+  os << adjointMembers(k);
   os << "  // scale = " << k.scaleText << "\n";
   os << "  __device__ static float scale(const lina::KernelParams& p, int h, int H) {\n";
   os << "    (void)p; (void)h; (void)H;\n";
@@ -87,6 +97,7 @@ EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
   os << "  static constexpr int K = " << k.K << ", V = " << k.V << ", BV = " << k.BV << ";\n";
   os << "  static constexpr int kQ = " << k.slotQ << ", kK = " << k.slotK << ", kV = " << k.slotV
      << ", kG = " << (k.slotG < 0 ? 0 : k.slotG) << ", kO = " << k.slotO << ", kState = " << k.slotState << ";\n";
+  os << adjointMembers(k);
   os << "  // scale = " << k.scaleText << "\n";
   os << "  __device__ static float scale(const lina::KernelParams& p, int h, int H) {\n";
   os << "    (void)p; (void)h; (void)H;\n";
@@ -117,6 +128,42 @@ EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& k) {
 
   EmittedKernel out = metadata(k);
   out.source = os.str();
+  return out;
+}
+
+std::vector<EmittedKernel> emitAdjointGlue(const kir::AdjointPlan& plan) {
+  const kir::RegisterTileKernel& f = plan.forward;
+  std::ostringstream policy;
+  policy << "namespace {\n";
+  policy << "struct Policy_" << plan.glueName << " {\n";
+  policy << "  static constexpr lina::fc::Gate gate = lina::fc::Gate::" << gateEnum(f.gate) << ";\n";
+  policy << "  static constexpr int K = " << f.K << ", V = " << f.V << ";\n";
+  policy << "  // scale = " << f.scaleText << "\n";
+  policy << "  __device__ static float scale(const lina::KernelParams& p, int h, int H) {\n";
+  policy << "    (void)p; (void)h; (void)H;\n";
+  policy << "    return static_cast<float>(" << f.scaleCode << ");\n  }\n";
+  policy << "  __device__ static float head_log_decay(const lina::KernelParams& p, int h, int H) {\n";
+  policy << "    (void)p; (void)h; (void)H;\n";
+  policy << "    return static_cast<float>(" << (f.logDecayCode.empty() ? "0.0" : f.logDecayCode) << ");\n  }\n";
+  policy << "};\n}  // namespace\n\n";
+  std::vector<EmittedKernel> out;
+  const struct {
+    const char *suffix, *function;
+    int threads;
+  } parts[] = {{"totals", "adjoint_totals", f.K}, {"gate_gradient", "adjoint_gate_gradient", f.K}, {"initial_state", "adjoint_initial_state", 256}};
+  for (const auto& part : parts) {
+    EmittedKernel k;
+    k.name = plan.glueName + "_" + part.suffix + "_k" + std::to_string(f.K) + "_v" + std::to_string(f.V);
+    std::ostringstream os;
+    os << "// lina register-tile backward glue " << k.name << " of @" << f.program << " (KIR: linac --emit=kir --backward)\n";
+    os << "#include \"lina/device/adjoint_glue.cuh\"\n\n" << policy.str();
+    os << "extern \"C\" __global__ void __launch_bounds__(" << part.threads << ") " << k.name << "(const lina::KernelParams p) {\n";
+    os << "  lina::fc::" << part.function << "<Policy_" << plan.glueName << ">(p, blockIdx.x, blockIdx.y);\n}\n";
+    k.source = os.str();
+    k.threads = part.threads;
+    k.chunk = 64;
+    out.push_back(std::move(k));
+  }
   return out;
 }
 

@@ -3,10 +3,16 @@
 #pragma once
 
 #include "codegen/cuda/emit_cuda.h"
+#include "compiler/kir/adjoint.h"
 #include "compiler/kir/register_tiles.h"
 
 namespace lina::codegen {
 
 EmittedKernel emitRegisterTiles(const kir::RegisterTileKernel& kernel);
+
+// The register-tile backward's glue (lina/device/adjoint_glue.cuh): the segment totals, the gate
+// gradient and the initial-state gradient kernels, in that order, each its own source. Their
+// grids are the runtime's (kir_backward.cc): (segment slots, heads) and (heads, sequences).
+std::vector<EmittedKernel> emitAdjointGlue(const kir::AdjointPlan& plan);
 
 }  // namespace lina::codegen

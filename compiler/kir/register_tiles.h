@@ -76,6 +76,9 @@ struct RegisterTileKernel {
   Part part = Part::Whole;
   int segment = 0;  // chunks per segment (the segmented parts)
   int blocksPerSm = 1;  // __launch_bounds__' minimum blocks per SM
+  // The derived backward's kernels (adjoint.h): walk each sequence from its end, take the gate of
+  // the next token (none at the walk's first step), keep the states transposed, write fp32.
+  bool reverse = false, gateShift = false, stateTransposed = false, outF32 = false, initDivScale = false;
   // Uniform scalars as C++ double expressions over `p` (KernelParams), `h` and `H`, and as RIR
   // text for the listing: the output scale and, for HeadConstant, the natural-log decay.
   std::string scaleCode = "1.0", scaleText = "1";

@@ -5,6 +5,7 @@
 
 #include "compiler/reference/backward.h"
 #include "runtime/check/check_support.h"
+#include "runtime/kir_backward.h"
 #include "support/error.h"
 
 namespace lina {
@@ -35,6 +36,15 @@ std::vector<KernelConfig> backwardConfigs(const Program& program, const std::map
       if (x.strategy == y.strategy && x.chunk == y.chunk && x.strategy != cir::Strategy::Split &&
           (!blocked || (x.tile == layoutA.tile && y.tile == layoutA.tile)))
         both.push_back(x);
+  // The register-tile backward (runtime/kir_backward.h), where it covers these dims and dtype.
+  BackwardArgs full = shape;
+  static float token;  // the gradients a training step asks for; nothing is launched here
+  for (const rir::Decl& in : program.recurrence().inputs) full.inputGrads[in.name] = &token;
+  if (runtime::kirBackwardUnsupported(program, full).empty()) {
+    KernelConfig k;
+    k.registerTiles = true;
+    both.push_back(k);
+  }
   return both;
 }
 
@@ -93,9 +103,12 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
   for (const KernelConfig& config : configs) {
     BackwardArgs run = base;
     run.forward = args;
-    if (!chosen) {
+    if (!chosen && config.registerTiles) {
+      run.forward.kernels = "register";
+    } else if (!chosen) {
       run.forward.strategy = config.strategy == cir::Strategy::Recurrent ? "recurrent" : "fused";
       run.forward.chunk = config.chunk;
+      run.forward.kernels = "simt";  // the derived passes at this (strategy, chunk)
     }
     // Every gradient buffer is poisoned (NaN bytes) so that an element nobody wrote shows.
     std::map<std::string, DeviceBuffer*> inputGrads, stateGrads, paramGrads;
@@ -122,7 +135,10 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
 
     CheckReport report;
     auto [launchA, launchB] = program.backwardPassArgs(run);
-    if (chosen) {
+    const bool registerTiles = runtime::kirBackwardUnsupported(program, run).empty();
+    if (registerTiles) {
+      report.kernel = runtime::kirBackwardKernels(program, run);
+    } else if (chosen) {
       KernelConfig a = passA->chooseConfig(launchA, info.maxSharedPerBlockOptin);
       KernelConfig b = passB->chooseConfig(launchB, info.maxSharedPerBlockOptin);
       report.kernel = passA->emitKernels(a, args.dims, args.dtype, launchA.layout).front().name + " + " +
@@ -130,7 +146,7 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
     } else {
       report.kernel = passA->kernel(config.strategy, config.chunk).name + " + " + passB->kernel(config.strategy, config.chunk).name;
     }
-    if (passA != &program.backwardPassA())
+    if (!registerTiles && passA != &program.backwardPassA())
       report.kernel += " (" + std::to_string(launchA.tile) + "-wide blocks)";
     report.tolerance = o.dtype == "fp32" ? 1e-5 : 5e-3;
     auto fetch = [&](DeviceBuffer* b, const std::string& dtype) {

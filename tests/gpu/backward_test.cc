@@ -13,6 +13,7 @@
 #include "compiler/passes/derive_backward.h"
 #include "runtime/check/backward_check.h"
 #include "support/error.h"
+#include "runtime/kir_backward.h"
 #include "tests/gpu/gpu_test_support.h"
 
 namespace lina {
@@ -129,6 +130,56 @@ TEST_P(LibraryBackward, BothPassKernelsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Library, LibraryBackward, ::testing::Values("gla", "simple_gla", "retention", "gsa"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// The register-tile backward (runtime/kir_backward.h: three walks of the forward's kernels and
+// the glue), which Program::backward takes for bf16 GLA, simple GLA and retention at K, V in
+// {64, 128}: fixed length up to T = 4096 with initial states and d(final state), varlen with
+// empty sequences, gates near zero and near the clamp, no initial state, K != V, and the scale's
+// gradient; fla's bf16 error ratio (5e-3) against the exact reference backward.
+class RegisterTileBackward : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RegisterTileBackward, AgainstTheReference) {
+  requireGpu();
+  if (IsSkipped()) return;
+  Program program = Program::fromLibrary(GetParam());
+  auto check = [&](BackwardCheckOptions b, const char* what) {
+    BackwardArgs probe;
+    probe.forward.dtype = "bf16";
+    probe.forward.dims = b.check.shape.dims;
+    EXPECT_EQ(runtime::kirBackwardUnsupported(program, probe), "") << what;
+    checkGradients(GetParam(), b, false);
+  };
+  for (int64_t D : {64, 128}) {
+    BackwardCheckOptions b;
+    b.check = options("bf16", 2, 300, 2, D, 700 + D);
+    check(b, "B2 T300");
+    b.check = options("bf16", 1, 4096, 2, D, 800 + D);
+    check(b, "T4096");
+  }
+  BackwardCheckOptions b;
+  b.check = options("bf16", 1, 0, 2, 64, 901);
+  b.check.shape.cuSeqlens = {0, 0, 37, 37, 137, 201, 1201};  // lengths 0, 37, 0, 100, 64, 1000
+  b.check.shape.time = 1201;
+  check(b, "varlen");
+  for (auto gates : {reference::ProblemShape::Gates::NearZero, reference::ProblemShape::Gates::NearClamp}) {
+    b.check = options("bf16", 2, 500, 2, 128, 902);
+    b.check.shape.gates = gates;
+    check(b, "gates");
+  }
+  b.check = options("bf16", 2, 200, 2, 128, 903);
+  b.check.shape.initialStates = false;
+  b.saveFinalStates = false;
+  check(b, "no initial state");
+  b.check = options("bf16", 2, 257, 3, 64, 904);
+  b.check.shape.dims = {{"K", 64}, {"V", 128}};
+  b.saveFinalStates = true;
+  check(b, "K 64, V 128");
+  b.check.shape.dims = {{"K", 128}, {"V", 64}};
+  check(b, "K 128, V 64");
+}
+
+INSTANTIATE_TEST_SUITE_P(Library, RegisterTileBackward, ::testing::Values("gla", "simple_gla", "retention"),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(BackwardErrors, UnknownNamesAndUnsupportedDimsSayWhy) {

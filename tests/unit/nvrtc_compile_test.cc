@@ -11,6 +11,7 @@
 #include "library/library.h"
 #include "support/error.h"
 #include "runtime/nvrtc_compiler.h"
+#include "runtime/kir_backward.h"
 #include "runtime/program.h"
 
 namespace lina {
@@ -125,6 +126,50 @@ TEST(NvrtcCompile, EveryLibraryBackwardKernelForSm90a) {
   }
   for (const std::string& f : compileAll(jobs)) ADD_FAILURE() << f;
   std::printf("compiled %zu backward kernels\n", jobs.size());
+  EXPECT_GT(jobs.size(), 30u);
+}
+
+// The register-tile backward (runtime/kir_backward.h) of every library program it covers, for
+// sm_80 and sm_90a at D = 64 and 128: with every gradient wanted (fp32 dq, dk and the glue), and
+// with only dv and dk (bf16 walks, no glue).
+TEST(NvrtcCompile, RegisterTileBackwardKernels) {
+  std::vector<Job> jobs;
+  int programs = 0;
+  for (const library::Program& lib : library::programs()) {
+    Program program = Program::fromLibrary(lib.name);
+    bool covered = false;
+    for (int64_t D : {64, 128})
+      for (bool everything : {true, false}) {
+        BackwardArgs args;
+        args.forward.batch = 2;
+        args.forward.time = 1000;
+        args.forward.heads = 2;
+        for (const std::string& d : program.recurrence().dims) args.forward.dims[d] = d == "M" ? 64 : D;
+        static float token;
+        for (const rir::Decl& in : program.recurrence().inputs) args.inputGrads[in.name] = &token;
+        if (everything) {
+          for (const rir::Decl& s : program.recurrence().states) args.initialStateGrads[s.name] = &token;
+          for (const rir::Decl& p : program.recurrence().params)
+            if (p.shape.empty()) args.paramGrads[p.name] = &token;
+        } else {
+          for (const rir::Decl& in : program.recurrence().inputs)
+            if (in.name != "k" && in.name != "v") args.inputGrads.erase(in.name);
+        }
+        const std::string why = runtime::kirBackwardUnsupported(program, args);
+        if (!why.empty()) {
+          EXPECT_TRUE(lib.name == std::string("gsa")) << lib.name << " D=" << D << ": " << why;
+          continue;
+        }
+        covered = true;
+        for (const char* arch : {"sm_80", "sm_90a"})
+          for (const codegen::EmittedKernel& k : runtime::kirBackwardEmitted(program, args))
+            jobs.push_back({k.name + " " + arch + " D=" + std::to_string(D), k.source, k.name, arch});
+      }
+    programs += covered;
+  }
+  for (const std::string& f : compileAll(jobs)) ADD_FAILURE() << f;
+  std::printf("compiled %zu register-tile backward kernels\n", jobs.size());
+  EXPECT_EQ(programs, 3) << "GLA, simple GLA and retention";
   EXPECT_GT(jobs.size(), 30u);
 }
 

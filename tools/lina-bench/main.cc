@@ -20,6 +20,7 @@
 #include "support/error.h"
 #include "runtime/check/forward_check.h"
 #include "runtime/kernel_cache.h"
+#include "runtime/kir_backward.h"
 #include "runtime/program.h"
 
 #if LINA_HAVE_TUNING
@@ -178,15 +179,19 @@ int run(int argc, char** argv) {
       program.forward(args);
       program.backward(b);
     });
-    KernelConfig ca = program.backwardPassA().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
-    KernelConfig cb = program.backwardPassB().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
-    char text[512];
+    std::string backwardKernels;
+    if (lina::runtime::kirBackwardUnsupported(program, b).empty()) {
+      backwardKernels = lina::runtime::kirBackwardKernels(program, b);
+    } else {
+      KernelConfig ca = program.backwardPassA().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+      KernelConfig cb = program.backwardPassB().chooseConfig(b.forward, cuda::deviceInfo(0).maxSharedPerBlockOptin);
+      backwardKernels = program.backwardPassA().emit(ca, dims, dtype).name + " + " + program.backwardPassB().emit(cb, dims, dtype).name;
+    }
+    char text[768];
     std::snprintf(text, sizeof text,
                   ", \"backward_median_ms\": %.4f, \"fwd_bwd_median_ms\": %.4f, \"backward_first_call_ms\": %.1f, "
-                  "\"backward_kernels\": \"%s + %s\", \"workspace_bytes\": %zu",
-                  bwd[bwd.size() / 2], both[both.size() / 2], firstBackwardMs,
-                  program.backwardPassA().emit(ca, dims, dtype).name.c_str(),
-                  program.backwardPassB().emit(cb, dims, dtype).name.c_str(), b.workspaceBytes);
+                  "\"backward_kernels\": \"%s\", \"workspace_bytes\": %zu",
+                  bwd[bwd.size() / 2], both[both.size() / 2], firstBackwardMs, backwardKernels.c_str(), b.workspaceBytes);
     backwardJson = text;
   }
   std::sort(times.begin(), times.end());

@@ -72,6 +72,12 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
   static_assert(K == 64 || K == 128, "column_gated_forward: K in {64, 128}");
   static_assert(M == 64, "column_gated_forward: M = 64");
   constexpr int KR = K / 4, MT = KR / 16;
+  // The adjoint options (fused_chunk_skeleton.cuh): reversed walk, shifted gate, transposed
+  // states, fp32 output.
+  constexpr bool REV = reverse_of<P>::value, SHIFT = gate_shift_of<P>::value, STT = state_t_of<P>::value;
+  constexpr bool OF32 = out_f32_of<P>::value;
+  static_assert(!SHIFT || REV, "column_gated_forward: kGateShift needs kReverse");
+  static_assert(!(OF32 && P::kO < 0), "column_gated_forward: the intermediate is bf16");
   using L = ColumnLayout<P>;
 
   extern __shared__ __align__(128) unsigned char smem[];
@@ -94,6 +100,8 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
   const bf16* gg = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * V + vt * M;
   bf16* og = (P::kO < 0 ? reinterpret_cast<bf16*>(p.snapshots[0]) : static_cast<bf16*>(p.outputs[P::kO < 0 ? 0 : P::kO])) +
              (bos * H + h) * V + vt * M;
+  float* ogf = static_cast<float*>(p.outputs[P::kO < 0 ? 0 : P::kO]) + (bos * H + h) * V + vt * M;  // kOutF32
+  const long long rstep = REV ? -1 : 1;
   const float scale = P::scale(p, h, H);
   const long long rq = static_cast<long long>(H) * K, rm = static_cast<long long>(H) * V;
 
@@ -106,7 +114,12 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
-        if (h0) {
+        if (h0 && STT) {
+          const float* b = h0 + (static_cast<long long>(n) * H + h) * K * V;
+          const int r = rb * KR + mt * 16 + gq, col = vt * M + nt * 8 + qq;
+          S[mt][nt][0] = b[state_index<P, K, V>(r, col)], S[mt][nt][1] = b[state_index<P, K, V>(r, col + 1)];
+          S[mt][nt][2] = b[state_index<P, K, V>(r + 8, col)], S[mt][nt][3] = b[state_index<P, K, V>(r + 8, col + 1)];
+        } else if (h0) {
           const float* b = h0 + stOff + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
           const float2 x = *reinterpret_cast<const float2*>(b);
           const float2 y = *reinterpret_cast<const float2*>(b + 8 * V);
@@ -115,6 +128,15 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
           S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.f;
         }
       }
+    if constexpr (init_div_scale_of<P>::value) {
+      const float inv = 1.f / scale;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) S[mt][nt][e] *= inv;
+    }
   }
 
   const int nchunks = static_cast<int>((len + C - 1) / C);
@@ -122,10 +144,11 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
     const long long c0 = static_cast<long long>(c) * C;
     const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
     const unsigned st = sbase + (c & 1) * L::kStage;
-    load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
-    load_tile<K, NT>(st + L::kK, kg + c0 * rq, rq, valid);
-    load_tile<M, NT>(st + L::kV, vg + c0 * rm, rm, valid);
-    load_tile<M, NT>(st + L::kG, gg + c0 * rm, rm, valid);
+    const long long t0 = walk_token<P>(c0, len);  // the token of the chunk's first walk row
+    load_tile<K, NT>(st + L::kQ, qg + t0 * rq, rstep * rq, valid);
+    load_tile<K, NT>(st + L::kK, kg + t0 * rq, rstep * rq, valid);
+    load_tile<M, NT>(st + L::kV, vg + t0 * rm, rstep * rm, valid);
+    load_tile<M, NT, SHIFT>(st + L::kG, gg + gate_token<P>(c0, len) * rm, rstep * rm, valid, SHIFT && c0 == 0 ? 1 : 0);
   };
   if (nchunks > 0) issue(0);
   cp_async_commit();
@@ -302,8 +325,14 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         const int col = nt * 8 + qq;
-        if (t0 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0) * rm + col) = pack2(o[nt][0], o[nt][1]);
-        if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0 + 8) * rm + col) = pack2(o[nt][2], o[nt][3]);
+        const long long ta = walk_token<P>(c0 + t0, len) * rm + col, tb = walk_token<P>(c0 + t0 + 8, len) * rm + col;
+        if constexpr (OF32) {
+          if (t0 < valid) *reinterpret_cast<float2*>(ogf + ta) = make_float2(o[nt][0], o[nt][1]);
+          if (t0 + 8 < valid) *reinterpret_cast<float2*>(ogf + tb) = make_float2(o[nt][2], o[nt][3]);
+        } else {
+          if (t0 < valid) *reinterpret_cast<unsigned*>(og + ta) = pack2(o[nt][0], o[nt][1]);
+          if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + tb) = pack2(o[nt][2], o[nt][3]);
+        }
       }
     }
     // Carry: S = S (.)cols d + sum_j k_j^T (v~_j (.)cols u_j).
@@ -336,7 +365,17 @@ __device__ __forceinline__ void column_gated_forward(const KernelParams& p, cons
   }
 
   float* ht = p.finalStates[P::kState];
-  if (ht) {
+  if (ht && STT) {
+    float* b = ht + (static_cast<long long>(n) * H + h) * K * V;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int r = rb * KR + mt * 16 + gq, col = vt * M + nt * 8 + qq;
+        b[state_index<P, K, V>(r, col)] = S[mt][nt][0], b[state_index<P, K, V>(r, col + 1)] = S[mt][nt][1];
+        b[state_index<P, K, V>(r + 8, col)] = S[mt][nt][2], b[state_index<P, K, V>(r + 8, col + 1)] = S[mt][nt][3];
+      }
+  } else if (ht) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll

@@ -61,6 +61,62 @@ enum class Gate : int {
   kNone = 3,       // no decay (linear attention)
 };
 
+// Optional Policy members, for the kernels of the derived backward (compiler/kir/adjoint.cc);
+// absent, each is false:
+//   kReverse    walk every sequence from its last token to its first (row r of the walk is token
+//               len - 1 - r): the adjoint states run backward in time. Nothing is flipped in memory.
+//   kGateShift  the gate of walk step r is the one of token len - r (the next token in time), and
+//               none (log 0) at r = 0: the adjoint recurrence is gated by the step after it.
+//   kStateT     the initial and final states are stored transposed ([N, H, cols, rows]): the
+//               walk's state is the transpose of the forward's.
+//   kOutF32     the output is fp32, not bf16 (an intermediate the gate-gradient pass reads).
+//   kInitDivScale  the initial state is divided by the read's scale as it is loaded: an adjoint
+//               walk sums c q do^T unscaled and applies c at its read, so its initial state
+//               d(final state) enters as dS_T / c.
+template <class P, class = void>
+struct reverse_of { static constexpr bool value = false; };
+template <class P>
+struct reverse_of<P, decltype(void(P::kReverse))> { static constexpr bool value = P::kReverse; };
+template <class P, class = void>
+struct gate_shift_of { static constexpr bool value = false; };
+template <class P>
+struct gate_shift_of<P, decltype(void(P::kGateShift))> { static constexpr bool value = P::kGateShift; };
+template <class P, class = void>
+struct state_t_of { static constexpr bool value = false; };
+template <class P>
+struct state_t_of<P, decltype(void(P::kStateT))> { static constexpr bool value = P::kStateT; };
+template <class P, class = void>
+struct out_f32_of { static constexpr bool value = false; };
+template <class P>
+struct out_f32_of<P, decltype(void(P::kOutF32))> { static constexpr bool value = P::kOutF32; };
+
+template <class P, class = void>
+struct init_div_scale_of { static constexpr bool value = false; };
+template <class P>
+struct init_div_scale_of<P, decltype(void(P::kInitDivScale))> { static constexpr bool value = P::kInitDivScale; };
+
+// The walk's row r of a sequence of `len` tokens as a token offset from its first token, and the
+// token whose gate walk row r takes (see kReverse, kGateShift).
+template <class P>
+__device__ __forceinline__ long long walk_token(long long r, long long len) {
+  return reverse_of<P>::value ? len - 1 - r : r;
+}
+template <class P>
+__device__ __forceinline__ long long gate_token(long long r, long long len) {
+  return reverse_of<P>::value ? (gate_shift_of<P>::value ? len - r : len - 1 - r) : r + (gate_shift_of<P>::value ? 1 : 0);
+}
+// Whether walk row r has a gate (every row but the first under kGateShift, inside the sequence).
+template <class P>
+__device__ __forceinline__ bool gate_valid(long long r, long long len) {
+  if (reverse_of<P>::value) return r < len && !(gate_shift_of<P>::value && r == 0);
+  return r + (gate_shift_of<P>::value ? 1 : 0) < len;
+}
+// Element (row, col) of a [rows, cols] state in its stored layout.
+template <class P, int ROWS, int COLS>
+__device__ __forceinline__ long long state_index(int row, int col) {
+  return state_t_of<P>::value ? static_cast<long long>(col) * ROWS + row : static_cast<long long>(row) * COLS + col;
+}
+
 // The Policy the emitter generates:
 //   struct MyPolicy {
 //     static constexpr Gate gate = Gate::kVector;
@@ -167,16 +223,17 @@ __device__ __forceinline__ int tile_off_elem(int row, int col) {  // bytes of el
 }
 
 // Rows [c0, c0 + 64) of a [*, rowStride] bf16 tensor, columns [col0, col0 + W), into a swizzled
-// tile; rows at or past `valid` are zero-filled without reading.
-template <int W, int NT>
-__device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long long rowStride, int valid) {
+// tile; rows at or past `valid`, and rows before `first`, are zero-filled without reading.
+// rowStride < 0 walks the rows backward from src (a reversed walk).
+template <int W, int NT, bool kFirst = false>
+__device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long long rowStride, int valid, int first = 0) {
   constexpr int CH = W / 8;
   static_assert((kChunk * CH) % NT == 0, "load_tile: whole passes");
 #pragma unroll
   for (int it = 0; it < kChunk * CH / NT; ++it) {
     const int idx = threadIdx.x + it * NT;
     const int row = idx / CH, ch = idx % CH;
-    const bool ok = row < valid;
+    const bool ok = row < valid && (!kFirst || row >= first);
     const bf16* s = ok ? src + row * rowStride + ch * 8 : src;
     cp_async16(dst + tile_off<W>(row, ch), s, ok);
   }
@@ -199,6 +256,10 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   constexpr int NVT = V / BV, NW = 4 * (BV / 64), NT = NW * 32;
   constexpr Gate G = P::gate;
   constexpr bool VEC = G == Gate::kVector;
+  constexpr bool REV = reverse_of<P>::value, SHIFT = gate_shift_of<P>::value, STT = state_t_of<P>::value;
+  constexpr bool OF32 = out_f32_of<P>::value;
+  static_assert(!(kSegment && (REV || SHIFT || STT || OF32)), "fused_chunk_forward: the adjoint options are whole-walk only");
+  static_assert(!SHIFT || REV, "fused_chunk_forward: kGateShift needs kReverse");
   constexpr int KR = K / 4, MT = KR / 16;  // state rows per warp, their m16 tiles
   using L = Layout<P, kMode>;
 
@@ -232,6 +293,8 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
   const bf16* kg = static_cast<const bf16*>(p.inputs[P::kK]) + (bos * H + h) * K;
   const bf16* vg = static_cast<const bf16*>(p.inputs[P::kV]) + (bos * H + h) * V + vt * BV;
   bf16* og = static_cast<bf16*>(p.outputs[P::kO]) + (bos * H + h) * V + vt * BV;
+  float* ogf = static_cast<float*>(p.outputs[P::kO]) + (bos * H + h) * V + vt * BV;  // kOutF32
+  const long long rstep = REV ? -1 : 1;  // the token step of one walk row
   const bf16* ggv = nullptr;
   const bf16* ggs = nullptr;
   if constexpr (VEC) ggv = static_cast<const bf16*>(p.inputs[P::kG]) + (bos * H + h) * K;
@@ -251,7 +314,12 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
-        if (h0) {
+        if (h0 && STT) {  // [cols][rows]: the transpose of the walk's state
+          const float* b = h0 + (static_cast<long long>(n) * H + h) * K * V;
+          const int r = rb * KR + mt * 16 + gq, col = vt * BV + vh * 64 + nt * 8 + qq;
+          S[mt][nt][0] = b[state_index<P, K, V>(r, col)], S[mt][nt][1] = b[state_index<P, K, V>(r, col + 1)];
+          S[mt][nt][2] = b[state_index<P, K, V>(r + 8, col)], S[mt][nt][3] = b[state_index<P, K, V>(r + 8, col + 1)];
+        } else if (h0) {
           const float* b = h0 + off0 + (rb * KR + mt * 16 + gq) * V + nt * 8 + qq;
           const float2 x = *reinterpret_cast<const float2*>(b);
           const float2 y = *reinterpret_cast<const float2*>(b + 8 * V);
@@ -260,6 +328,15 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.f;
         }
       }
+    if constexpr (init_div_scale_of<P>::value) {
+      const float inv = 1.f / scale;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) S[mt][nt][e] *= inv;
+    }
   }
 
   const int nchunks = static_cast<int>((len + C - 1) / C);
@@ -271,16 +348,18 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     const long long c0 = static_cast<long long>(c) * C;
     const int valid = static_cast<int>(len - c0 < C ? len - c0 : C);
     const unsigned st = sbase + (L::kStages == 2 ? (c & 1) : 0) * L::kStage;
-    if constexpr (!kStatesOnly) load_tile<K, NT>(st + L::kQ, qg + c0 * rq, rq, valid);
-    load_tile<K, NT>(st + L::kK, kg + c0 * rq, rq, valid);
-    if constexpr (VEC) load_tile<K, NT>(st + L::kG, ggv + c0 * rq, rq, valid);
-    load_tile<BV, NT>(st + L::kV, vg + c0 * rv, rv, valid);
+    const long long t0 = walk_token<P>(c0, len);  // the token of the chunk's first walk row
+    if constexpr (!kStatesOnly) load_tile<K, NT>(st + L::kQ, qg + t0 * rq, rstep * rq, valid);
+    load_tile<K, NT>(st + L::kK, kg + t0 * rq, rstep * rq, valid);
+    if constexpr (VEC)
+      load_tile<K, NT, SHIFT>(st + L::kG, ggv + gate_token<P>(c0, len) * rq, rstep * rq, valid, SHIFT && c0 == 0 ? 1 : 0);
+    load_tile<BV, NT>(st + L::kV, vg + t0 * rv, rstep * rv, valid);
   };
   if (cbeg < cend) issue(cbeg);
   cp_async_commit();
   if constexpr (G == Gate::kScalar) {
     const long long t = static_cast<long long>(cbeg) * C + tid;
-    if (tid < C) gs[(L::kStages == 2 ? (cbeg & 1) : 0) * C + tid] = t < len ? to_float(ggs[t * H]) : 0.f;
+    if (tid < C) gs[(L::kStages == 2 ? (cbeg & 1) : 0) * C + tid] = gate_valid<P>(t, len) ? to_float(ggs[gate_token<P>(t, len) * H]) : 0.f;
   }
 
   for (int c = cbeg; c < cend; ++c) {
@@ -297,7 +376,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     float gnext = 0.f;
     if constexpr (G == Gate::kScalar) {
       const long long t = c0 + C + tid;
-      if (tid < C && t < len) gnext = to_float(ggs[t * H]);
+      if (tid < C && gate_valid<P>(t, len)) gnext = to_float(ggs[gate_token<P>(t, len) * H]);
     }
 
     // bf16 copy of the chunk's starting state for the inter term of every warp.
@@ -329,7 +408,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           } else if constexpr (G == Gate::kScalar) {
             x0 = x1 = gs[sidx * C + row] * kLog2e;
           } else if constexpr (G == Gate::kHeadConst) {
-            x0 = x1 = row < valid ? hc2 : 0.f;
+            x0 = x1 = (row < valid && !(SHIFT && c0 + row == 0)) ? hc2 : 0.f;
           } else {
             x0 = x1 = 0.f;
           }
@@ -463,8 +542,14 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         const int col = vh * 64 + nt * 8 + qq;
-        if (t0 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0) * rv + col) = pack2(o[nt][0], o[nt][1]);
-        if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + (c0 + t0 + 8) * rv + col) = pack2(o[nt][2], o[nt][3]);
+        const long long ta = walk_token<P>(c0 + t0, len) * rv + col, tb = walk_token<P>(c0 + t0 + 8, len) * rv + col;
+        if constexpr (OF32) {
+          if (t0 < valid) *reinterpret_cast<float2*>(ogf + ta) = make_float2(o[nt][0], o[nt][1]);
+          if (t0 + 8 < valid) *reinterpret_cast<float2*>(ogf + tb) = make_float2(o[nt][2], o[nt][3]);
+        } else {
+          if (t0 < valid) *reinterpret_cast<unsigned*>(og + ta) = pack2(o[nt][0], o[nt][1]);
+          if (t0 + 8 < valid) *reinterpret_cast<unsigned*>(og + tb) = pack2(o[nt][2], o[nt][3]);
+        }
       }
     }
     }  // !kStatesOnly
@@ -530,7 +615,17 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     return;
   }
   float* ht = kSegment ? nullptr : p.finalStates[P::kState];
-  if (ht) {
+  if (ht && STT) {
+    float* b = ht + (static_cast<long long>(n) * H + h) * K * V;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int r = rb * KR + mt * 16 + gq, col = vt * BV + vh * 64 + nt * 8 + qq;
+        b[state_index<P, K, V>(r, col)] = S[mt][nt][0], b[state_index<P, K, V>(r, col + 1)] = S[mt][nt][1];
+        b[state_index<P, K, V>(r + 8, col)] = S[mt][nt][2], b[state_index<P, K, V>(r + 8, col + 1)] = S[mt][nt][3];
+      }
+  } else if (ht) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll

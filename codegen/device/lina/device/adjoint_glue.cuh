@@ -73,6 +73,7 @@ __device__ __forceinline__ void adjoint_gate_gradient(const KernelParams& p, con
     }
   }
   float qdq = 0.f;
+#pragma unroll 4
   for (long long t = end - 1; t >= c0; --t) {
     const long long off = ((bos + t) * H + h) * K + i;
     const float a = dq32[off], b = dk32[off];

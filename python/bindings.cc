@@ -260,6 +260,34 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("vector_params"), py::arg("cu_seqlens"), py::arg("cu_seqlens64"), py::arg("num_sequences"),
           py::arg("stream"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("device") = 0)
       .def(
+          "backward_workspace_bytes",
+          [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
+             const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,
+             const std::map<std::string, uintptr_t>& initialStates, const std::map<std::string, double>& scalarParams,
+             const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
+             int64_t numSequences, uintptr_t stream, const std::map<std::string, uintptr_t>& outputGrads,
+             const std::map<std::string, uintptr_t>& finalStateGrads, const std::map<std::string, uintptr_t>& finalStates,
+             const std::map<std::string, uintptr_t>& inputGrads, const std::map<std::string, uintptr_t>& initialStateGrads,
+             const std::map<std::string, uintptr_t>& paramGrads, const std::string& strategy, int chunk) {
+            // The scratch memory backward() needs for these arguments, so that the caller can
+            // allocate it (torch's allocator, where its peak-memory statistics see it).
+            BackwardArgs b;
+            b.forward = forwardArgs(dtype, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams,
+                                    cuSeqlens, cuSeqlens64, numSequences, stream, strategy, chunk);
+            for (const auto& [n, ptr] : outputGrads) b.outputGrads[n] = pointer<const void>(ptr);
+            for (const auto& [n, ptr] : finalStateGrads) b.finalStateGrads[n] = pointer<const float>(ptr);
+            for (const auto& [n, ptr] : finalStates) b.finalStates[n] = pointer<const float>(ptr);
+            for (const auto& [n, ptr] : inputGrads) b.inputGrads[n] = pointer<void>(ptr);
+            for (const auto& [n, ptr] : initialStateGrads) b.initialStateGrads[n] = pointer<float>(ptr);
+            for (const auto& [n, ptr] : paramGrads) b.paramGrads[n] = pointer<float>(ptr);
+            return p.backwardWorkspaceBytes(b);
+          },
+          py::arg("dtype"), py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states"), py::arg("scalar_params"), py::arg("vector_params"), py::arg("cu_seqlens"),
+          py::arg("cu_seqlens64"), py::arg("num_sequences"), py::arg("stream"), py::arg("output_grads"),
+          py::arg("final_state_grads"), py::arg("final_states"), py::arg("input_grads"), py::arg("initial_state_grads"),
+          py::arg("param_grads"), py::arg("strategy") = "auto", py::arg("chunk") = 0)
+      .def(
           "backward",
           [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
              const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,

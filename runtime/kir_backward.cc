@@ -147,11 +147,20 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
   const rir::Recurrence& rec = program.recurrence();
   auto fail = [&](const std::string& m) { throw Error("@" + rec.name + " backward (register tiles): " + m); };
   Setup s;
-  if (std::string why = unsupported(program, args, device, &s); !why.empty()) fail(why);
+  if (std::string why = unsupported(program, args, -1, &s); !why.empty()) fail(why);
   const kir::AdjointPlan& plan = s.plan;
   const kir::RegisterTileKernel& f = plan.forward;
   const ForwardArgs& fw = args.forward;
   const int64_t tokens = tokenCount(fw), N = sequenceCount(fw), H = fw.heads, K = f.K, V = f.V;
+  // Scratch: the caller's workspace or a stream-ordered allocation.
+  Workspace w = layout(s, fw);
+  const bool haveDo = args.outputGrads.count(f.o) && args.outputGrads.at(f.o);
+  size_t bytes = w.bytes;
+  if (!haveDo) w.zeroDo = bytes, bytes += align(tokens * H * V * 2);
+  if (s.wantH0 && !s.wantV) w.scratchV = bytes, bytes += align(tokens * H * V * 2);
+  if (args.workspace && args.workspaceBytes < bytes)
+    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (backwardWorkspaceBytes); got " + std::to_string(args.workspaceBytes));
+  if (cachedDeviceInfo(device).major < 8) fail("the kernels need sm_80 or newer (mma.sync bf16); pass kernels simt for the derived passes");
   cuda::useDevice(device);
   const cuda::Driver* d = cuda::driver();
   CUstream stream = fw.stream;
@@ -162,16 +171,8 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
   zero(dscale, sizeof(float), "paramGrads '" + plan.scaleParam + "'");
   if (N == 0) return;
 
-  // Scratch: the caller's workspace or a stream-ordered allocation.
-  Workspace w = layout(s, fw);
-  const bool haveDo = args.outputGrads.count(f.o) && args.outputGrads.at(f.o);
-  size_t bytes = w.bytes;
-  if (!haveDo) w.zeroDo = bytes, bytes += align(tokens * H * V * 2);
-  if (s.wantH0 && !s.wantV) w.scratchV = bytes, bytes += align(tokens * H * V * 2);
   char* ws = static_cast<char*>(args.workspace);
   CUdeviceptr owned = 0;
-  if (args.workspace && args.workspaceBytes < bytes)
-    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (backwardWorkspaceBytes); got " + std::to_string(args.workspaceBytes));
   if (!ws && bytes) {
     cuda::check(d->cuMemAllocAsync(&owned, bytes, stream), "cuMemAllocAsync", "the register-tile backward's workspace of " + std::to_string(bytes) + " bytes");
     ws = reinterpret_cast<char*>(owned);

@@ -149,11 +149,16 @@ def backward(program: str, config: str, inputs: list[torch.Tensor], initial_stat
     args = _launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
     if args["strategy"] == "split":
         args["strategy"] = "auto"  # split is a forward strategy; the derived passes pick their own
-    op.program.backward(**args,
-                        output_grads=_ptrs(cfg["out_grads"], output_grads),
-                        final_state_grads=_ptrs(cfg["final_grads"], final_grads),
-                        final_states=_ptrs(op.state_shapes, final_states), input_grads=by_kind("input"),
-                        initial_state_grads=by_kind("state"), param_grads=by_kind("vparam"))
+    pointers = dict(output_grads=_ptrs(cfg["out_grads"], output_grads),
+                    final_state_grads=_ptrs(cfg["final_grads"], final_grads),
+                    final_states=_ptrs(op.state_shapes, final_states), input_grads=by_kind("input"),
+                    initial_state_grads=by_kind("state"), param_grads=by_kind("vparam"))
+    launch = {key: value for key, value in args.items() if key != "device"}
+    # The scratch memory from torch's allocator: reused across steps, freed with the step's other
+    # temporaries, and counted by torch.cuda.max_memory_allocated.
+    nbytes = op.program.backward_workspace_bytes(**launch, **pointers)
+    workspace = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=inputs[0].device)
+    op.program.backward(**args, **pointers, workspace=workspace.data_ptr(), workspace_bytes=nbytes)
     return list(grads.values())
 
 

@@ -77,10 +77,11 @@ TEST(OnePipeline, LinacPrintsTheBackwardPassesAsTheRuntimeLaysThemOut) {
     Program program = Program::fromLibrary(r.program);
     BackwardArgs b;
     b.forward = argsOf(r);
+    b.forward.kernels = "simt";  // the derived passes (bf16 takes the register-tile backward otherwise)
     auto [a, passB] = program.backwardKernelsFor(b, smem);
     const std::string expected = "// ----- pass A of @" + std::string(r.program) + " -----\n" + sources(a) +
                                  "// ----- pass B of @" + std::string(r.program) + " -----\n" + sources(passB);
-    const std::string printed = linacOutput(r, {"--backward"});
+    const std::string printed = linacOutput(r, {"--backward", "--kernels=simt"});
     EXPECT_EQ(printed, expected);
     // The passes carry the backward's layout (precise products, reversed time for pass B).
     EXPECT_NE(printed.find("// Layout: forward/precise"), std::string::npos);

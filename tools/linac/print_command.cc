@@ -120,19 +120,21 @@ int emitKernels(const Options& o, const rir::Module& m, std::ostream& out, std::
       }
       BackwardArgs b;
       b.forward = args;
-      // Every gradient a training step asks for (nothing is launched: any non-null pointer).
+      // The register-tile backward with every gradient a training step asks for (nothing is
+      // launched: any non-null pointer).
+      BackwardArgs step = b;
       static float token;
-      for (const rir::Decl& in : rec.inputs) b.inputGrads[in.name] = &token;
-      for (const rir::Decl& st : rec.states) b.initialStateGrads[st.name] = &token, b.finalStateGrads[st.name] = &token;
-      if (std::optional<kir::AdjointPlan> plan = runtime::kirBackwardPlan(program, b)) {
+      for (const rir::Decl& in : rec.inputs) step.inputGrads[in.name] = &token;
+      for (const rir::Decl& st : rec.states) step.initialStateGrads[st.name] = &token, step.finalStateGrads[st.name] = &token;
+      if (std::optional<kir::AdjointPlan> plan = runtime::kirBackwardPlan(program, step)) {
         if (o.emit == "kir") kir::print(out, *plan);
         else if (o.emit == "cuda")
-          for (const codegen::EmittedKernel& k : runtime::kirBackwardEmitted(program, b)) out << k.source;
+          for (const codegen::EmittedKernel& k : runtime::kirBackwardEmitted(program, step)) out << k.source;
         else
           out << "// @" << rec.name << ": the register-tile backward (--emit=kir shows its plan; --kernels simt: the derived passes)\n";
         continue;
       }
-      if (o.emit == "kir") out << "// @" << rec.name << ": no register-tile backward: " << runtime::kirBackwardUnsupported(program, b) << "\n";
+      if (o.emit == "kir") out << "// @" << rec.name << ": no register-tile backward: " << runtime::kirBackwardUnsupported(program, step) << "\n";
       auto [passA, passB] = program.backwardPassesFor(b);
       auto [argsA, argsB] = program.backwardPassArgs(b);
       out << "// ----- pass A of @" << rec.name << " -----\n";

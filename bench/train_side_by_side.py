@@ -107,6 +107,15 @@ for label, B, T, H, D, lens in SHAPES:
             continue
         fn, leaves = calls[op]
         row = dict(op=op, shape=label)
+        if not WARM:  # a sanity check that both sides ran the same math (accuracy is the GPU suites' job)
+            try:
+                with torch.no_grad():
+                    a, b = fn(lina_ops).float(), fn(Fla).float()
+                row["fwd_rel_diff_vs_fla"] = float(f"{((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item():.3g}")
+                del a, b
+            except Exception as e:  # noqa: BLE001
+                row["fwd_rel_diff_error"] = f"{type(e).__name__}: {str(e)[:120]}"
+
         for side, module in (("fla", Fla), ("lina", None if WARM else lina_ops)):
             if module is None:
                 continue

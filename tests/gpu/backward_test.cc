@@ -144,11 +144,13 @@ TEST_P(RegisterTileBackward, AgainstTheReference) {
   if (IsSkipped()) return;
   Program program = Program::fromLibrary(GetParam());
   auto check = [&](BackwardCheckOptions b, const char* what) {
-    BackwardArgs probe;
-    probe.forward.dtype = "bf16";
-    probe.forward.dims = b.check.shape.dims;
-    EXPECT_EQ(runtime::kirBackwardUnsupported(program, probe), "") << what;
-    checkGradients(GetParam(), b, false);
+    const CheckReport r = checkBackward(program, b);
+    char line[512];
+    std::snprintf(line, sizeof line, "bwd %s %s %-60s worst %.2e %s", describe(GetParam(), b.check).c_str(), what, r.kernel.c_str(),
+                  worstRatio(r), r.passed() ? "PASS" : "FAIL");
+    log(line);
+    EXPECT_NE(r.kernel.find("_kir_bwd_"), std::string::npos) << what << ": the derived passes ran: " << r.kernel;
+    reportFailure(describe(GetParam(), b.check) + " " + what, r);
   };
   for (int64_t D : {64, 128}) {
     BackwardCheckOptions b;

@@ -10,6 +10,7 @@ budget=${LINA_CALL_SECONDS:-380}
 start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - start )); }
 mkdir -p "$out"
+export LINA_BUILD_TARGETS="lina_gpu_tests lina-bench lina_gpu_tuner_tests"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
 scripts/device_build.sh "$build" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 echo "build: $(elapsed) s"

@@ -18,8 +18,9 @@ constexpr int64_t kGlueSegment = 256;  // lina::fc::kGlueSegment
 
 struct Setup {
   kir::AdjointPlan plan;
-  bool wantQ = false, wantK = false, wantV = false, wantG = false, wantH0 = false, wantScale = false, haveDht = false;
-  bool glue = false;   // fp32 dq, dk and the gate-gradient kernel
+  bool wantQ = false, wantK = false, wantV = false, wantG = false, wantH0 = false,
+       wantScale = false, haveDht = false;
+  bool glue = false;    // fp32 dq, dk and the gate-gradient kernel
   bool totals = false;  // the segment totals (a gate gradient)
 };
 
@@ -28,8 +29,10 @@ std::string unsupported(const Program& program, const BackwardArgs& args, int de
   const ForwardArgs& fw = args.forward;
   if (fw.dtype != "bf16") return "dtype " + fw.dtype + " (register tiles: bf16)";
   if (fw.kernels == "simt") return "kernels simt (the derived passes)";
-  if (fw.strategy != "auto" && fw.strategy != "fused") return "strategy " + fw.strategy + " (register tiles: auto or fused)";
-  if (fw.chunk != 0 && fw.chunk != 64) return "chunk " + std::to_string(fw.chunk) + " (register tiles: 64)";
+  if (fw.strategy != "auto" && fw.strategy != "fused")
+    return "strategy " + fw.strategy + " (register tiles: auto or fused)";
+  if (fw.chunk != 0 && fw.chunk != 64)
+    return "chunk " + std::to_string(fw.chunk) + " (register tiles: 64)";
   if (fw.layout.key() != cir::TensorLayout().key()) return "a derived-pass tensor layout";
   cir::Specialization spec;
   spec.dims = fw.dims;
@@ -39,12 +42,17 @@ std::string unsupported(const Program& program, const BackwardArgs& args, int de
   s.plan = kir::planAdjoint(rec, spec);
   for (const auto& [name, pointer] : args.paramGrads) {
     (void)pointer;
-    if (name != s.plan.scaleParam) return "the gradient of param " + name + " (register tiles: the output scale's only)";
+    if (name != s.plan.scaleParam)
+      return "the gradient of param " + name + " (register tiles: the output scale's only)";
   }
-  if (device >= 0 && cachedDeviceInfo(device).major < 8) return "a GPU before sm_80 (register tiles: mma.sync bf16)";
+  if (device >= 0 && cachedDeviceInfo(device).major < 8)
+    return "a GPU before sm_80 (register tiles: mma.sync bf16)";
   const kir::RegisterTileKernel& f = s.plan.forward;
-  auto wants = [&](const std::string& name) { return args.inputGrads.count(name) && args.inputGrads.at(name); };
-  s.wantQ = wants(f.q), s.wantK = wants(f.k), s.wantV = wants(f.v), s.wantG = !f.g.empty() && wants(f.g);
+  auto wants = [&](const std::string& name) {
+    return args.inputGrads.count(name) && args.inputGrads.at(name);
+  };
+  s.wantQ = wants(f.q), s.wantK = wants(f.k), s.wantV = wants(f.v),
+  s.wantG = !f.g.empty() && wants(f.g);
   s.wantH0 = args.initialStateGrads.count(f.state) && args.initialStateGrads.at(f.state);
   s.wantScale = !s.plan.scaleParam.empty() && args.paramGrads.count(s.plan.scaleParam);
   s.haveDht = args.finalStateGrads.count(f.state) && args.finalStateGrads.at(f.state);
@@ -54,7 +62,9 @@ std::string unsupported(const Program& program, const BackwardArgs& args, int de
   return "";
 }
 
-size_t align(size_t x) { return (x + 255) / 256 * 256; }
+size_t align(size_t x) {
+  return (x + 255) / 256 * 256;
+}
 
 struct Workspace {
   size_t dq32 = 0, dk32 = 0, totals = 0, finalState = 0, zeroDo = 0, scratchV = 0, bytes = 0;
@@ -111,16 +121,18 @@ size_t kirBackwardWorkspaceBytes(const Program& program, const BackwardArgs& arg
   // Missing cotangents and an unwanted dv that dh0 still needs take scratch of their own.
   const int64_t tokens = tokenCount(args.forward), H = args.forward.heads, V = s.plan.forward.V;
   const kir::RegisterTileKernel& f = s.plan.forward;
-  if (!args.outputGrads.count(f.o) || !args.outputGrads.at(f.o)) w.bytes += align(tokens * H * V * 2);
+  if (!args.outputGrads.count(f.o) || !args.outputGrads.at(f.o))
+    w.bytes += align(tokens * H * V * 2);
   if (s.wantH0 && !s.wantV) w.bytes += align(tokens * H * V * 2);
   return w.bytes;
 }
 
 std::string kirBackwardKernels(const Program& program, const BackwardArgs& args) {
   Setup s;
-  if (std::string why = unsupported(program, args, -1, &s); !why.empty()) return "(derived passes: " + why + ")";
-  std::string names = (s.glue ? s.plan.dq.name + "_f32" : s.plan.dq.name) + " + " + s.plan.dv.name + " + " +
-                      (s.glue ? s.plan.dk.name + "_f32" : s.plan.dk.name);
+  if (std::string why = unsupported(program, args, -1, &s); !why.empty())
+    return "(derived passes: " + why + ")";
+  std::string names = (s.glue ? s.plan.dq.name + "_f32" : s.plan.dq.name) + " + " + s.plan.dv.name +
+                      " + " + (s.glue ? s.plan.dk.name + "_f32" : s.plan.dk.name);
   if (s.glue) names += " + " + s.plan.glueName;
   return names;
 }
@@ -131,13 +143,16 @@ std::optional<kir::AdjointPlan> kirBackwardPlan(const Program& program, const Ba
   return s.plan;
 }
 
-std::vector<codegen::EmittedKernel> kirBackwardEmitted(const Program& program, const BackwardArgs& args) {
+std::vector<codegen::EmittedKernel> kirBackwardEmitted(const Program& program,
+                                                       const BackwardArgs& args) {
   Setup s;
   if (!unsupported(program, args, -1, &s).empty()) return {};
   std::vector<codegen::EmittedKernel> out;
-  if (s.glue || s.wantQ) out.push_back(codegen::emitRegisterTiles(s.glue ? fp32Output(s.plan.dq) : s.plan.dq));
+  if (s.glue || s.wantQ)
+    out.push_back(codegen::emitRegisterTiles(s.glue ? fp32Output(s.plan.dq) : s.plan.dq));
   if (s.wantV || s.wantH0) out.push_back(codegen::emitRegisterTiles(s.plan.dv));
-  if (s.glue || s.wantK) out.push_back(codegen::emitRegisterTiles(s.glue ? fp32Output(s.plan.dk) : s.plan.dk));
+  if (s.glue || s.wantK)
+    out.push_back(codegen::emitRegisterTiles(s.glue ? fp32Output(s.plan.dk) : s.plan.dk));
   if (s.glue || s.wantH0)
     for (codegen::EmittedKernel& k : codegen::emitAdjointGlue(s.plan)) out.push_back(std::move(k));
   return out;
@@ -145,7 +160,9 @@ std::vector<codegen::EmittedKernel> kirBackwardEmitted(const Program& program, c
 
 void kirBackward(const Program& program, const BackwardArgs& args, int device) {
   const rir::Recurrence& rec = program.recurrence();
-  auto fail = [&](const std::string& m) { throw Error("@" + rec.name + " backward (register tiles): " + m); };
+  auto fail = [&](const std::string& m) {
+    throw Error("@" + rec.name + " backward (register tiles): " + m);
+  };
   Setup s;
   if (std::string why = unsupported(program, args, -1, &s); !why.empty()) fail(why);
   const kir::AdjointPlan& plan = s.plan;
@@ -159,13 +176,19 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
   if (!haveDo) w.zeroDo = bytes, bytes += align(tokens * H * V * 2);
   if (s.wantH0 && !s.wantV) w.scratchV = bytes, bytes += align(tokens * H * V * 2);
   if (args.workspace && args.workspaceBytes < bytes)
-    fail("workspace: expected at least " + std::to_string(bytes) + " bytes (backwardWorkspaceBytes); got " + std::to_string(args.workspaceBytes));
-  if (cachedDeviceInfo(device).major < 8) fail("the kernels need sm_80 or newer (mma.sync bf16); pass kernels simt for the derived passes");
+    fail("workspace: expected at least " + std::to_string(bytes) +
+         " bytes (backwardWorkspaceBytes); got " + std::to_string(args.workspaceBytes));
+  if (cachedDeviceInfo(device).major < 8)
+    fail(
+        "the kernels need sm_80 or newer (mma.sync bf16); pass kernels simt for the derived "
+        "passes");
   cuda::useDevice(device);
   const cuda::Driver* d = cuda::driver();
   CUstream stream = fw.stream;
   auto zero = [&](void* ptr, size_t bytes, const std::string& what) {
-    if (ptr && bytes) cuda::check(d->cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(ptr), 0, bytes, stream), "cuMemsetD8Async", what);
+    if (ptr && bytes)
+      cuda::check(d->cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(ptr), 0, bytes, stream),
+                  "cuMemsetD8Async", what);
   };
   float* dscale = s.wantScale ? args.paramGrads.at(plan.scaleParam) : nullptr;
   zero(dscale, sizeof(float), "paramGrads '" + plan.scaleParam + "'");
@@ -174,7 +197,8 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
   char* ws = static_cast<char*>(args.workspace);
   CUdeviceptr owned = 0;
   if (!ws && bytes) {
-    cuda::check(d->cuMemAllocAsync(&owned, bytes, stream), "cuMemAllocAsync", "the register-tile backward's workspace of " + std::to_string(bytes) + " bytes");
+    cuda::check(d->cuMemAllocAsync(&owned, bytes, stream), "cuMemAllocAsync",
+                "the register-tile backward's workspace of " + std::to_string(bytes) + " bytes");
     ws = reinterpret_cast<char*>(owned);
   }
   try {
@@ -186,7 +210,9 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
     const void* q = fw.inputs.at(f.q);
     const void* k = fw.inputs.at(f.k);
     const void* v = fw.inputs.at(f.v);
-    auto grad = [&](const std::string& name) { return args.inputGrads.count(name) ? args.inputGrads.at(name) : nullptr; };
+    auto grad = [&](const std::string& name) {
+      return args.inputGrads.count(name) ? args.inputGrads.at(name) : nullptr;
+    };
 
     // The forward's scalars, sequences and shape, packed as a forward launch would be.
     ForwardArgs packed = fw;
@@ -195,8 +221,8 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
     const KernelParams base = packForwardParams(rec, packed);
     const std::string arch = cachedDeviceInfo(device).arch;
     const GridCounts counts{H, N, 1};
-    auto walk = [&](const kir::RegisterTileKernel& kernel, const void* a, const void* b, const void* c, void* out,
-                    const float* initial, float* final) {
+    auto walk = [&](const kir::RegisterTileKernel& kernel, const void* a, const void* b,
+                    const void* c, void* out, const float* initial, float* final) {
       const codegen::EmittedKernel emitted = codegen::emitRegisterTiles(kernel);
       const LoadedKernel loaded = loadKernel(device, emitted, arch);
       KernelParams p = cleared(base);
@@ -216,15 +242,19 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
       void* dv = s.wantV ? grad(f.v) : ws + w.scratchV;
       walk(plan.dv, k, q, dout, dv, dht, s.wantH0 ? args.initialStateGrads.at(f.state) : nullptr);
     }
-    if (s.glue || s.wantK) walk(s.glue ? fp32Output(plan.dk) : plan.dk, v, dout, q, s.glue ? dk32 : grad(f.k), dht, nullptr);
+    if (s.glue || s.wantK)
+      walk(s.glue ? fp32Output(plan.dk) : plan.dk, v, dout, q, s.glue ? dk32 : grad(f.k), dht,
+           nullptr);
 
     const std::vector<codegen::EmittedKernel> glue =
         s.glue || s.wantH0 ? codegen::emitAdjointGlue(plan) : std::vector<codegen::EmittedKernel>{};
-    auto launchGlue = [&](const codegen::EmittedKernel& kernel, KernelParams& p, unsigned x, unsigned y) {
+    auto launchGlue = [&](const codegen::EmittedKernel& kernel, KernelParams& p, unsigned x,
+                          unsigned y) {
       if (!x || !y) return;
       const LoadedKernel loaded = loadKernel(device, kernel, arch);
       void* params[] = {&p};
-      cuda::check(d->cuLaunchKernel(loaded.function, x, y, 1, static_cast<unsigned>(kernel.threads), 1, 1, 0, stream, params, nullptr),
+      cuda::check(d->cuLaunchKernel(loaded.function, x, y, 1, static_cast<unsigned>(kernel.threads),
+                                    1, 1, 0, stream, params, nullptr),
                   "cuLaunchKernel", "kernel " + kernel.name);
     };
     const unsigned slots = static_cast<unsigned>((tokens + kGlueSegment - 1) / kGlueSegment + N);
@@ -233,7 +263,8 @@ void kirBackward(const Program& program, const BackwardArgs& args, int device) {
       p.inputs[0] = q, p.inputs[1] = k, p.inputs[2] = dq32, p.inputs[3] = dk32, p.inputs[4] = g;
       p.snapshots[0] = totals;
       if (s.totals) launchGlue(glue[0], p, slots, static_cast<unsigned>(H));
-      p.outputs[0] = grad(f.q), p.outputs[1] = grad(f.k), p.outputs[2] = s.wantG ? grad(f.g) : nullptr, p.outputs[3] = dscale;
+      p.outputs[0] = grad(f.q), p.outputs[1] = grad(f.k),
+      p.outputs[2] = s.wantG ? grad(f.g) : nullptr, p.outputs[3] = dscale;
       p.initialStates[0] = sT, p.initialStates[1] = sT ? dht : nullptr;
       launchGlue(glue[1], p, slots, static_cast<unsigned>(H));
     }

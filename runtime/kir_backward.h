@@ -14,7 +14,6 @@
 
 #include "codegen/cuda/emit_cuda.h"
 #include "compiler/kir/adjoint.h"
-
 #include "runtime/launch_args.h"
 
 namespace lina {
@@ -32,7 +31,8 @@ std::string kirBackwardKernels(const Program& program, const BackwardArgs& args)
 // Its plan, and every kernel it would launch for `args` (the walks as launched, then the glue):
 // linac --emit=kir|cuda --backward and the NVRTC test. nullopt / empty when it does not apply.
 std::optional<kir::AdjointPlan> kirBackwardPlan(const Program& program, const BackwardArgs& args);
-std::vector<codegen::EmittedKernel> kirBackwardEmitted(const Program& program, const BackwardArgs& args);
+std::vector<codegen::EmittedKernel> kirBackwardEmitted(const Program& program,
+                                                       const BackwardArgs& args);
 // Runs it on args.forward.stream; the caller has validated `args`.
 void kirBackward(const Program& program, const BackwardArgs& args, int device);
 

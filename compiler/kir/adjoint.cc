@@ -27,11 +27,12 @@ std::string scaleParamOf(const rir::Recurrence& rec, const std::string& output) 
 }
 
 // A walk of the plan with the adjoint's KernelParams roles: inputs {query, key, value, gate}.
-RegisterTileKernel role(const RegisterTileKernel& f, const std::string& q, const std::string& k, const std::string& v,
-                        const std::string& o, int K, int V) {
+RegisterTileKernel role(const RegisterTileKernel& f, const std::string& q, const std::string& k,
+                        const std::string& v, const std::string& o, int K, int V) {
   RegisterTileKernel w = f;
   w.q = q, w.k = k, w.v = v, w.o = o;
-  w.slotQ = 0, w.slotK = 1, w.slotV = 2, w.slotG = f.slotG < 0 ? -1 : 3, w.slotO = 0, w.slotState = 0;
+  w.slotQ = 0, w.slotK = 1, w.slotV = 2, w.slotG = f.slotG < 0 ? -1 : 3, w.slotO = 0,
+  w.slotState = 0;
   w.inputs = {q, k, v, f.g.empty() ? "(no gate)" : f.g};
   w.outputs = {o};
   w.states = {f.state};
@@ -56,7 +57,8 @@ RegisterTileKernel finish(RegisterTileKernel w, bool columnGated, const std::str
 Attempt attempt(const rir::Recurrence& rec, const cir::Specialization& spec) {
   Attempt a;
   if (rec.states.size() != 1) {
-    a.why = std::to_string(rec.states.size()) + " states (the register-tile backward: one row-gated state)";
+    a.why = std::to_string(rec.states.size()) +
+            " states (the register-tile backward: one row-gated state)";
     return a;
   }
   cir::Specialization s = spec;
@@ -73,7 +75,8 @@ Attempt attempt(const rir::Recurrence& rec, const cir::Specialization& spec) {
     return a;
   }
   if (f.V != 64 && f.V != 128) {
-    a.why = f.colDim + " = " + std::to_string(f.V) + " (the register-tile backward walks the transposed state: 64 or 128)";
+    a.why = f.colDim + " = " + std::to_string(f.V) +
+            " (the register-tile backward walks the transposed state: 64 or 128)";
     return a;
   }
   AdjointPlan& p = a.plan;
@@ -104,7 +107,9 @@ Attempt attempt(const rir::Recurrence& rec, const cir::Specialization& spec) {
 
 }  // namespace
 
-std::string adjointUnsupported(const rir::Recurrence& rec, const cir::Specialization& spec) { return attempt(rec, spec).why; }
+std::string adjointUnsupported(const rir::Recurrence& rec, const cir::Specialization& spec) {
+  return attempt(rec, spec).why;
+}
 
 AdjointPlan planAdjoint(const rir::Recurrence& rec, const cir::Specialization& spec) {
   Attempt a = attempt(rec, spec);
@@ -114,23 +119,27 @@ AdjointPlan planAdjoint(const rir::Recurrence& rec, const cir::Specialization& s
 
 void print(std::ostream& os, const AdjointPlan& p) {
   const RegisterTileKernel& f = p.forward;
-  os << "// register-tile backward of @" << f.program << ": " << gateKindName(f.gate) << " gate, " << f.rowDim << " = " << f.K
-     << ", " << f.colDim << " = " << f.V << ", output scale " << f.scaleText << "\n";
+  os << "// register-tile backward of @" << f.program << ": " << gateKindName(f.gate) << " gate, "
+     << f.rowDim << " = " << f.K << ", " << f.colDim << " = " << f.V << ", output scale "
+     << f.scaleText << "\n";
   auto walk = [&](const char* what, const RegisterTileKernel& k) {
-    os << "walk " << k.name << ": " << what << "\n  " << (k.columnGate ? "column-gated" : "row-gated") << " state ["
-       << k.K << ", " << k.V << "]" << (k.stateTransposed ? " (stored transposed)" : "") << ", "
-       << (k.reverse ? "reversed time, the next step's gate" : "forward time") << "; query " << k.q << ", key " << k.k
-       << ", value " << k.v << " -> " << k.o << (k.outF32 ? " (fp32)" : "") << "; " << k.threads() << " threads, "
-       << k.sharedBytes << " B shared\n";
+    os << "walk " << k.name << ": " << what << "\n  "
+       << (k.columnGate ? "column-gated" : "row-gated") << " state [" << k.K << ", " << k.V << "]"
+       << (k.stateTransposed ? " (stored transposed)" : "") << ", "
+       << (k.reverse ? "reversed time, the next step's gate" : "forward time") << "; query " << k.q
+       << ", key " << k.k << ", value " << k.v << " -> " << k.o << (k.outF32 ? " (fp32)" : "")
+       << "; " << k.threads() << " threads, " << k.sharedBytes << " B shared\n";
   };
   walk("dq = c S_t do_t (the forward's state, transposed; final state S_T)", p.dq);
   walk("dv = k_t^T D_t (the adjoint state, from dS_T / c; final state D_0 / c)", p.dv);
   walk("dk = D_t v_t (the adjoint state, transposed)", p.dk);
   os << "glue " << p.glueName << ": ";
   if (p.gateGradient)
-    os << "d" << f.g << " = reversed cumsum of (" << f.q << " * d" << f.q << " - " << f.k << " * d" << f.k
-       << ") + rowsum(S_T * dS_T)" << (f.gate == GateKind::Scalar ? ", summed over " + f.rowDim : "") << "; ";
-  if (!p.scaleParam.empty()) os << "d" << p.scaleParam << " = sum(" << f.q << " * d" << f.q << ") / c; ";
+    os << "d" << f.g << " = reversed cumsum of (" << f.q << " * d" << f.q << " - " << f.k << " * d"
+       << f.k << ") + rowsum(S_T * dS_T)"
+       << (f.gate == GateKind::Scalar ? ", summed over " + f.rowDim : "") << "; ";
+  if (!p.scaleParam.empty())
+    os << "d" << p.scaleParam << " = sum(" << f.q << " * d" << f.q << ") / c; ";
   os << "d(initial " << f.state << ") = c a_0 (.)rows (D_0 / c)\n";
 }
 

@@ -128,32 +128,36 @@ const TensorView& Checkpoint::tensor(const std::string& name) const {
   return *it->second;
 }
 
+TensorData initialisedTensor(const ExpectedTensor& e, double range, DType dtype, std::mt19937_64& rng) {
+  if (dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::F32)
+    throw Error("dtype: expected bf16, fp16 or fp32; got " + std::string(dtypeName(dtype)));
+  std::normal_distribution<float> normal(0.f, static_cast<float>(range));
+  TensorData t{e.name, dtype, e.shape, {}};
+  int64_t n = 1;
+  for (int64_t s : e.shape) n *= s;
+  const bool norm = e.name.find("norm") != std::string::npos;  // RMSNorm weights: ones
+  const bool bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
+  t.bytes.resize(static_cast<size_t>(n) * dtypeBytes(dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = norm ? 1.f : bias ? 0.f : normal(rng);
+    unsigned char* at = t.bytes.data() + i * dtypeBytes(dtype);
+    if (dtype == DType::F32) {
+      std::memcpy(at, &x, 4);
+    } else {
+      const uint16_t h = dtype == DType::BF16 ? toBf16(x) : toF16(x);
+      std::memcpy(at, &h, 2);
+    }
+  }
+  return t;
+}
+
 void writeRandomCheckpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint64_t seed) {
   if (dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::F32)
     throw Error("dtype: expected bf16, fp16 or fp32; got " + std::string(dtypeName(dtype)));
   ::mkdir(dir.c_str(), 0755);
   std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, static_cast<float>(config.initializerRange));
   std::vector<TensorData> tensors;
-  for (const ExpectedTensor& e : expectedTensors(config)) {
-    TensorData t{e.name, dtype, e.shape, {}};
-    int64_t n = 1;
-    for (int64_t s : e.shape) n *= s;
-    const bool norm = e.name.find("norm") != std::string::npos;  // RMSNorm weights: ones
-    const bool bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
-    t.bytes.resize(static_cast<size_t>(n) * dtypeBytes(dtype));
-    for (int64_t i = 0; i < n; ++i) {
-      const float x = norm ? 1.f : bias ? 0.f : normal(rng);
-      unsigned char* at = t.bytes.data() + i * dtypeBytes(dtype);
-      if (dtype == DType::F32) {
-        std::memcpy(at, &x, 4);
-      } else {
-        const uint16_t h = dtype == DType::BF16 ? toBf16(x) : toF16(x);
-        std::memcpy(at, &h, 2);
-      }
-    }
-    tensors.push_back(std::move(t));
-  }
+  for (const ExpectedTensor& e : expectedTensors(config)) tensors.push_back(initialisedTensor(e, config.initializerRange, dtype, rng));
   writeSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   const std::string tmp = dir + "/config.json.tmp";
   {

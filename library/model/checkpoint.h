@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ class Checkpoint {
   std::map<std::string, const TensorView*> tensors_;
   bool lmHeadTied_ = false;
 };
+
+// One tensor initialised as fla's _init_weights does: norm weights 1, biases 0, every other
+// weight ~ N(0, range), in `dtype` (BF16, F16 or F32), drawn from `rng`.
+TensorData initialisedTensor(const ExpectedTensor& tensor, double range, DType dtype, std::mt19937_64& rng);
 
 // Writes a randomly initialised checkpoint of `config` to `dir` as fla initialises one
 // (weights ~ N(0, initializer_range), biases 0, norm weights 1), in `dtype` (BF16, F16 or F32),

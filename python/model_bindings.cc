@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 
+#include "library/convert/llama_to_fla.h"
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
 #include "library/model/sampling.h"
@@ -61,6 +62,37 @@ struct Stream {
 }  // namespace
 
 void bindModels(py::module_& m) {
+  m.def(
+      "convert_llama",
+      [](const std::string& source, const std::string& destination, const std::string& target,
+         const std::map<std::string, std::string>& config, int64_t maxShardBytes, uint64_t seed) {
+        if (target != "gla" && target != "gsa") throw Error("target: expected 'gla' or 'gsa'; got '" + target + "'");
+        convert::LlamaConversion c;
+        c.source = source;
+        c.destination = destination;
+        c.target = target == "gsa" ? model::ModelType::GSA : model::ModelType::GLA;
+        c.configOverrides = config;
+        c.maxShardBytes = maxShardBytes;
+        c.seed = seed;
+        if (c.source == c.destination) throw Error("destination: expected a directory other than the source; got '" + destination + "' for both");
+        const convert::ConversionReport r = convert::convertLlama(c);
+        py::dict out;
+        py::list tensors;
+        const char* kinds[] = {"copied", "initialised", "dropped"};
+        for (const convert::TensorRecord& t : r.tensors)
+          tensors.append(py::dict(py::arg("name") = t.name, py::arg("source") = t.source, py::arg("shape") = t.shape,
+                                  py::arg("kind") = kinds[t.kind]));
+        out["tensors"] = tensors;
+        out["files"] = r.files;
+        out["copied"] = r.copied;
+        out["initialised"] = r.initialised;
+        out["dropped"] = r.dropped;
+        out["report"] = r.text();
+        return out;
+      },
+      py::arg("source"), py::arg("destination"), py::arg("target") = "gla", py::arg("config") = std::map<std::string, std::string>{},
+      py::arg("max_shard_bytes") = int64_t{5} << 30, py::arg("seed") = 0,
+      "converts a Llama/Mistral checkpoint into an fla GLA or GSA one (as `lina-convert llama-to-gla|gsa`)");
   m.def("init_checkpoint", [](const std::string& config, const std::string& out, const std::string& dtype, uint64_t seed) {
         if (dtype != "bf16" && dtype != "fp16" && dtype != "fp32") throw Error("dtype: expected bf16, fp16 or fp32; got '" + dtype + "'");
         model::writeRandomCheckpoint(model::loadConfig(config), out,

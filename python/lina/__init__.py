@@ -28,5 +28,6 @@ def cuda_available():
 
 from .program import Op, compile, library, tune
 from .runner import Runner, init_checkpoint
+from . import convert
 
-__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]
+__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "convert", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]

@@ -48,3 +48,54 @@ def test_bad_inputs(model_dir, tmp_path):
         r.generate("hello")
     with pytest.raises(lina.LinaError, match="no config.json"):
         lina.Runner(tmp_path / "nowhere")
+
+
+def _write_llama(path, hidden=32, layers=2, heads=4, kv_heads=2, mlp=48, vocab=64):
+    """A tiny Mistral-shaped checkpoint in Hugging Face layout (fp32 safetensors, written here)."""
+    import json
+    import struct
+
+    import numpy as np
+
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(dict(
+        model_type="mistral", hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, intermediate_size=mlp, vocab_size=vocab, rms_norm_eps=1e-5,
+        tie_word_embeddings=False)))
+    rng = np.random.default_rng(3)
+    hd = hidden // heads
+    shapes = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,),
+                       p + "self_attn.q_proj.weight": (hidden, hidden), p + "self_attn.k_proj.weight": (kv_heads * hd, hidden),
+                       p + "self_attn.v_proj.weight": (kv_heads * hd, hidden), p + "self_attn.o_proj.weight": (hidden, hidden),
+                       p + "mlp.gate_proj.weight": (mlp, hidden), p + "mlp.up_proj.weight": (mlp, hidden),
+                       p + "mlp.down_proj.weight": (hidden, mlp)})
+    header, blobs, offset = {}, [], 0
+    for name, shape in sorted(shapes.items()):
+        data = (rng.standard_normal(shape) * 0.1).astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    (path / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    return shapes
+
+
+@pytest.mark.parametrize("target", ["gla", "gsa"])
+def test_convert_llama_then_run(tmp_path, target):
+    pytest.importorskip("numpy")
+    src, dst = tmp_path / "mistral", tmp_path / target
+    _write_llama(src)
+    convert = lina.convert.llama_to_gla if target == "gla" else lina.convert.llama_to_gsa
+    r = convert(src, dst, config={"num_slots": 8} if target == "gsa" else None)
+    assert r["copied"] == 2 * 9 + 3 and r["dropped"] == 0, r["report"]
+    assert any(t["kind"] == "initialised" for t in r["tensors"])
+    ids = lina.Runner(dst).generate([1, 5, 9], max_new_tokens=4)
+    assert len(list(ids)) >= 1
+    with pytest.raises(lina.LinaError, match="target"):
+        lina._lina.convert_llama(str(src), str(tmp_path / "x"), "rwkv")
+    with pytest.raises(lina.LinaError, match="config"):
+        convert(src, tmp_path / "y", config={"num_heads": [1]})

@@ -45,7 +45,18 @@ struct Driver {
   X(cuCtxPushCurrent, "cuCtxPushCurrent_v2")                      \
   X(cuCtxPopCurrent, "cuCtxPopCurrent_v2")                        \
   X(cuEventSynchronize, "cuEventSynchronize")                     \
-  X(cuEventElapsedTime, "cuEventElapsedTime_v2")
+  X(cuEventElapsedTime, "cuEventElapsedTime_v2")                 \
+  X(cuStreamCreate, "cuStreamCreate")                             \
+  X(cuStreamDestroy, "cuStreamDestroy_v2")                        \
+  X(cuStreamBeginCapture, "cuStreamBeginCapture_v2")              \
+  X(cuStreamEndCapture, "cuStreamEndCapture")                     \
+  X(cuGraphInstantiate, "cuGraphInstantiateWithFlags")            \
+  X(cuGraphLaunch, "cuGraphLaunch")                               \
+  X(cuGraphExecDestroy, "cuGraphExecDestroy")                     \
+  X(cuGraphDestroy, "cuGraphDestroy")                             \
+  X(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")                    \
+  X(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")                    \
+  X(cuMemGetInfo, "cuMemGetInfo_v2")
 #define LINA_CU_MEMBER(fn, sym) decltype(&::fn) fn = nullptr;
   LINA_CU_FUNCTIONS(LINA_CU_MEMBER)
 #undef LINA_CU_MEMBER

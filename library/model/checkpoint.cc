@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "library/model/float_convert.h"
 #include "support/error.h"
 
 namespace lina::model {
@@ -25,27 +26,6 @@ std::string readText(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-uint16_t toBf16(float x) {  // round to nearest even
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
-
-uint16_t toF16(float x) {
-  // IEEE half, round to nearest even, for |x| in the normal range (init values are small).
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const uint32_t sign = (u >> 16) & 0x8000;
-  const int32_t exp = static_cast<int32_t>((u >> 23) & 0xff) - 127 + 15;
-  uint32_t mant = u & 0x7fffff;
-  if (exp <= 0) return static_cast<uint16_t>(sign);  // flush tiny values
-  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00);
-  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  const uint32_t rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
-  return static_cast<uint16_t>(h);
 }
 
 }  // namespace
@@ -144,7 +124,7 @@ TensorData initialisedTensor(const ExpectedTensor& e, double range, DType dtype,
     if (dtype == DType::F32) {
       std::memcpy(at, &x, 4);
     } else {
-      const uint16_t h = dtype == DType::BF16 ? toBf16(x) : toF16(x);
+      const uint16_t h = dtype == DType::BF16 ? floatToBf16(x) : floatToHalf(x);
       std::memcpy(at, &h, 2);
     }
   }

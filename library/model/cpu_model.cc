@@ -4,33 +4,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "library/model/float_convert.h"
 #include "support/error.h"
 
 namespace lina::model {
 
 namespace {
-
-float halfToFloat(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  uint32_t u;
-  if (exp == 0) {
-    if (mant == 0) {
-      u = sign;
-    } else {  // subnormal
-      int e = -1;
-      uint32_t m = mant;
-      while (!(m & 0x400)) m <<= 1, --e;
-      u = sign | (static_cast<uint32_t>(127 - 15 + 1 + e) << 23) | ((m & 0x3ff) << 13);
-    }
-  } else if (exp == 31) {
-    u = sign | 0x7f800000u | (mant << 13);
-  } else {
-    u = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // y[out] = W[out][in] x
 void matvec(const std::vector<float>& W, const std::vector<float>& x, std::vector<float>& y) {
@@ -82,23 +61,7 @@ void shortConv(std::vector<float>& x, float* window, const std::vector<float>& w
 
 CpuModel::Tensor CpuModel::load(const Checkpoint& c, const std::string& name, bool required) const {
   (void)required;
-  const TensorView& t = c.tensor(name);
-  Tensor out(static_cast<size_t>(t.numel()));
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (t.dtype == DType::F32) {
-      std::memcpy(&out[i], static_cast<const char*>(t.data) + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const char*>(t.data) + 2 * i, 2);
-      if (t.dtype == DType::BF16) {
-        const uint32_t u = static_cast<uint32_t>(h) << 16;
-        std::memcpy(&out[i], &u, 4);
-      } else {
-        out[i] = halfToFloat(h);
-      }
-    }
-  }
-  return out;
+  return tensorToFloat(c.tensor(name));
 }
 
 CpuModel::CpuModel(const Checkpoint& c) : config_(c.config()) {

@@ -131,7 +131,7 @@ def test_lina_run_matches_numpy(tmp_path, model):
     W = read_safetensors(out / "model.safetensors")
     prompt = [1, 17, 42, 99, 7, 250, 3, 64, 128, 5]
     r = subprocess.run([LINA_RUN, "--model", str(out), "--token-ids", ",".join(map(str, prompt)), "--max-new-tokens", "8",
-                        "--dump-logits", str(tmp_path / "logits.bin")], check=True, capture_output=True, text=True)
+                        "--device", "cpu", "--dump-logits", str(tmp_path / "logits.bin")], check=True, capture_output=True, text=True)
     lina_logits = np.fromfile(tmp_path / "logits.bin", dtype=np.float32)
     ref = forward(cfg, W, prompt)[-1]
     err = np.abs(lina_logits - ref).max() / np.abs(ref).max()
@@ -157,7 +157,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         return r.stderr
     assert "outside the vocabulary (vocab_size 256" in err("--model", str(out), "--token-ids", "1,300")
     assert "an empty prompt" in err("--model", str(out), "--token-ids", "")
-    assert "--max-new-tokens: expected an integer >= 0; got 'x'" in err("--model", str(out), "--token-ids", "1", "--max-new-tokens", "x")
+    assert "--max-new-tokens: expected an integer >= 1; got 'x'" in err("--model", str(out), "--token-ids", "1", "--max-new-tokens", "x")
     assert "no tokenizer.model for a text prompt" in err("--model", str(out), "--prompt", "hello")
     assert "unknown argument '--beam-width'" in err("--model", str(out), "--beam-width", "4")
     assert "--temperature: expected a number >= 0" in err("--model", str(out), "--token-ids", "1", "--temperature", "-1")
@@ -166,6 +166,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
                                     check=True, capture_output=True, text=True).stdout.split("\n")[0]
     assert run() == run("--temperature", "0.8", "--top-k", "1"), "top-k 1 is greedy"
     assert run("--temperature", "1.0", "--seed", "4") == run("--temperature", "1.0", "--seed", "4"), "seeded sampling repeats"
+    assert "--device: expected auto, cuda or cpu; got 'tpu'" in err("--model", str(out), "--token-ids", "1", "--device", "tpu")
+    assert "--graphs: expected 1 or 0; got '2'" in err("--model", str(out), "--token-ids", "1", "--graphs", "2")
+    assert "--batch: expected an integer >= 1; got '0'" in err("--model", str(out), "--token-ids", "1", "--batch", "0")
+    assert "--prompts: cannot read" in err("--model", str(out), "--prompts", str(tmp_path / "missing.txt"))
+    assert "expected exactly one of" in err("--model", str(out), "--token-ids", "1", "--prompt", "hi")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    assert "holds no prompt" in err("--model", str(out), "--prompts", str(tmp_path / "empty.txt"))
     assert "no config.json" in err("--model", str(tmp_path), "--token-ids", "1")
     cfg = json.load(open(out / "config.json"))
     cfg["attn"] = {"layers": [0], "num_heads": 2}
@@ -200,3 +207,23 @@ def test_text_prompt_through_sentencepiece(tmp_path):
                              check=True, capture_output=True).stdout.rstrip("\n")
     assert by_text[0] == decoded
     assert by_text[1].startswith(f"prompt {len(ids) + 1} tokens")
+
+
+def test_several_prompts_and_batch(tmp_path):
+    """--prompts FILE (token-id lines) and --batch N: one output line per sequence, each the
+    tokens the same prompt gives alone (greedy)."""
+    out = tmp_path / "gla"
+    subprocess.run([LINA_RUN, "--init", os.path.join(SOURCE, "library", "models", "gla-tiny.json"), "--out", str(out),
+                    "--seed", "2"], check=True, capture_output=True)
+    prompts = ["1,17,42,99", "1,5"]
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    alone = []
+    for p in prompts:
+        r = subprocess.run([LINA_RUN, "--model", str(out), "--token-ids", p, "--max-new-tokens", "5", "--device", "cpu"],
+                           check=True, capture_output=True, text=True)
+        alone.append(r.stdout.split("\n")[0].strip())
+    r = subprocess.run([LINA_RUN, "--model", str(out), "--prompts", str(tmp_path / "prompts.txt"), "--batch", "2",
+                        "--max-new-tokens", "5", "--device", "cpu"], check=True, capture_output=True, text=True)
+    lines = [l for l in r.stdout.split("\n") if l.startswith("[")]
+    assert [l.split("] ", 1)[1].strip() for l in lines] == [alone[0], alone[0], alone[1], alone[1]], r.stdout
+    assert "prompt 12 tokens" in r.stdout, r.stdout

@@ -1,14 +1,20 @@
 // lina-run: runs a GLA / RetNet / GSA checkpoint in fla's layout, or writes a random one.
 //
-//   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT) [--max-new-tokens N] [--temperature T] [--top-k K]
-//            [--top-p P] [--seed S] [--dump-logits FILE]
+//   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
+//            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]
+//            [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
-// This is the CPU path (the blocks in fp32, one token at a time: library/model/cpu_model.h);
-// greedy decoding (or temperature / top-k / top-p sampling, seeded), stopping at the config's EOS id. Prints the generated token ids on one line,
-// then a line of prompt and decode tokens per second. --dump-logits writes the logits after the
-// prompt's last token (vocab_size float32, little-endian). --init writes config.json and
-// model.safetensors initialised as fla initialises a model.
+// On a GPU (--device auto picks it when there is one) the prompts are prefilled together through
+// lina's chunked kernels and decoded together, one CUDA graph replay per token with the next
+// token drawn on the device (library/model/gpu_model.h); on the CPU the blocks run in fp32 one
+// token at a time (library/model/cpu_model.h). Greedy decoding, or temperature / top-k / top-p
+// sampling (seeded), stopping at the config's EOS id. One prompt: its tokens stream to stdout as
+// they are drawn; several (--prompts FILE, one per line: text, or comma-separated token ids;
+// --batch N repeats each prompt N times): one line per prompt at the end. Then a line of prompt and
+// decode tokens per second. --dump-logits writes the logits after the first prompt's last token
+// (vocab_size float32, little-endian). --init writes config.json and model.safetensors
+// initialised as fla initialises a model.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,8 +28,10 @@
 
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
+#include "library/model/gpu_model.h"
 #include "library/model/sampling.h"
 #include "library/model/tokenizer.h"
+#include "runtime/cuda_driver.h"
 #include "support/error.h"
 
 namespace {
@@ -32,8 +40,9 @@ using namespace lina;
 using namespace lina::model;
 
 const char* kUsage =
-    "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT) [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-    "                [--seed S] [--dump-logits FILE]\n"
+    "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]\n"
+    "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
+    "                [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -73,7 +82,8 @@ std::vector<int64_t> parseIds(const std::string& text) {
 int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
-                                          "--dtype", "--temperature", "--top-k", "--top-p", "--prompt"};
+                                          "--dtype", "--temperature", "--top-k", "--top-p", "--prompt", "--prompts",
+                                          "--batch", "--device", "--graphs", "--max-batch", "--max-prefill-tokens"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -83,7 +93,6 @@ int run(int argc, char** argv) {
     if (std::find(known.begin(), known.end(), a) == known.end()) {
       std::string list;
       for (const std::string& k : known) list += " " + k;
-      if (a == "--prompts") throw Error("--prompts: one prompt per run for now; pass --prompt TEXT or --token-ids");
       throw Error("unknown argument '" + a + "'; expected one of" + list);
     }
     if (i + 1 >= argc) throw Error(a + ": expected a value after it");
@@ -102,60 +111,164 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (!flags.count("--model")) throw Error(std::string("expected --model DIR or --init CONFIG\n") + kUsage);
-  if (flags.count("--token-ids") == flags.count("--prompt"))
-    throw Error("expected exactly one of --token-ids 1,450,4996 and --prompt TEXT");
+  if (flags.count("--token-ids") + flags.count("--prompt") + flags.count("--prompts") != 1)
+    throw Error("expected exactly one of --token-ids 1,450,4996, --prompt TEXT and --prompts FILE");
   SamplingOptions sampling;
   if (flags.count("--temperature")) sampling.temperature = parseDouble("--temperature", flags["--temperature"]);
   if (flags.count("--top-k")) sampling.topK = parseInt("--top-k", flags["--top-k"], 0);
   if (flags.count("--top-p")) sampling.topP = parseDouble("--top-p", flags["--top-p"]);
   sampling.validate();
-  std::mt19937_64 rng(flags.count("--seed") ? static_cast<uint64_t>(parseInt("--seed", flags["--seed"], 0)) : 0);
+  const uint64_t seed = flags.count("--seed") ? static_cast<uint64_t>(parseInt("--seed", flags["--seed"], 0)) : 0;
+  const std::string deviceFlag = flags.count("--device") ? flags["--device"] : "auto";
+  if (deviceFlag != "auto" && deviceFlag != "cuda" && deviceFlag != "cpu")
+    throw Error("--device: expected auto, cuda or cpu; got '" + deviceFlag + "'");
+  const std::string dtype = flags.count("--dtype") ? flags["--dtype"] : "bf16";
+  if (dtype != "bf16" && dtype != "fp16" && dtype != "fp32") throw Error("--dtype: expected bf16, fp16 or fp32; got '" + dtype + "'");
+  const std::string graphs = flags.count("--graphs") ? flags["--graphs"] : "1";
+  if (graphs != "0" && graphs != "1") throw Error("--graphs: expected 1 or 0; got '" + graphs + "'");
+  const int64_t batch = flags.count("--batch") ? parseInt("--batch", flags["--batch"], 1) : 1;
+  const int64_t maxNew = flags.count("--max-new-tokens") ? parseInt("--max-new-tokens", flags["--max-new-tokens"], 1) : 32;
+
   const Checkpoint checkpoint = Checkpoint::open(flags["--model"]);
-  const CpuModel model(checkpoint);
+  const ModelConfig& config = checkpoint.config();
   std::unique_ptr<Tokenizer> tokenizer;
-  std::vector<int64_t> prompt;
+  auto encode = [&](const std::string& text, const std::string& where) {
+    if (text.empty()) throw Error(where + ": expected some text; got an empty prompt");
+    if (!tokenizer) {
+      tokenizer = Tokenizer::open(flags["--model"]);
+      if (tokenizer->vocabSize() > config.vocabSize)
+        throw Error("tokenizer '" + flags["--model"] + "/tokenizer.model' has " + std::to_string(tokenizer->vocabSize()) +
+                    " pieces; config.json's vocab_size is " + std::to_string(config.vocabSize) + " (expected at most that)");
+    }
+    std::vector<int64_t> ids = tokenizer->encode(text);
+    ids.insert(ids.begin(), config.bosTokenId);  // as the Llama tokenizer adds BOS
+    return ids;
+  };
+  std::vector<std::vector<int64_t>> prompts;
   if (flags.count("--prompt")) {
-    tokenizer = Tokenizer::open(flags["--model"]);
-    if (flags["--prompt"].empty()) throw Error("--prompt: expected some text; got an empty prompt");
-    if (tokenizer->vocabSize() > checkpoint.config().vocabSize)
-      throw Error("tokenizer '" + flags["--model"] + "/tokenizer.model' has " + std::to_string(tokenizer->vocabSize()) +
-                  " pieces; config.json's vocab_size is " + std::to_string(checkpoint.config().vocabSize) + " (expected at most that)");
-    prompt = tokenizer->encode(flags["--prompt"]);
-    prompt.insert(prompt.begin(), checkpoint.config().bosTokenId);  // as the Llama tokenizer adds BOS
+    prompts.push_back(encode(flags["--prompt"], "--prompt"));
+  } else if (flags.count("--token-ids")) {
+    prompts.push_back(parseIds(flags["--token-ids"]));
   } else {
-    prompt = parseIds(flags["--token-ids"]);
+    std::ifstream in(flags["--prompts"]);
+    if (!in) throw Error("--prompts: cannot read '" + flags["--prompts"] + "'");
+    std::string line;
+    for (int lineNo = 1; std::getline(in, line); ++lineNo) {
+      if (line.empty()) continue;
+      const std::string where = "--prompts " + flags["--prompts"] + ":" + std::to_string(lineNo);
+      if (line.find_first_not_of("0123456789, ") == std::string::npos)
+        prompts.push_back(parseIds(line));
+      else
+        prompts.push_back(encode(line, where));
+    }
+    if (prompts.empty()) throw Error("--prompts: '" + flags["--prompts"] + "' holds no prompt (one per line expected)");
   }
-  const int64_t maxNew = flags.count("--max-new-tokens") ? parseInt("--max-new-tokens", flags["--max-new-tokens"], 0) : 32;
-  for (int64_t t : prompt)
-    if (t >= checkpoint.config().vocabSize)
-      throw Error("--token-ids: token " + std::to_string(t) + " is outside the vocabulary (vocab_size " +
-                  std::to_string(checkpoint.config().vocabSize) + " in " + flags["--model"] + "/config.json)");
-  // Prefill and decode timed apart: the prompt through the recurrent step, then the new tokens.
-  using clock = std::chrono::steady_clock;
-  CpuModel::State state = model.newState();
-  const auto t0 = clock::now();
-  std::vector<float> logits;
-  for (int64_t t : prompt) logits = model.step(t, state);
-  const auto t1 = clock::now();
-  if (flags.count("--dump-logits")) {
+  for (const auto& p : prompts)
+    for (int64_t t : p)
+      if (t >= config.vocabSize)
+        throw Error("token " + std::to_string(t) + " is outside the vocabulary (vocab_size " + std::to_string(config.vocabSize) + " in " +
+                    flags["--model"] + "/config.json)");
+  if (batch > 1) {
+    std::vector<std::vector<int64_t>> repeated;
+    for (const auto& p : prompts)
+      for (int64_t i = 0; i < batch; ++i) repeated.push_back(p);
+    prompts = repeated;
+  }
+  const bool single = prompts.size() == 1;
+  int64_t promptTokens = 0;
+  for (const auto& p : prompts) promptTokens += static_cast<int64_t>(p.size());
+  auto printTokens = [&](const std::vector<int64_t>& ids) {
+    if (tokenizer) {
+      std::cout << tokenizer->decode(ids);
+    } else {
+      for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+    }
+  };
+  auto dumpLogits = [&](const std::vector<float>& logits) {
+    if (!flags.count("--dump-logits")) return;
     std::ofstream out(flags["--dump-logits"], std::ios::binary);
     out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
     if (!out) throw Error("--dump-logits: cannot write '" + flags["--dump-logits"] + "'");
+  };
+
+  std::string why;
+  const bool gpu = deviceFlag == "cuda" || (deviceFlag == "auto" && cuda::available(&why));
+  if (gpu) {
+    GpuModelOptions opt;
+    opt.dtype = dtype;
+    opt.graphs = graphs == "1";
+    opt.maxBatch = flags.count("--max-batch") ? parseInt("--max-batch", flags["--max-batch"], 1)
+                                              : std::max<int64_t>(64, static_cast<int64_t>(prompts.size()));
+    if (flags.count("--max-prefill-tokens"))
+      opt.maxPrefillTokens = parseInt("--max-prefill-tokens", flags["--max-prefill-tokens"], 1);
+    else
+      opt.maxPrefillTokens = std::max<int64_t>(opt.maxPrefillTokens, promptTokens);
+    GpuModel model(checkpoint, opt);
+    if (flags.count("--dump-logits")) dumpLogits(model.prefill({prompts[0]})[0]);
+    GenerateOptions g;
+    g.maxNewTokens = maxNew;
+    g.sampling = sampling;
+    g.seed = seed;
+    std::vector<int64_t> streamed;
+    const GenerateResult r = model.generate(prompts, g, [&](int64_t n, int64_t token) {
+      if (!single || n != 0) return;
+      if (tokenizer) {
+        streamed.push_back(token);
+      } else {
+        std::cout << (streamed.empty() ? "" : " ") << token << std::flush;
+        streamed.push_back(token);
+      }
+    });
+    if (single && tokenizer) printTokens(r.tokens[0]);
+    if (!single)
+      for (size_t n = 0; n < r.tokens.size(); ++n) {
+        std::cout << "[" << n << "] ";
+        printTokens(r.tokens[n]);
+        std::cout << "\n";
+      }
+    const double decodeRate = static_cast<double>(r.decodedTokens) / std::max(r.decodeSeconds, 1e-9);
+    std::printf("%sprompt %lld tokens %.1f tok/s, decode %lld tokens %.1f tok/s (cuda %s, %s, batch %zu, %s; weights %.2f GB)\n",
+                single ? "\n" : "", static_cast<long long>(r.promptTokens),
+                static_cast<double>(r.promptTokens) / std::max(r.prefillSeconds, 1e-9), static_cast<long long>(r.decodedTokens),
+                decodeRate, model.deviceName().c_str(), dtype.c_str(), prompts.size(), opt.graphs ? "graphs" : "no graphs",
+                static_cast<double>(model.weightBytes()) / 1e9);
+    return 0;
   }
-  std::vector<int64_t> generated;
-  for (int64_t i = 0; i < maxNew; ++i) {
-    const int64_t next = sampleToken(logits, sampling, rng);
-    generated.push_back(next);
-    if (!tokenizer) std::cout << (i ? " " : "") << next << std::flush;
-    if (next == checkpoint.config().eosTokenId || i + 1 == maxNew) break;
-    logits = model.step(next, state);
+  // The CPU path: each prompt through the recurrent step, then its new tokens; prefill and decode timed apart.
+  const CpuModel model(checkpoint);
+  std::mt19937_64 rng(seed);
+  using clock = std::chrono::steady_clock;
+  double prefill = 0, decode = 0;
+  int64_t decoded = 0;
+  for (size_t n = 0; n < prompts.size(); ++n) {
+    CpuModel::State state = model.newState();
+    const auto t0 = clock::now();
+    std::vector<float> logits;
+    for (int64_t t : prompts[n]) logits = model.step(t, state);
+    const auto t1 = clock::now();
+    if (n == 0) dumpLogits(logits);
+    std::vector<int64_t> generated;
+    for (int64_t i = 0; i < maxNew; ++i) {
+      const int64_t next = sampleToken(logits, sampling, rng);
+      generated.push_back(next);
+      if (single && !tokenizer) std::cout << (i ? " " : "") << next << std::flush;
+      if (next == config.eosTokenId || i + 1 == maxNew) break;
+      logits = model.step(next, state);
+    }
+    const auto t2 = clock::now();
+    prefill += std::chrono::duration<double>(t1 - t0).count();
+    decode += std::chrono::duration<double>(t2 - t1).count();
+    decoded += static_cast<int64_t>(generated.size());
+    if (single && tokenizer) printTokens(generated);
+    if (!single) {
+      std::cout << "[" << n << "] ";
+      printTokens(generated);
+      std::cout << "\n";
+    }
   }
-  const auto t2 = clock::now();
-  if (tokenizer) std::cout << tokenizer->decode(generated);
-  const double prefill = std::chrono::duration<double>(t1 - t0).count(), decode = std::chrono::duration<double>(t2 - t1).count();
-  std::printf("\nprompt %zu tokens %.1f tok/s, decode %zu tokens %.1f tok/s (cpu, fp32)\n", prompt.size(),
-              static_cast<double>(prompt.size()) / std::max(prefill, 1e-9), generated.size(),
-              static_cast<double>(generated.size()) / std::max(decode, 1e-9));
+  std::printf("%sprompt %lld tokens %.1f tok/s, decode %lld tokens %.1f tok/s (cpu, fp32)\n", single ? "\n" : "",
+              static_cast<long long>(promptTokens), static_cast<double>(promptTokens) / std::max(prefill, 1e-9),
+              static_cast<long long>(decoded), static_cast<double>(decoded) / std::max(decode, 1e-9));
   return 0;
 }
 

@@ -1,0 +1,373 @@
+// The model runner's kernels around lina's attention (library/model/gpu_model.cc): fla's
+// blocks (research/fla-spec.md §5) with fla's roundings — every tensor fla stores in the model
+// dtype is rounded to it here at the same point, math in fp32. One source, instantiated for
+// bf16, fp16 and fp32 at the end (extern "C" names lina_model_<kernel>_<type>). Only the
+// runner's module includes it: it defines kernels.
+#pragma once
+
+#include "lina/device/common.cuh"
+#include "lina/device/model_params.h"
+
+namespace lina::model_kernels {
+
+template <typename T>
+__device__ __forceinline__ float ld(const void* p, long long i) {
+  return to_float(static_cast<const T*>(p)[i]);
+}
+template <typename T>
+__device__ __forceinline__ void st(void* p, long long i, float x) {
+  static_cast<T*>(p)[i] = from_float<T>(x);
+}
+// x rounded to T and back (fla stores the value in the model dtype there).
+template <typename T>
+__device__ __forceinline__ float rnd(float x) {
+  return to_float(from_float<T>(x));
+}
+
+__device__ __forceinline__ float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float logsigmoidf(float x) { return fminf(x, 0.f) - log1pf(expf(-fabsf(x))); }
+
+__device__ __forceinline__ float feature(int map, float x) {
+  switch (map) {
+    case kRelu: return fmaxf(x, 0.f);
+    case kSigmoid: return sigmoidf(x);
+    case kLogSigmoid: return logsigmoidf(x);
+    case kSwish: return x * sigmoidf(x);
+    case kSqRelu: return fmaxf(x, 0.f) * fmaxf(x, 0.f);
+    case kGelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    default: return x;
+  }
+}
+
+// The block's sum of v (every thread gets it); `red` is 32 floats of shared memory.
+__device__ __forceinline__ float block_sum(float v, float* red) {
+  v = warp_sum(v);
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float t = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
+  if (w == 0) t = warp_sum(t);
+  if (threadIdx.x == 0) red[0] = t;
+  __syncthreads();
+  const float r = red[0];
+  __syncthreads();
+  return r;
+}
+
+// One row per block. With `tokens`: r = embed[token] (the first block's residual). Else with
+// `a`: r = a + r in fp32, stored in T. Then x = RMSNorm(r) * w, normalising the fp32 sum
+// (fla's fused add + norm) or, with flag 1, the stored sum (a plain add, then the norm). Flag 2
+// leaves r as it was (the final norm, which may run more than once over the same rows).
+// `rowMap` (or null) picks the input row of each output row (the final norm of the prompts'
+// last tokens).
+template <typename T>
+__device__ void add_norm(const void* a, void* r, const void* w, void* x, int D, float eps, int flags,
+                         const int* tokens, const void* embed, const int* rowMap) {
+  extern __shared__ float stash[];  // [D] + 32
+  float* red = stash + D;
+  const long long out = blockIdx.x, row = rowMap ? rowMap[out] : out;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < D; i += blockDim.x) {
+    float s;
+    if (tokens) {
+      s = ld<T>(embed, static_cast<long long>(tokens[row]) * D + i);
+      st<T>(r, row * D + i, s);
+    } else if (a) {
+      s = ld<T>(a, row * D + i) + ld<T>(r, row * D + i);
+      if (!(flags & 2)) st<T>(r, row * D + i, s);
+      if (flags & 1) s = rnd<T>(s);
+    } else {
+      s = ld<T>(r, row * D + i);
+    }
+    stash[i] = s;
+    ss += s * s;
+  }
+  const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(D) + eps);
+  for (int i = threadIdx.x; i < D; i += blockDim.x) st<T>(x, out * D + i, stash[i] * rstd * ld<T>(w, i));
+}
+
+// q, k, v of one row after the short convolutions (+ SiLU), in shared memory as fp32 of the
+// T values fla stores; then the feature maps, the gate, RoPE and the GQA repeat into the
+// attention's [rows][H][d] inputs.
+template <typename T>
+__device__ void pre_attention(const PreAttentionArgs& p) {
+  extern __shared__ float qkv[];  // [H*K (q) + Hkv*K (k) + Hkv*V (v)]
+  const long long row = blockIdx.x;
+  const int qC = p.H * p.K, kC = p.Hkv * p.K, vC = p.Hkv * p.V, C = qC + kC + vC;
+  const int seq = p.rowSeq[row];
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    const int part = c < qC ? 0 : c < qC + kC ? 1 : 2;
+    const int col = part == 0 ? c : part == 1 ? p.kOffset + (c - qC) : p.vOffset + (c - qC - kC);
+    const int local = part == 0 ? c : part == 1 ? c - qC : c - qC - kC;
+    float x = ld<T>(p.y, row * p.ldy + col);
+    if (p.convWeight[0]) {
+      const int W = p.convW;
+      T* cache = static_cast<T*>(p.convCache) + (static_cast<long long>(seq) * C + c) * W;
+      const void* wt = p.convWeight[part];
+      float acc = 0.f;
+      if (p.decode) {  // the window: the cached inputs shifted by one, then this input
+        float win[8];
+        for (int w = 0; w + 1 < W; ++w) win[w] = to_float(cache[w + 1]);
+        win[W - 1] = x;
+        for (int w = 0; w < W; ++w) {
+          acc += win[w] * ld<T>(wt, static_cast<long long>(local) * W + w);
+          cache[w] = from_float<T>(win[w]);
+        }
+      } else {  // the previous W - 1 rows of the same sequence (zeros before its first token)
+        const int bos = p.cuSeqlens[seq], eos = p.cuSeqlens[seq + 1];
+        for (int w = 0; w < W; ++w) {
+          const long long src = row - (W - 1) + w;
+          if (src >= bos) acc += ld<T>(p.y, src * p.ldy + col) * ld<T>(wt, static_cast<long long>(local) * W + w);
+        }
+        // The cache after the prompt: its last W inputs, zero-padded on the left.
+        const int slot = W - 1 - (eos - 1 - static_cast<int>(row));
+        if (slot >= 0) cache[slot] = from_float<T>(x);
+        if (row == eos - 1)
+          for (int w = 0; w < W - (eos - bos); ++w) cache[w] = from_float<T>(0.f);
+      }
+      x = rnd<T>(acc * sigmoidf(acc));
+    }
+    qkv[c] = x;
+  }
+  __syncthreads();
+  const float* q = qkv;
+  const float* k = qkv + qC;
+  const float* v = qkv + qC + kC;
+  const int G = p.H / p.Hkv;
+  const long long qk = row * p.H * p.K, vv = row * p.H * p.V;
+  const bool t2r = p.featureMap == kT2r;
+  // q and k (feature map, t2r, RoPE), per query head; k of kv head h / G.
+  for (int e = threadIdx.x; e < p.H * p.K; e += blockDim.x) {
+    const int h = e / p.K, i = e % p.K;
+    for (int which = 0; which < 2; ++which) {
+      const float* src = which == 0 ? q + h * p.K : k + (h / G) * p.K;
+      float val;
+      if (t2r) {
+        float acc = 0.f;
+        for (int j = 0; j < p.K; ++j) acc += ld<T>(p.t2r, static_cast<long long>(i) * p.K + j) * src[j];
+        val = rnd<T>(fmaxf(rnd<T>(acc), 0.f));
+      } else {
+        val = rnd<T>(feature(p.featureMap, src[i]));
+      }
+      if (p.model == kRetNet) {  // rotate-half RoPE, base 10000, cos/sin rounded to T as fla's tables
+        const int half = p.K / 2, f = i % half;
+        const float inv = 1.f / powf(10000.f, static_cast<float>(2 * f) / static_cast<float>(p.K));
+        const float ang = static_cast<float>(p.rowPos[row]) * inv;
+        const float cs = rnd<T>(cosf(ang)), sn = rnd<T>(sinf(ang));
+        const int other = i < half ? i + half : i - half;
+        const float partner = rnd<T>(feature(p.featureMap, src[other]));
+        val = i < half ? val * cs - partner * sn : val * cs + partner * sn;
+      }
+      st<T>(which == 0 ? p.q : p.k, qk + e, val);
+    }
+  }
+  for (int e = threadIdx.x; e < p.H * p.V; e += blockDim.x) {
+    const int h = e / p.V, j = e % p.V;
+    float val = v[(h / G) * p.V + j];
+    if (p.model == kGsa) val = rnd<T>(val * sigmoidf(val));
+    st<T>(p.v, vv + e, val);
+  }
+  if (p.model == kGla) {  // gk = logsigmoid(gk_proj(x)) / 16 (optionally clamped), per key channel
+    for (int e = threadIdx.x; e < p.H * p.K; e += blockDim.x) {
+      const int h = e / p.K, i = e % p.K, c = (h / G) * p.K + i;
+      float acc = ld<T>(p.lowRankBias, c);
+      for (int j = 0; j < p.lowRankDim; ++j)
+        acc += ld<T>(p.lowRank, static_cast<long long>(c) * p.lowRankDim + j) * ld<T>(p.y, row * p.ldy + p.gateOffset + j);
+      float g = rnd<T>(logsigmoidf(rnd<T>(acc)) / p.gateNormalizer);
+      if (p.hasClamp) g = fmaxf(g, p.clampMin);
+      st<T>(p.gate, qk + e, g);
+    }
+  } else if (p.model == kGsa) {  // f = logsigmoid(f) / normalizer, s = 1 - exp(f), per slot
+    const long long gm = row * p.H * p.M;
+    for (int e = threadIdx.x; e < p.H * p.M; e += blockDim.x) {
+      const int h = e / p.M, m = e % p.M;
+      const float f = rnd<T>(logsigmoidf(ld<T>(p.y, row * p.ldy + p.gateOffset + (h / G) * p.M + m)) / p.gateNormalizer);
+      st<T>(p.gate, gm + e, f);
+      st<T>(p.slots, gm + e, 1.f - expf(f));
+    }
+  }
+}
+
+// GLA / RetNet: per (row, head) o = RMSNorm_V(o) * w (* swish(g)); GSA: per row
+// RMSNorm_{H*V}(silu(o)) * w, both in fp32 and stored in T.
+template <typename T>
+__device__ void post_attention(const PostAttentionArgs& p) {
+  __shared__ float red[32];
+  const long long row = blockIdx.x;
+  if (p.model == kGsa) {
+    const int n = p.H * p.V;
+    float ss = 0.f;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+      const float o = ld<T>(p.o, row * n + e), s = rnd<T>(o * sigmoidf(o));
+      ss += s * s;
+    }
+    const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(n) + p.eps);
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+      const float o = ld<T>(p.o, row * n + e), s = rnd<T>(o * sigmoidf(o));
+      st<T>(p.out, row * n + e, s * rstd * (p.normWeight ? ld<T>(p.normWeight, e) : 1.f));
+    }
+    return;
+  }
+  const int h = blockIdx.y;
+  const long long base = (row * p.H + h) * p.V;
+  float ss = 0.f;
+  for (int j = threadIdx.x; j < p.V; j += blockDim.x) {
+    const float o = ld<T>(p.o, base + j);
+    ss += o * o;
+  }
+  const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(p.V) + p.eps);
+  for (int j = threadIdx.x; j < p.V; j += blockDim.x) {
+    float y = ld<T>(p.o, base + j) * rstd * (p.normWeight ? ld<T>(p.normWeight, j) : 1.f);
+    if (p.gOffset >= 0) {
+      const float g = ld<T>(p.y, row * p.ldy + p.gOffset + h * p.V + j);
+      y = y * g * sigmoidf(g);
+    }
+    st<T>(p.out, base + j, y);
+  }
+}
+
+// SwiGLU: out = silu(gate) * up from the fused [rows][2I] gate | up projection.
+template <typename T>
+__device__ void swiglu(const void* gu, void* out, long long rows, int I) {
+  const long long n = rows * I;
+  for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long r = e / I, i = e % I;
+    const float g = ld<T>(gu, r * 2 * I + i), u = ld<T>(gu, r * 2 * I + I + i);
+    st<T>(out, e, g * sigmoidf(g) * u);
+  }
+}
+
+// An order-preserving key of a float (larger float, larger key).
+__device__ __forceinline__ unsigned order_key(float x) {
+  const unsigned u = __float_as_uint(x);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The largest key t with reduce(key >= t) >= target: built bit by bit from the top. `count`
+// gives the block's total of the keys' weights at or above a threshold.
+template <typename F>
+__device__ unsigned threshold_key(F total_at_or_above, float target) {
+  unsigned t = 0;
+  for (int b = 31; b >= 0; --b) {
+    const unsigned cand = t | (1u << b);
+    if (total_at_or_above(cand) >= target) t = cand;
+  }
+  return t;
+}
+
+// One block per sequence: the next token from its logits as HF's generate draws it —
+// argmax (temperature 0; the first maximum), else logits / temperature, top-k, then top-p
+// (the smallest top set holding top_p of the mass), then a draw from the softmax over what is
+// left (Gumbel-max with a counter-based hash of seed, sequence, step and token: no state).
+template <typename T>
+__device__ void sample(const SampleArgs& p) {
+  __shared__ float red[32];
+  __shared__ int redIndex[32];
+  const int seq = blockIdx.x;
+  const long long base = static_cast<long long>(seq) * p.vocab;
+  const int step = p.steps[seq];
+  const bool greedy = p.temperature <= 0.f || p.topK == 1;
+  const float invT = greedy ? 1.f : 1.f / p.temperature;
+  unsigned kKey = 0, pKey = 0;
+  float mx = -3.4e38f;
+  if (!greedy) {
+    for (long long i = threadIdx.x; i < p.vocab; i += blockDim.x) mx = fmaxf(mx, ld<T>(p.logits, base + i) * invT);
+    mx = warp_max(mx);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = -3.4e38f;
+    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) mx = fmaxf(mx, red[w]);
+    __syncthreads();
+    if (p.topK > 0 && p.topK < p.vocab) {
+      kKey = threshold_key(
+          [&](unsigned t) {
+            float c = 0.f;
+            for (long long i = threadIdx.x; i < p.vocab; i += blockDim.x) c += order_key(ld<T>(p.logits, base + i) * invT) >= t;
+            return block_sum(c, red);
+          },
+          static_cast<float>(p.topK));
+    }
+    if (p.topP < 1.f) {
+      auto mass = [&](unsigned t) {
+        float m = 0.f;
+        for (long long i = threadIdx.x; i < p.vocab; i += blockDim.x) {
+          const float z = ld<T>(p.logits, base + i) * invT;
+          const unsigned key = order_key(z);
+          if (key >= kKey && key >= t) m += expf(z - mx);
+        }
+        return block_sum(m, red);
+      };
+      pKey = threshold_key(mass, p.topP * mass(0u));
+    }
+  }
+  float best = -3.4e38f;
+  int bestIndex = 0x7fffffff;
+  for (long long i = threadIdx.x; i < p.vocab; i += blockDim.x) {
+    const float z = ld<T>(p.logits, base + i) * invT;
+    float score = z;
+    if (!greedy) {
+      const unsigned key = order_key(z);
+      if (key < kKey || key < pKey) continue;
+      const unsigned long long h =
+          mix64(p.seed ^ mix64((static_cast<unsigned long long>(seq) << 32) ^ static_cast<unsigned>(step)) ^ mix64(i + 1));
+      const float u = (static_cast<float>(h >> 40) + 0.5f) * (1.f / 16777216.f);
+      score = z - logf(-logf(u));
+    }
+    if (score > best || (score == best && i < bestIndex)) best = score, bestIndex = static_cast<int>(i);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float b2 = __shfl_xor_sync(0xffffffffu, best, o);
+    const int i2 = __shfl_xor_sync(0xffffffffu, bestIndex, o);
+    if (b2 > best || (b2 == best && i2 < bestIndex)) best = b2, bestIndex = i2;
+  }
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = best, redIndex[threadIdx.x >> 5] = bestIndex;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w)
+      if (red[w] > best || (red[w] == best && redIndex[w] < bestIndex)) best = red[w], bestIndex = redIndex[w];
+    const int token = bestIndex == 0x7fffffff ? 0 : bestIndex;
+    p.tokens[seq] = token;
+    if (step < p.maxSteps) p.history[static_cast<long long>(step) * p.numSequences + seq] = token;
+    p.steps[seq] = step + 1;
+    if (p.positions) p.positions[seq] += 1;
+  }
+}
+
+template <typename T>
+__device__ void to_f32(const void* in, float* out, long long n) {
+  for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<long long>(gridDim.x) * blockDim.x)
+    out[e] = ld<T>(in, e);
+}
+
+}  // namespace lina::model_kernels
+
+#define LINA_MODEL_KERNELS(T, suffix)                                                                               \
+  extern "C" __global__ void lina_model_add_norm_##suffix(const void* a, void* r, const void* w, void* x, int D,      \
+                                                          float eps, int flags, const int* tokens,                  \
+                                                          const void* embed, const int* rowMap) {                   \
+    lina::model_kernels::add_norm<T>(a, r, w, x, D, eps, flags, tokens, embed, rowMap);                         \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_pre_attention_##suffix(lina::model_kernels::PreAttentionArgs p) {            \
+    lina::model_kernels::pre_attention<T>(p);                                                                       \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_post_attention_##suffix(lina::model_kernels::PostAttentionArgs p) {          \
+    lina::model_kernels::post_attention<T>(p);                                                                      \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_swiglu_##suffix(const void* gu, void* out, long long rows, int I) {          \
+    lina::model_kernels::swiglu<T>(gu, out, rows, I);                                                               \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_sample_##suffix(lina::model_kernels::SampleArgs p) {                        \
+    lina::model_kernels::sample<T>(p);                                                                              \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_to_f32_##suffix(const void* in, float* out, long long n) {                   \
+    lina::model_kernels::to_f32<T>(in, out, n);                                                                     \
+  }

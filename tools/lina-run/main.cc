@@ -2,7 +2,7 @@
 //
 //   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
 //            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]
-//            [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--dump-logits FILE]
+//            [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
 // On a GPU (--device auto picks it when there is one) the prompts are prefilled together through
@@ -42,7 +42,7 @@ using namespace lina::model;
 const char* kUsage =
     "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]\n"
     "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
-    "                [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--dump-logits FILE]\n"
+    "                [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
                                           "--dtype", "--temperature", "--top-k", "--top-p", "--prompt", "--prompts",
-                                          "--batch", "--device", "--graphs", "--max-batch", "--max-prefill-tokens"};
+                                          "--batch", "--device", "--graphs", "--max-batch", "--max-prefill-tokens", "--stop-at-eos"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -126,6 +126,8 @@ int run(int argc, char** argv) {
   if (dtype != "bf16" && dtype != "fp16" && dtype != "fp32") throw Error("--dtype: expected bf16, fp16 or fp32; got '" + dtype + "'");
   const std::string graphs = flags.count("--graphs") ? flags["--graphs"] : "1";
   if (graphs != "0" && graphs != "1") throw Error("--graphs: expected 1 or 0; got '" + graphs + "'");
+  const std::string stopAtEos = flags.count("--stop-at-eos") ? flags["--stop-at-eos"] : "1";
+  if (stopAtEos != "0" && stopAtEos != "1") throw Error("--stop-at-eos: expected 1 or 0; got '" + stopAtEos + "'");
   const int64_t batch = flags.count("--batch") ? parseInt("--batch", flags["--batch"], 1) : 1;
   const int64_t maxNew = flags.count("--max-new-tokens") ? parseInt("--max-new-tokens", flags["--max-new-tokens"], 1) : 32;
 
@@ -209,6 +211,7 @@ int run(int argc, char** argv) {
     g.maxNewTokens = maxNew;
     g.sampling = sampling;
     g.seed = seed;
+    g.stopAtEos = stopAtEos == "1";
     std::vector<int64_t> streamed;
     const GenerateResult r = model.generate(prompts, g, [&](int64_t n, int64_t token) {
       if (!single || n != 0) return;
@@ -252,7 +255,7 @@ int run(int argc, char** argv) {
       const int64_t next = sampleToken(logits, sampling, rng);
       generated.push_back(next);
       if (single && !tokenizer) std::cout << (i ? " " : "") << next << std::flush;
-      if (next == config.eosTokenId || i + 1 == maxNew) break;
+      if ((stopAtEos == "1" && next == config.eosTokenId) || i + 1 == maxNew) break;
       logits = model.step(next, state);
     }
     const auto t2 = clock::now();

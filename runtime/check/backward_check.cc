@@ -64,6 +64,7 @@ std::vector<CheckReport> checkBackwardConfigs(const Program& program, const Back
 
   check::DeviceBuffers device;
   ForwardArgs args = check::uploadProblem(problem, o.dtype, device);
+  args.kernels = o.kernels;  // auto | register | simt, as the caller asks
 
   std::string error;
   std::optional<reference::Result> forward = reference::run(rec, problem, error);

@@ -101,7 +101,7 @@ TEST_P(GpuModelRunner, MatchesTheCpuRunner) {
   for (const char* dtype : {"fp32", "bf16"}) {
     SCOPED_TRACE(dtype);
     const bool exact = std::string(dtype) == "fp32";
-    const double tolMax = exact ? 2e-3 : 6e-2, tolRms = exact ? 1e-3 : 3e-2;
+    const double tolMax = exact ? 2e-3 : 8e-2, tolRms = exact ? 1e-3 : 5e-2;  // bf16: RoPE tables and every projection rounded
     GpuModelOptions opt;
     opt.dtype = dtype;
     opt.maxBatch = 4;

@@ -61,7 +61,7 @@ std::string unsupported(const Program& program, const BackwardArgs& args, int de
   // The glue's gate gradient is a reverse running sum of q dq - k dk over the whole sequence:
   // the bf16 tensor-core errors of dq and dk (3e-3 of their largest) add up along it and
   // strong decays make it a difference of large, nearly equal terms. On the H100 (2026-12-07,
-  // bench/results/2026-12-07-h100-kir-backward-checks) dg missed fla's 5e-3 ratio at every shape
+  // bench/results/2026-12-07-h100-runner-and-kir-backward) dg missed fla's 5e-3 ratio at every shape
   // (0.06 at T = 300, 0.22 at T = 4096, 7x near the gate clamp) while dq, dk, dv and dh0 held it.
   // So `auto` keeps the derived passes (state-based dg, exact to 1e-5) whenever dg is wanted;
   // `kernels register` still takes the register tiles.

@@ -74,6 +74,7 @@ struct GpuModel::Impl {
   CUdeviceptr embed = 0, norm = 0, lmHead = 0;
   int64_t D = 0, I = 0, vocab = 0, H = 0, Hkv = 0, K = 0, V = 0, M = 0, nIn = 0, convChannels = 0;
   int64_t kOff = 0, vOff = 0, gOff = -1, gateOff = 0;
+  int featureMap = 0;  // model_kernels::FeatureMap of config.feature_map
   size_t weightBytes = 0, deviceBytes = 0;
   std::vector<CUdeviceptr> allocations;
 
@@ -216,7 +217,7 @@ struct GpuModel::Impl {
       p.V = static_cast<int>(V);
       p.M = static_cast<int>(M);
       p.convW = static_cast<int>(cfg.convSize);
-      p.featureMap = featureCode(cfg);
+      p.featureMap = featureMap;
       p.lowRankDim = 16;
       p.gateNormalizer = static_cast<float>(cfg.gateLogitNormalizer);
       p.hasClamp = cfg.clampMin.has_value() ? 1 : 0;
@@ -297,6 +298,12 @@ struct GpuModel::Impl {
 
   void ensureHistory(int64_t steps) {
     if (steps <= historySteps) return;
+    if (history) {  // no work in flight may still write the old one
+      cuda::check(drv().cuStreamSynchronize(stream), "cuStreamSynchronize");
+      drv().cuMemFree(history);
+      allocations.erase(std::find(allocations.begin(), allocations.end(), history));
+      deviceBytes -= static_cast<size_t>(historySteps * opt.maxBatch) * sizeof(int);
+    }
     historySteps = steps;
     history = alloc(static_cast<size_t>(steps * opt.maxBatch) * sizeof(int));
   }
@@ -341,16 +348,11 @@ struct GpuModel::Impl {
     blocks(rows, tokens, false);
     if (allPositions) {
       // Every position's logits, logitRows rows at a time (rows past the first block through rowMap).
-      std::vector<int> map(static_cast<size_t>(rows));
-      for (int64_t i = 0; i < rows; ++i) map[i] = static_cast<int>(i);
-      CUdeviceptr all = alloc(static_cast<size_t>(rows) * sizeof(int));
-      copyIn(all, map);
       for (int64_t start = 0; start < rows; start += logitRows) {
         const int64_t count = std::min(logitRows, rows - start);
-        head(count, all + static_cast<CUdeviceptr>(start * sizeof(int)));
+        head(count, iota + static_cast<CUdeviceptr>(start * sizeof(int)));
         for (auto& row : readLogits(count)) out->push_back(std::move(row));
       }
-      // Back to the prompts' last rows for the first token.
     }
     head(active, rowMap);
     if (out && !allPositions) *out = readLogits(active);
@@ -386,7 +388,7 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
     throw Error("--max-prefill-tokens: expected an integer >= 1; got " + std::to_string(options.maxPrefillTokens));
   if (cfg.useShortConv && cfg.convSize > 8)
     throw Error("config.json: conv_size: expected at most 8 on the GPU runner; got " + std::to_string(cfg.convSize));
-  featureCode(cfg);
+  m.featureMap = featureCode(cfg);
   drv();
   cuda::useDevice(options.device);
   m.info = runtime::cachedDeviceInfo(options.device);
@@ -510,9 +512,9 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   m.rowMap = m.alloc(B * sizeof(int));
   m.positions = m.alloc(B * sizeof(int));
   m.steps = m.alloc(B * sizeof(int));
-  m.iota = m.alloc((B + 1) * sizeof(int));
-  std::vector<int> iota(static_cast<size_t>(B + 1));
-  for (int64_t i = 0; i <= B; ++i) iota[i] = static_cast<int>(i);
+  m.iota = m.alloc((R + 1) * sizeof(int));  // 0, 1, ...: decode's rows and cu_seqlens, all-position row maps
+  std::vector<int> iota(static_cast<size_t>(R + 1));
+  for (int64_t i = 0; i <= R; ++i) iota[i] = static_cast<int>(i);
   m.copyIn(m.iota, iota);
   for (int64_t l = 0; l < cfg.numLayers; ++l) {
     if (cfg.type == ModelType::GSA) {

@@ -97,6 +97,7 @@ TEST(NvrtcCompile, EveryLibraryBackwardKernelForSm90a) {
         args.forward.batch = 2;
         args.forward.time = 1000;
         args.forward.heads = 2;
+        args.forward.kernels = "register";  // what kernels=register launches (auto keeps the derived passes for dg)
         for (const std::string& d : program.recurrence().dims) args.forward.dims[d] = d == "M" ? 64 : D;
         static float token;  // any non-null pointer: nothing is launched
         for (const rir::Decl& in : program.recurrence().inputs) args.inputGrads[in.name] = &token;
@@ -144,6 +145,7 @@ TEST(NvrtcCompile, RegisterTileBackwardKernels) {
         args.forward.batch = 2;
         args.forward.time = 1000;
         args.forward.heads = 2;
+        args.forward.kernels = "register";  // what kernels=register launches (auto keeps the derived passes for dg)
         for (const std::string& d : program.recurrence().dims) args.forward.dims[d] = d == "M" ? 64 : D;
         static float token;
         for (const rir::Decl& in : program.recurrence().inputs) args.inputGrads[in.name] = &token;

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <sstream>
 
 #include "compiler/reference/backward.h"
@@ -109,6 +110,14 @@ ForwardArgs forwardArgs(const std::string& dtype, int64_t batch, int64_t time, i
   a.stream = reinterpret_cast<CUstream>(stream);
   a.strategy = strategy;
   a.chunk = chunk;
+  // LINA_KERNELS=auto|register|simt: which kernel level lina.ops uses (side-by-side benchmarks
+  // and accuracy comparisons of one level; the same choice as linac/lina-bench --kernels).
+  if (const char* k = std::getenv("LINA_KERNELS"); k && *k) {
+    const std::string level = k;
+    if (level != "auto" && level != "register" && level != "simt")
+      throw lina::Error("LINA_KERNELS: expected auto, register or simt; got '" + level + "' (unset it for auto)");
+    a.kernels = level;
+  }
   return a;
 }
 

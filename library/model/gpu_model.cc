@@ -62,7 +62,8 @@ struct GpuModel::Impl {
   std::unique_ptr<CublasGemm> blas;
   GemmType gemmType = GemmType::BF16;
   size_t elem = 2;
-  CUfunction fAddNorm = nullptr, fPre = nullptr, fPost = nullptr, fSwiglu = nullptr, fSample = nullptr, fToF32 = nullptr;
+  CUfunction fAddNorm = nullptr, fPre = nullptr, fPost = nullptr, fSwiglu = nullptr, fSample = nullptr, fToF32 = nullptr,
+             fGemv = nullptr;
   std::unique_ptr<Program> attention;
 
   struct Layer {
@@ -130,6 +131,34 @@ struct GpuModel::Impl {
                 "cuLaunchKernel", what);
   }
 
+  // y[rows][N] = x[rows][Din] W^T: lina's GEMV for a few rows (decode), cuBLAS for the rest.
+  // swigluI > 0: W is the MLP's [gate; up] (N = 2 swigluI rows) and y gets silu(gate) * up.
+  void linear(CUdeviceptr W, CUdeviceptr xIn, CUdeviceptr yOut, int64_t rows, int64_t N, int64_t Din, int64_t swigluI = 0) {
+    const int64_t vec = 16 / static_cast<int64_t>(elem);
+    if (rows <= mk::kGemvRows && Din % vec == 0 && opt.gemv) {
+      const void* w = reinterpret_cast<const void*>(W);
+      const void* xp = reinterpret_cast<const void*>(xIn);
+      void* yp = reinterpret_cast<void*>(yOut);
+      int r = static_cast<int>(rows), n = static_cast<int>(swigluI > 0 ? swigluI : N), d = static_cast<int>(Din),
+          sw = static_cast<int>(swigluI);
+      void* args[] = {&w, &xp, &yp, &r, &n, &d, &sw};
+      launch(fGemv, static_cast<unsigned>((n + 7) / 8), 1, 256, 0, args, "lina_model_gemv");
+      return;
+    }
+    if (swigluI <= 0) {
+      blas->linear(reinterpret_cast<void*>(W), reinterpret_cast<void*>(xIn), reinterpret_cast<void*>(yOut), rows, N, Din, gemmType);
+      return;
+    }
+    blas->linear(reinterpret_cast<void*>(W), reinterpret_cast<void*>(xIn), reinterpret_cast<void*>(gu), rows, N, Din, gemmType);
+    const void* guPtr = reinterpret_cast<const void*>(gu);
+    void* actPtr = reinterpret_cast<void*>(yOut);
+    long long rowsLL = rows;
+    int Iv = static_cast<int>(swigluI);
+    void* swArgs[] = {&guPtr, &actPtr, &rowsLL, &Iv};
+    const int64_t blocksNeeded = (rows * swigluI + 255) / 256;
+    launch(fSwiglu, static_cast<unsigned>(std::min<int64_t>(blocksNeeded, 8192)), 1, 256, 0, swArgs, "lina_model_swiglu");
+  }
+
   void addNorm(CUdeviceptr in, CUdeviceptr weightPtr, CUdeviceptr out, int64_t rows, int flags, CUdeviceptr tokenIds,
                CUdeviceptr map) {
     const void* aPtr = in ? reinterpret_cast<const void*>(in) : nullptr;
@@ -173,6 +202,14 @@ struct GpuModel::Impl {
       fa.batch = rows;
       fa.time = 1;
       fa.strategy = "recurrent";
+      // Narrow state tiles when the step has few (sequence, head) walks: a decode step at batch 1
+      // has H of them, and one 64-column CTA each leaves most SMs idle. Each CTA owns its columns,
+      // so the in-place update stays race-free (GSA keeps the default: its slots couple columns).
+      if (cfg.type != ModelType::GSA) {
+        int tile = 64;
+        while (tile > 16 && rows * H * (V / tile) < 2 * info.multiprocessors) tile /= 2;
+        if (V % tile == 0) fa.tile = tile;
+      }
     } else {
       fa.batch = 1;
       fa.time = rows;
@@ -192,7 +229,7 @@ struct GpuModel::Impl {
         addNorm(0, L.attnNorm, x, rows, 0, tokenIds, 0);
       else
         addNorm(m, L.attnNorm, x, rows, 1, 0, 0);
-      blas->linear(reinterpret_cast<void*>(L.win), reinterpret_cast<void*>(x), reinterpret_cast<void*>(y), rows, nIn, D, gemmType);
+      linear(L.win, x, y, rows, nIn, D);
       mk::PreAttentionArgs p{};
       p.y = reinterpret_cast<const void*>(y);
       p.ldy = nIn;
@@ -226,8 +263,8 @@ struct GpuModel::Impl {
       p.vOffset = static_cast<int>(vOff);
       p.gateOffset = static_cast<int>(gateOff);
       void* preArgs[] = {&p};
-      launch(fPre, static_cast<unsigned>(rows), 1, 256, static_cast<size_t>(qC + Hkv * K + Hkv * V) * sizeof(float), preArgs,
-             "lina_model_pre_attention");
+      launch(fPre, static_cast<unsigned>(rows), static_cast<unsigned>(Hkv), 256,
+             static_cast<size_t>(qC / Hkv + K + V) * sizeof(float), preArgs, "lina_model_pre_attention");
       attend(l, rows, decode);
       mk::PostAttentionArgs po{};
       po.o = reinterpret_cast<const void*>(o);
@@ -243,25 +280,17 @@ struct GpuModel::Impl {
       void* postArgs[] = {&po};
       launch(fPost, static_cast<unsigned>(rows), cfg.type == ModelType::GSA ? 1 : static_cast<unsigned>(H),
              cfg.type == ModelType::GSA ? 256 : 128, 0, postArgs, "lina_model_post_attention");
-      blas->linear(reinterpret_cast<void*>(L.wo), reinterpret_cast<void*>(on), reinterpret_cast<void*>(a), rows, D, H * V, gemmType);
+      linear(L.wo, on, a, rows, D, H * V);
       addNorm(a, L.mlpNorm, x, rows, 0, 0, 0);
-      blas->linear(reinterpret_cast<void*>(L.wgu), reinterpret_cast<void*>(x), reinterpret_cast<void*>(gu), rows, 2 * I, D, gemmType);
-      const void* guPtr = reinterpret_cast<const void*>(gu);
-      void* actPtr = reinterpret_cast<void*>(act);
-      long long rowsLL = rows;
-      int Iv = static_cast<int>(I);
-      void* swArgs[] = {&guPtr, &actPtr, &rowsLL, &Iv};
-      const int64_t blocksNeeded = (rows * I + 255) / 256;
-      launch(fSwiglu, static_cast<unsigned>(std::min<int64_t>(blocksNeeded, 8192)), 1, 256, 0, swArgs, "lina_model_swiglu");
-      blas->linear(reinterpret_cast<void*>(L.wdown), reinterpret_cast<void*>(act), reinterpret_cast<void*>(m), rows, D, I, gemmType);
+      linear(L.wgu, x, act, rows, 2 * I, D, I);
+      linear(L.wdown, act, m, rows, D, I);
     }
   }
 
   // The final norm of `count` rows picked by `map` (null: rows 0..count) and their logits.
   void head(int64_t count, CUdeviceptr map) {
     addNorm(m, norm, xf, count, 3, 0, map);
-    blas->linear(reinterpret_cast<void*>(lmHead), reinterpret_cast<void*>(xf), reinterpret_cast<void*>(logits), count, vocab, D,
-                 gemmType);
+    linear(lmHead, xf, logits, count, vocab, D);
   }
 
   void sample(int64_t n, const GenerateOptions& g, bool advancePositions) {
@@ -411,6 +440,7 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   m.fPost = fn("lina_model_post_attention");
   m.fSwiglu = fn("lina_model_swiglu");
   m.fSample = fn("lina_model_sample");
+  m.fGemv = fn("lina_model_gemv");
   m.fToF32 = fn("lina_model_to_f32");
 
   m.attention = std::make_unique<Program>(
@@ -435,7 +465,7 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   m.gateOff = m.nIn;
   if (cfg.type == ModelType::GLA) m.nIn += 16;
   if (cfg.type == ModelType::GSA) m.nIn += m.Hkv * m.M;
-  const size_t preSmem = static_cast<size_t>(qC + kC + vC) * sizeof(float);
+  const size_t preSmem = static_cast<size_t>(qC / m.Hkv + m.K + m.V) * sizeof(float);  // one kv head's group
   if (preSmem > 48 * 1024)
     cuda::check(drv().cuFuncSetAttribute(m.fPre, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(preSmem)),
                 "cuFuncSetAttribute", "lina_model_pre_attention: " + std::to_string(preSmem) + " bytes of shared memory");

@@ -25,6 +25,7 @@ struct GpuModelOptions {
   int64_t maxBatch = 64;           // sequences decoded together
   int64_t maxPrefillTokens = 16384;  // prompt tokens of one prefill, all sequences together
   bool graphs = true;              // decode under CUDA graphs
+  bool gemv = true;                // lina's GEMV for <= 4 rows (decode), else cuBLAS for every projection
   int device = 0;
 };
 

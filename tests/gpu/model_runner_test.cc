@@ -44,6 +44,9 @@ std::vector<Case> cases() {
       {"retnet_heads128",
        R"({"model_type": "retnet", "hidden_size": 256, "num_hidden_layers": 2, "num_heads": 2, "expand_k": 1, "expand_v": 2,
            "hidden_ratio": 2, "vocab_size": 512, "initializer_range": 0.05})"},
+      {"gla_gqa_conv",  // two query heads per kv head (one pre-attention block per group), short convolutions
+       R"({"model_type": "gla", "hidden_size": 256, "num_hidden_layers": 2, "num_heads": 4, "num_kv_heads": 2,
+           "expand_k": 0.5, "expand_v": 1, "use_short_conv": true, "vocab_size": 512, "initializer_range": 0.05})"},
       {"gsa_heads128",
        R"({"model_type": "gsa", "hidden_size": 256, "num_hidden_layers": 2, "num_heads": 2, "num_slots": 64,
            "vocab_size": 512, "tie_word_embeddings": true, "initializer_range": 0.05, "elementwise_affine": false})"},
@@ -150,6 +153,13 @@ TEST_P(GpuModelRunner, MatchesTheCpuRunner) {
       GpuModel gpuEager(ckpt, eager);
       const GenerateResult e = gpuEager.generate(prompts, g);
       EXPECT_EQ(e.tokens, r.tokens) << "CUDA graphs changed the tokens";
+      // lina's GEMV (<= 4 rows) against cuBLAS for every projection, and a batch of one.
+      GpuModelOptions blasOnly = opt;
+      blasOnly.gemv = false;
+      GpuModel gpuBlas(ckpt, blasOnly);
+      EXPECT_EQ(gpuBlas.generate(prompts, g).tokens, r.tokens) << "the GEMV changed the tokens";
+      const GenerateResult one = gpu.generate({prompts[0]}, g);
+      EXPECT_EQ(one.tokens[0], r.tokens[0]) << "a batch of one decoded differently";
       // Sampling on the device is deterministic in its seed and stays in the top-k set.
       g.sampling.temperature = 0.8;
       g.sampling.topK = 5;

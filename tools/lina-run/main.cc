@@ -2,7 +2,7 @@
 //
 //   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
 //            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]
-//            [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]
+//            [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
 // On a GPU (--device auto picks it when there is one) the prompts are prefilled together through
@@ -42,7 +42,7 @@ using namespace lina::model;
 const char* kUsage =
     "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]\n"
     "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
-    "                [--graphs 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]\n"
+    "                [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
                                           "--dtype", "--temperature", "--top-k", "--top-p", "--prompt", "--prompts",
-                                          "--batch", "--device", "--graphs", "--max-batch", "--max-prefill-tokens", "--stop-at-eos"};
+                                          "--batch", "--device", "--graphs", "--gemv", "--max-batch", "--max-prefill-tokens", "--stop-at-eos"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -126,6 +126,8 @@ int run(int argc, char** argv) {
   if (dtype != "bf16" && dtype != "fp16" && dtype != "fp32") throw Error("--dtype: expected bf16, fp16 or fp32; got '" + dtype + "'");
   const std::string graphs = flags.count("--graphs") ? flags["--graphs"] : "1";
   if (graphs != "0" && graphs != "1") throw Error("--graphs: expected 1 or 0; got '" + graphs + "'");
+  const std::string gemv = flags.count("--gemv") ? flags["--gemv"] : "1";
+  if (gemv != "0" && gemv != "1") throw Error("--gemv: expected 1 (lina's GEMV for decode) or 0 (cuBLAS for every projection); got '" + gemv + "'");
   const std::string stopAtEos = flags.count("--stop-at-eos") ? flags["--stop-at-eos"] : "1";
   if (stopAtEos != "0" && stopAtEos != "1") throw Error("--stop-at-eos: expected 1 or 0; got '" + stopAtEos + "'");
   const int64_t batch = flags.count("--batch") ? parseInt("--batch", flags["--batch"], 1) : 1;
@@ -199,6 +201,7 @@ int run(int argc, char** argv) {
     GpuModelOptions opt;
     opt.dtype = dtype;
     opt.graphs = graphs == "1";
+    opt.gemv = gemv == "1";
     opt.maxBatch = flags.count("--max-batch") ? parseInt("--max-batch", flags["--max-batch"], 1)
                                               : std::max<int64_t>(64, static_cast<int64_t>(prompts.size()));
     if (flags.count("--max-prefill-tokens"))

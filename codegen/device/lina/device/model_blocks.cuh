@@ -86,23 +86,29 @@ __device__ void add_norm(const void* a, void* r, const void* w, void* x, int D, 
   for (int i = threadIdx.x; i < D; i += blockDim.x) st<T>(x, out * D + i, stash[i] * rstd * ld<T>(w, i));
 }
 
-// q, k, v of one row after the short convolutions (+ SiLU), in shared memory as fp32 of the
-// T values fla stores; then the feature maps, the gate, RoPE and the GQA repeat into the
-// attention's [rows][H][d] inputs.
+// One block per (row, kv head): the kv head's q channels (its G query heads), k and v after the
+// short convolutions (+ SiLU), in shared memory as fp32 of the T values fla stores; then the
+// feature maps, the gate, RoPE and the GQA repeat into the attention's [rows][H][d] inputs.
+// A kv head's channels (and their conv cache) belong to one block, so the cache is updated in
+// place without races; blocks over the heads keep a decode step (one row) from running on one SM.
 template <typename T>
 __device__ void pre_attention(const PreAttentionArgs& p) {
-  extern __shared__ float qkv[];  // [H*K (q) + Hkv*K (k) + Hkv*V (v)]
+  extern __shared__ float qkv[];  // [G*K (q of the group) + K (k) + V (v)]
   const long long row = blockIdx.x;
+  const int kh = blockIdx.y, G = p.H / p.Hkv;
   const int qC = p.H * p.K, kC = p.Hkv * p.K, vC = p.Hkv * p.V, C = qC + kC + vC;
+  const int gq = G * p.K, Cb = gq + p.K + p.V;
   const int seq = p.rowSeq[row];
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    const int part = c < qC ? 0 : c < qC + kC ? 1 : 2;
-    const int col = part == 0 ? c : part == 1 ? p.kOffset + (c - qC) : p.vOffset + (c - qC - kC);
-    const int local = part == 0 ? c : part == 1 ? c - qC : c - qC - kC;
+  for (int c = threadIdx.x; c < Cb; c += blockDim.x) {
+    const int part = c < gq ? 0 : c < gq + p.K ? 1 : 2;
+    // `local`: the channel within its projection (the conv weight's row); `channel`: in the cache.
+    const int local = part == 0 ? kh * gq + c : part == 1 ? kh * p.K + (c - gq) : kh * p.V + (c - gq - p.K);
+    const int col = part == 0 ? local : part == 1 ? p.kOffset + local : p.vOffset + local;
+    const int channel = part == 0 ? local : part == 1 ? qC + local : qC + kC + local;
     float x = ld<T>(p.y, row * p.ldy + col);
     if (p.convWeight[0]) {
       const int W = p.convW;
-      T* cache = static_cast<T*>(p.convCache) + (static_cast<long long>(seq) * C + c) * W;
+      T* cache = static_cast<T*>(p.convCache) + (static_cast<long long>(seq) * C + channel) * W;
       const void* wt = p.convWeight[part];
       float acc = 0.f;
       if (p.decode) {  // the window: the cached inputs shifted by one, then this input
@@ -130,17 +136,15 @@ __device__ void pre_attention(const PreAttentionArgs& p) {
     qkv[c] = x;
   }
   __syncthreads();
-  const float* q = qkv;
-  const float* k = qkv + qC;
-  const float* v = qkv + qC + kC;
-  const int G = p.H / p.Hkv;
+  const float* k = qkv + gq;
+  const float* v = qkv + gq + p.K;
   const long long qk = row * p.H * p.K, vv = row * p.H * p.V;
   const bool t2r = p.featureMap == kT2r;
-  // q and k (feature map, t2r, RoPE), per query head; k of kv head h / G.
-  for (int e = threadIdx.x; e < p.H * p.K; e += blockDim.x) {
-    const int h = e / p.K, i = e % p.K;
+  // q and k (feature map, t2r, RoPE) of the group's query heads; k of the kv head repeated.
+  for (int e = threadIdx.x; e < gq; e += blockDim.x) {
+    const int h = kh * G + e / p.K, i = e % p.K;
     for (int which = 0; which < 2; ++which) {
-      const float* src = which == 0 ? q + h * p.K : k + (h / G) * p.K;
+      const float* src = which == 0 ? qkv + (e / p.K) * p.K : k;
       float val;
       if (t2r) {
         float acc = 0.f;
@@ -158,32 +162,32 @@ __device__ void pre_attention(const PreAttentionArgs& p) {
         const float partner = rnd<T>(feature(p.featureMap, src[other]));
         val = i < half ? val * cs - partner * sn : val * cs + partner * sn;
       }
-      st<T>(which == 0 ? p.q : p.k, qk + e, val);
+      st<T>(which == 0 ? p.q : p.k, qk + static_cast<long long>(h) * p.K + i, val);
     }
   }
-  for (int e = threadIdx.x; e < p.H * p.V; e += blockDim.x) {
-    const int h = e / p.V, j = e % p.V;
-    float val = v[(h / G) * p.V + j];
+  for (int e = threadIdx.x; e < G * p.V; e += blockDim.x) {
+    const int h = kh * G + e / p.V, j = e % p.V;
+    float val = v[j];
     if (p.model == kGsa) val = rnd<T>(val * sigmoidf(val));
-    st<T>(p.v, vv + e, val);
+    st<T>(p.v, vv + static_cast<long long>(h) * p.V + j, val);
   }
   if (p.model == kGla) {  // gk = logsigmoid(gk_proj(x)) / 16 (optionally clamped), per key channel
-    for (int e = threadIdx.x; e < p.H * p.K; e += blockDim.x) {
-      const int h = e / p.K, i = e % p.K, c = (h / G) * p.K + i;
+    for (int e = threadIdx.x; e < gq; e += blockDim.x) {
+      const int h = kh * G + e / p.K, i = e % p.K, c = kh * p.K + i;
       float acc = ld<T>(p.lowRankBias, c);
       for (int j = 0; j < p.lowRankDim; ++j)
         acc += ld<T>(p.lowRank, static_cast<long long>(c) * p.lowRankDim + j) * ld<T>(p.y, row * p.ldy + p.gateOffset + j);
       float g = rnd<T>(logsigmoidf(rnd<T>(acc)) / p.gateNormalizer);
       if (p.hasClamp) g = fmaxf(g, p.clampMin);
-      st<T>(p.gate, qk + e, g);
+      st<T>(p.gate, qk + static_cast<long long>(h) * p.K + i, g);
     }
   } else if (p.model == kGsa) {  // f = logsigmoid(f) / normalizer, s = 1 - exp(f), per slot
     const long long gm = row * p.H * p.M;
-    for (int e = threadIdx.x; e < p.H * p.M; e += blockDim.x) {
-      const int h = e / p.M, m = e % p.M;
-      const float f = rnd<T>(logsigmoidf(ld<T>(p.y, row * p.ldy + p.gateOffset + (h / G) * p.M + m)) / p.gateNormalizer);
-      st<T>(p.gate, gm + e, f);
-      st<T>(p.slots, gm + e, 1.f - expf(f));
+    for (int e = threadIdx.x; e < G * p.M; e += blockDim.x) {
+      const int h = kh * G + e / p.M, m = e % p.M;
+      const float f = rnd<T>(logsigmoidf(ld<T>(p.y, row * p.ldy + p.gateOffset + kh * p.M + m)) / p.gateNormalizer);
+      st<T>(p.gate, gm + static_cast<long long>(h) * p.M + m, f);
+      st<T>(p.slots, gm + static_cast<long long>(h) * p.M + m, 1.f - expf(f));
     }
   }
 }
@@ -236,6 +240,54 @@ __device__ void swiglu(const void* gu, void* out, long long rows, int I) {
     const float g = ld<T>(gu, r * 2 * I + i), u = ld<T>(gu, r * 2 * I + I + i);
     st<T>(out, e, g * sigmoidf(g) * u);
   }
+}
+
+// Few rows (decode): y[r][n] = sum_d x[r][d] W[n][d], one warp per output column n, 16-byte
+// loads of W's row, fp32 sums rounded to T (as cuBLAS's bf16 GEMM with fp32 accumulation
+// stores them). cuBLAS's GemmEx runs its GEMM tiles at these shapes, at about a third of the
+// weights' bandwidth on an H100 (ncu, bench/results/2026-12-07-h100-decode-profile). With
+// `swigluI` > 0 the columns n and n + swigluI are the MLP's gate and up, and the warp writes
+// silu(gate) * up (each rounded to T first, as fla's separate projections store them).
+// Needs Din a multiple of 16 / sizeof(T) and rows <= kGemvRows (model_params.h).
+template <typename T>
+__device__ void gemv(const void* W, const void* x, void* y, int rows, int N, int Din, int swigluI) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int lane = threadIdx.x & 31;
+  const long long n = static_cast<long long>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (n >= N) return;
+  const int vecs = Din / kVec;
+  const uint4* xv = static_cast<const uint4*>(x);
+  auto dotRow = [&](long long wrow, float* acc) {
+    const uint4* wv = static_cast<const uint4*>(W) + wrow * vecs;
+#pragma unroll 4
+    for (int c = lane; c < vecs; c += 32) {
+      uint4 wraw = __ldg(wv + c);
+      const T* w8 = reinterpret_cast<const T*>(&wraw);
+      for (int r = 0; r < rows; ++r) {
+        uint4 xraw = xv[static_cast<long long>(r) * vecs + c];
+        const T* x8 = reinterpret_cast<const T*>(&xraw);
+        float s = 0.f;
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) s += to_float(w8[e]) * to_float(x8[e]);
+        acc[r] += s;
+      }
+    }
+    for (int r = 0; r < rows; ++r) acc[r] = warp_sum(acc[r]);
+  };
+  float a[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
+  dotRow(n, a);
+  if (swigluI > 0) {
+    float u[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
+    dotRow(n + swigluI, u);
+    if (lane == 0)
+      for (int r = 0; r < rows; ++r) {
+        const float g = rnd<T>(a[r]), up = rnd<T>(u[r]);
+        st<T>(y, static_cast<long long>(r) * N + n, g * sigmoidf(g) * up);
+      }
+    return;
+  }
+  if (lane == 0)
+    for (int r = 0; r < rows; ++r) st<T>(y, static_cast<long long>(r) * N + n, a[r]);
 }
 
 // An order-preserving key of a float (larger float, larger key).
@@ -364,6 +416,10 @@ __device__ void to_f32(const void* in, float* out, long long n) {
   }                                                                                                                 \
   extern "C" __global__ void lina_model_swiglu_##suffix(const void* gu, void* out, long long rows, int I) {          \
     lina::model_kernels::swiglu<T>(gu, out, rows, I);                                                               \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_gemv_##suffix(const void* W, const void* x, void* y, int rows, int N, int Din, \
+                                                      int swigluI) {                                                \
+    lina::model_kernels::gemv<T>(W, x, y, rows, N, Din, swigluI);                                                   \
   }                                                                                                                 \
   extern "C" __global__ void lina_model_sample_##suffix(lina::model_kernels::SampleArgs p) {                        \
     lina::model_kernels::sample<T>(p);                                                                              \

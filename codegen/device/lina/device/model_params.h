@@ -44,6 +44,9 @@ struct PostAttentionArgs {
   float eps;
 };
 
+// The most rows (tokens) lina_model_gemv computes; more go to cuBLAS.
+constexpr int kGemvRows = 4;
+
 struct SampleArgs {
   const void* logits;   // [N][vocab]
   long long vocab;

@@ -28,7 +28,7 @@ for m in $models; do $run --init library/models/$m-340M.json --out /tmp/$m-340M 
 wait
 echo "init: $(( $(date +%s) - start )) s"
 for m in $models; do
-  timeout 240 python3 bench/runner_vs_fla.py /tmp/$m-340M $run warm > "$out/fla_warm_$m.log" 2>&1 &
+  timeout ${LINA_FLA_WARM_TIMEOUT:-240} python3 bench/runner_vs_fla.py /tmp/$m-340M $run warm > "$out/fla_warm_$m.log" 2>&1 &
 done
 jobs=${LINA_FLA_WARM_JOBS:-4}
 [ "$training" = 1 ] && for i in $(seq 0 $((jobs - 1))); do
@@ -41,7 +41,7 @@ LINA_GPU_LOG=$out/model_runner_checks.log timeout 200 "$build/tests/gpu/lina_gpu
 wait
 [ "$training" = 1 ] && head -40 "$out/kir_backward_suite.txt"
 grep -E "^\[  (FAILED|     OK|  SKIPPED) |Failure" "$out/model_runner_tests.txt" | head -20
-tail -2 "$out"/fla_warm_*.log
+for f in "$out"/fla_warm_*.log; do tail -n 1 "$f"; done
 echo "checks + warm-up: $(( $(date +%s) - start )) s"
 ids=$(python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(3, 32000)) for _ in range(2048)))")
 short=$(echo "$ids" | cut -d, -f1-128)
@@ -50,6 +50,7 @@ short=$(echo "$ids" | cut -d, -f1-128)
     echo "== $m-340M"
     # NVRTC compiles land in LINA_CACHE_DIR on a short run of each batch size first.
     for b in 1 4 32; do timeout 60 $run --model /tmp/$m-340M --token-ids $short --batch $b --max-new-tokens 3 > /dev/null 2>&1; done
+    timeout 60 $run --model /tmp/$m-340M --token-ids $ids --max-new-tokens 1 > /dev/null 2>&1
     for args in "--token-ids $ids --max-new-tokens 2" "--token-ids $short --max-new-tokens 256" \
                 "--token-ids $short --max-new-tokens 256 --gemv 0" \
                 "--token-ids $short --batch 4 --max-new-tokens 256" "--token-ids $short --batch 32 --max-new-tokens 256"; do
@@ -59,7 +60,8 @@ short=$(echo "$ids" | cut -d, -f1-128)
 } 2>&1 | tee "$out/lina_run.txt"
 echo "lina-run: $(( $(date +%s) - start )) s"
 for m in $models; do
-  timeout 170 python3 bench/runner_vs_fla.py /tmp/$m-340M $run 2>&1 | grep -E '^\{|Error|error' | tee -a "$out/runner_vs_fla.jsonl"
+  timeout ${LINA_FLA_TIMEOUT:-170} python3 bench/runner_vs_fla.py /tmp/$m-340M $run > "$out/runner_vs_fla_$m.jsonl" 2> "$out/runner_vs_fla_$m.err"
+  cat "$out/runner_vs_fla_$m.jsonl"; grep -E "Error|error" "$out/runner_vs_fla_$m.err" | tail -n 3
 done
 echo "fla generate: $(( $(date +%s) - start )) s"
 [ "$training" = 1 ] && timeout 120 python3 bench/train_side_by_side.py retention,sdpa B4_T4096_H64_D128,B8_T2048_H16_D128 | tee "$out/train_side_by_side.jsonl"

@@ -47,7 +47,8 @@ tot = collections.defaultdict(float); cnt = collections.Counter()
 for r in rows:
     try: v = float(r[vi].replace(",", ""))
     except ValueError: continue
-    scale = {"nsecond": 1e-3, "usecond": 1, "msecond": 1e3}.get(r[ui], 1)
+    scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1, "usecond": 1, "ms": 1e3, "msecond": 1e3}.get(r[ui].strip())
+    if scale is None: sys.exit(f"unknown time unit {r[ui]!r}")
     tot[r[ki][:70]] += v * scale; cnt[r[ki][:70]] += 1
 print("kernels profiled:", sum(cnt.values()), " total us:", round(sum(tot.values()), 1))
 for k, v in sorted(tot.items(), key=lambda x: -x[1])[:25]:

@@ -4,9 +4,15 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <thread>
 
+#include "support/error.h"
 #include "support/hash.h"
 #include "runtime/nvrtc_compiler.h"
 
@@ -22,9 +28,28 @@ std::string defaultDirectory() {
   return "-";
 }
 
+int64_t capFromEnvironment() {
+  const char* v = std::getenv("LINA_CACHE_MAX_MB");
+  if (!v || !*v) return int64_t{4096} << 20;
+  char* end = nullptr;
+  const long long mb = std::strtoll(v, &end, 10);
+  if (*end != '\0' || mb < 0 || mb > (1LL << 30))
+    throw Error(std::string("LINA_CACHE_MAX_MB: expected a whole number of megabytes (0: no cap); got '") + v +
+                "' (unset it for the default, 4096)");
+  return static_cast<int64_t>(mb) << 20;
+}
+
+// A temporary file name no other writer uses: the process, the thread and a counter.
+std::string uniqueSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  return ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) +
+         "." + std::to_string(counter++);
+}
+
 }  // namespace
 
-KernelCache::KernelCache(std::string directory) : directory_(directory.empty() ? defaultDirectory() : directory) {}
+KernelCache::KernelCache(std::string directory, int64_t maxBytes)
+    : directory_(directory.empty() ? defaultDirectory() : directory), maxBytes_(maxBytes < 0 ? capFromEnvironment() : maxBytes) {}
 
 KernelCache& KernelCache::global() {
   static KernelCache cache;
@@ -72,7 +97,7 @@ void KernelCache::writeEntry(const std::string& key, const std::vector<char>& cu
   std::filesystem::create_directories(directory_, ec);
   if (ec) return;  // an unwritable cache only costs a recompile next time
   std::string final = directory_ + "/" + key + ".cubin";
-  std::string temp = final + ".tmp." + std::to_string(::getpid());
+  std::string temp = final + uniqueSuffix();
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     uint64_t size = cubin.size();
@@ -87,7 +112,51 @@ void KernelCache::writeEntry(const std::string& key, const std::vector<char>& cu
     }
   }
   std::filesystem::rename(temp, final, ec);
-  if (ec) std::filesystem::remove(temp, ec);
+  if (ec) {
+    std::filesystem::remove(temp, ec);
+    return;
+  }
+  if (maxBytes_ > 0) evict(final);
+}
+
+void KernelCache::evict(const std::string& keep) {
+  namespace fs = std::filesystem;
+  struct Entry {
+    fs::path path;
+    fs::file_time_type time;
+    uintmax_t bytes;
+  };
+  std::vector<Entry> entries;
+  uintmax_t total = 0;
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (fs::directory_iterator it(directory_, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    const std::string name = p.filename().string();
+    std::error_code e2;
+    const fs::file_time_type t = fs::last_write_time(p, e2);
+    if (e2) continue;
+    if (name.find(".cubin.tmp.") != std::string::npos) {  // a writer that died before its rename
+      if (now - t > std::chrono::hours(1)) fs::remove(p, e2);
+      continue;
+    }
+    if (p.extension() != ".cubin" || !it->is_regular_file(e2)) continue;
+    const uintmax_t bytes = fs::file_size(p, e2);
+    if (e2) continue;
+    total += bytes;
+    if (p.string() != keep) entries.push_back({p, t, bytes});
+  }
+  if (total <= static_cast<uintmax_t>(maxBytes_)) return;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.time < b.time; });
+  const uintmax_t target = static_cast<uintmax_t>(maxBytes_) / 10 * 9;
+  for (const Entry& e : entries) {
+    if (total <= target) break;
+    std::error_code e2;
+    if (fs::remove(e.path, e2)) {
+      total -= e.bytes;
+      ++stats_.evictions;
+    }
+  }
 }
 
 std::vector<char> KernelCache::cubin(const std::string& source, const std::string& sourceName, const std::string& arch) {
@@ -102,6 +171,8 @@ std::vector<char> KernelCache::cubin(const std::string& source, const std::strin
     std::vector<char> fromDisk;
     if (readEntry(k, fromDisk)) {
       ++stats_.diskHits;
+      std::error_code ec;  // recently used: the eviction keeps it longer
+      std::filesystem::last_write_time(directory_ + "/" + k + ".cubin", std::filesystem::file_time_type::clock::now(), ec);
       memory_[k] = fromDisk;
       return fromDisk;
     }

@@ -678,8 +678,8 @@ EmittedKernel emitCuda(const cir::Kernel& kernel, const cir::Specialization& spe
                 " anchor snapshots; one kernel takes at most " + std::to_string(kMaxStates));
   for (const std::string& name : spec.layout.anchorSnapshots)
     if (!declares(k.states, name)) throw Error("kernel " + k.name + ": anchor snapshot '" + name + "' is not a state of @" + k.program);
-  for (const auto& [sum, a] : spec.layout.anchoredSums) {
-    (void)a;
+  for (const auto& anchored : spec.layout.anchoredSums) {
+    const std::string& sum = anchored.first;  // a named copy: clang 14 cannot capture structured bindings
     if (!std::any_of(k.ops.begin(), k.ops.end(), [&](const Op& op) { return op.kind == OpKind::RunningSum && op.result == sum; }))
       throw Error("kernel " + k.name + ": anchored sum '" + sum + "' is not a running_sum of @" + k.program);
   }

@@ -40,6 +40,10 @@ class Parser {
       } else if (key == "chunk" || key == "warps") {
         double v;
         if (!number(v)) return std::nullopt;
+        // Checked before the cast: a double outside int's range does not convert (found by fuzz_ir).
+        const double most = key == "chunk" ? 4096 : 32;
+        if (!(v >= 1 && v <= most) || v != static_cast<double>(static_cast<int>(v)))
+          return fail("expected " + key + " a whole number from 1 to " + std::to_string(static_cast<int>(most)));
         (key == "chunk" ? k.chunk : k.warps) = static_cast<int>(v);
       } else if (key == "tile") {
         if (!name(k.tiledDim)) return std::nullopt;

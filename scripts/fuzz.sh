@@ -14,7 +14,7 @@ if ! command -v clang++ > /dev/null; then echo "fuzz.sh: clang++ not found (apt-
 flags="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" -DLINA_BUILD_FUZZERS=ON -DLINA_BUILD_PYTHON=OFF \
-  -DLINA_REQUIRE_LIT=OFF > "$build/../$build.configure.log" 2>&1 || { tail -20 "$build.configure.log"; exit 1; }
+  -DLINA_REQUIRE_LIT=OFF > "$build.configure.log" 2>&1 || { tail -20 "$build.configure.log"; exit 1; }
 ninja -C "$build" $(for t in $targets; do echo lina_fuzz_$t; done) > "$build.build.log" 2>&1 || { tail -30 "$build.build.log"; exit 1; }
 case "$limit" in -runs=*) budget=$limit ;; *) budget="-max_total_time=$limit" ;; esac
 status=0

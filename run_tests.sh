@@ -13,3 +13,6 @@ for preset in default asan; do
   echo "== $preset tests"
   ctest --preset "$preset" -j "$jobs"
 done
+# A short, deterministic libFuzzer run of the fuzz targets (clang; fixed seed and input count).
+echo "== fuzz"
+LINA_FUZZ_SEED=1 scripts/fuzz.sh -runs=20000

@@ -152,9 +152,10 @@ class Parser {
           double c;
           Token at = tok_;
           if (!number(c)) return false;
-          if (c != static_cast<double>(static_cast<int64_t>(c))) {
+          // The range first: a double beyond int64's does not convert (found by fuzz_ir).
+          if (!(c >= 1 && c <= 4096) || c != static_cast<double>(static_cast<int64_t>(c))) {
             tok_ = at;  // report at the number, not at what follows it
-            return fail("a chunk size must be an integer");
+            return fail("a chunk size must be a whole number from 1 to 4096");
           }
           rec.chunkSizes.push_back(static_cast<int64_t>(c));
         } while (isPunct(',') && (bump(), true));

@@ -1,9 +1,12 @@
 #include "runtime/nvrtc_compiler.h"
 
+#include <dlfcn.h>
 #include <nvrtc.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <regex>
+#include <sstream>
 
 #include "codegen/device/device_headers.h"
 #include "support/error.h"
@@ -13,8 +16,85 @@ namespace lina::runtime {
 
 namespace {
 
+// NVRTC is loaded on first use (dlopen), not linked: lina imports and runs its CPU paths where no
+// NVRTC is installed, and finds the one a Python wheel ships (nvidia-cuda-nvrtc, torch's) with
+// no LD_LIBRARY_PATH. Where: $LINA_NVRTC_LIBRARY alone when set; else libnvrtc.so.13 / .12 in
+// each folder of $LINA_NVRTC_SEARCH_PATH (lina/__init__.py fills it from the installed wheels),
+// then the loader's path, then the toolkit lina was built against.
+struct Nvrtc {
+  decltype(&::nvrtcVersion) version = nullptr;
+  decltype(&::nvrtcGetErrorString) errorString = nullptr;
+  decltype(&::nvrtcCreateProgram) createProgram = nullptr;
+  decltype(&::nvrtcCompileProgram) compileProgram = nullptr;
+  decltype(&::nvrtcGetProgramLogSize) getProgramLogSize = nullptr;
+  decltype(&::nvrtcGetProgramLog) getProgramLog = nullptr;
+  decltype(&::nvrtcGetCUBINSize) getCubinSize = nullptr;
+  decltype(&::nvrtcGetCUBIN) getCubin = nullptr;
+  decltype(&::nvrtcDestroyProgram) destroyProgram = nullptr;
+  std::string path, why;
+};
+
+const Nvrtc& nvrtc() {
+  static const Nvrtc loaded = [] {
+    Nvrtc n;
+    std::vector<std::string> candidates;
+    const char* names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+    const char* explicitPath = std::getenv("LINA_NVRTC_LIBRARY");
+    if (explicitPath && *explicitPath) {
+      candidates.push_back(explicitPath);
+    } else {
+      if (const char* search = std::getenv("LINA_NVRTC_SEARCH_PATH")) {
+        std::stringstream dirs(search);
+        std::string dir;
+        while (std::getline(dirs, dir, ':'))
+          if (!dir.empty())
+            for (const char* name : names) candidates.push_back(dir + "/" + name);
+      }
+      for (const char* name : names) candidates.push_back(name);
+#ifdef LINA_NVRTC_DIR
+      for (const char* name : names) candidates.push_back(std::string(LINA_NVRTC_DIR) + "/" + name);
+#endif
+    }
+    void* handle = nullptr;
+    std::string firstError;
+    for (const std::string& path : candidates) {
+      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle) {
+        n.path = path;
+        break;
+      }
+      if (firstError.empty()) firstError = dlerror();
+    }
+    if (!handle) {
+      n.why = explicitPath && *explicitPath
+                  ? "NVRTC could not be loaded from LINA_NVRTC_LIBRARY='" + std::string(explicitPath) + "' (" + firstError +
+                        "); point it at a libnvrtc.so, or unset it to search the usual places"
+                  : "NVRTC (libnvrtc.so.13 or .12) could not be loaded from LINA_NVRTC_SEARCH_PATH, the loader's path or the "
+                    "CUDA toolkit lina was built against; install one (pip install nvidia-cuda-nvrtc-cu12, or a CUDA "
+                    "toolkit) or set LINA_NVRTC_LIBRARY to its path";
+      return n;
+    }
+    auto bind = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(handle, symbol));
+      if (!fn && n.why.empty()) n.why = n.path + " lacks " + symbol + " (not an NVRTC library?)";
+    };
+    bind(n.version, "nvrtcVersion");
+    bind(n.errorString, "nvrtcGetErrorString");
+    bind(n.createProgram, "nvrtcCreateProgram");
+    bind(n.compileProgram, "nvrtcCompileProgram");
+    bind(n.getProgramLogSize, "nvrtcGetProgramLogSize");
+    bind(n.getProgramLog, "nvrtcGetProgramLog");
+    bind(n.getCubinSize, "nvrtcGetCUBINSize");
+    bind(n.getCubin, "nvrtcGetCUBIN");
+    bind(n.destroyProgram, "nvrtcDestroyProgram");
+    return n;
+  }();
+  if (!loaded.why.empty()) throw Error(loaded.why);
+  return loaded;
+}
+
 void checkNvrtc(nvrtcResult r, const char* call) {
-  if (r != NVRTC_SUCCESS) throw Error(std::string(call) + " failed: " + nvrtcGetErrorString(r));
+  if (r != NVRTC_SUCCESS) throw Error(std::string(call) + " failed: " + nvrtc().errorString(r));
 }
 
 bool isValidArch(const std::string& arch) { return std::regex_match(arch, std::regex("sm_[0-9]{2,3}a?")); }
@@ -23,7 +103,7 @@ bool isValidArch(const std::string& arch) { return std::regex_match(arch, std::r
 
 std::string nvrtcVersion() {
   int major = 0, minor = 0;
-  checkNvrtc(::nvrtcVersion(&major, &minor), "nvrtcVersion");
+  checkNvrtc(nvrtc().version(&major, &minor), "nvrtcVersion");
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
@@ -59,32 +139,33 @@ CompileResult compileToCubin(const std::string& source, const std::string& sourc
     headerNames.push_back(h.name);
     headerTexts.push_back(h.text);
   }
+  const Nvrtc& api = nvrtc();
   nvrtcProgram program;
-  checkNvrtc(nvrtcCreateProgram(&program, source.c_str(), sourceName.c_str(), static_cast<int>(headerTexts.size()),
+  checkNvrtc(api.createProgram(&program, source.c_str(), sourceName.c_str(), static_cast<int>(headerTexts.size()),
                                 headerTexts.data(), headerNames.data()),
              "nvrtcCreateProgram");
   std::vector<std::string> options = compileOptions(arch);
   std::vector<const char*> optionPtrs;
   for (const std::string& o : options) optionPtrs.push_back(o.c_str());
-  nvrtcResult compiled = nvrtcCompileProgram(program, static_cast<int>(optionPtrs.size()), optionPtrs.data());
+  nvrtcResult compiled = api.compileProgram(program, static_cast<int>(optionPtrs.size()), optionPtrs.data());
   size_t logSize = 0;
-  nvrtcGetProgramLogSize(program, &logSize);
+  api.getProgramLogSize(program, &logSize);
   std::string log(logSize, '\0');
-  if (logSize) nvrtcGetProgramLog(program, log.data());
+  if (logSize) api.getProgramLog(program, log.data());
   while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
   if (compiled != NVRTC_SUCCESS) {
-    nvrtcDestroyProgram(&program);
+    api.destroyProgram(&program);
     std::string optionText;
     for (const std::string& o : options) optionText += " " + o;
     throw Error("NVRTC " + nvrtcVersion() + " could not compile " + sourceName + " for " + arch + " (" +
-                nvrtcGetErrorString(compiled) + ")\noptions:" + optionText + "\nlog:\n" + log);
+                api.errorString(compiled) + ")\noptions:" + optionText + "\nlog:\n" + log);
   }
   CompileResult result;
   size_t size = 0;
-  checkNvrtc(nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize");
+  checkNvrtc(api.getCubinSize(program, &size), "nvrtcGetCUBINSize");
   result.cubin.resize(size);
-  checkNvrtc(nvrtcGetCUBIN(program, result.cubin.data()), "nvrtcGetCUBIN");
-  nvrtcDestroyProgram(&program);
+  checkNvrtc(api.getCubin(program, result.cubin.data()), "nvrtcGetCUBIN");
+  api.destroyProgram(&program);
   result.log = std::move(log);
   result.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return result;

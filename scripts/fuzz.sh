@@ -4,7 +4,8 @@
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET | -runs=N] [TARGETS]   (default: 60, "dsl ir")
 # Prints libFuzzer's final line per target (inputs run, coverage, corpus size). A finding is
 # written to build-fuzz/findings/<target>/ and fails the run; add it to tests/fuzz/crashes/<target>/
-# once fixed. LINA_FUZZ_JOBS=N runs N workers per target (libFuzzer -fork).
+# once fixed. LINA_FUZZ_JOBS=N runs N workers per target (libFuzzer -fork); LINA_FUZZ_SEED=S fixes
+# libFuzzer's seed (with -runs=N, a deterministic run: what CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=${1:-60}
@@ -24,6 +25,7 @@ for t in $targets; do
   if [ "$t" = dsl ]; then seeds="library/ops tests/programs tests/fuzz/crashes/dsl"; else seeds="tests/lit/rir tests/lit/cir tests/fuzz/crashes/ir"; fi
   jobs=${LINA_FUZZ_JOBS:-1}
   fork=""; [ "$jobs" -gt 1 ] && fork="-fork=$jobs -ignore_crashes=0"
+  [ -n "${LINA_FUZZ_SEED:-}" ] && fork="$fork -seed=$LINA_FUZZ_SEED"
   start=$(date +%s)
   if ! "$build/tests/fuzz/lina_fuzz_$t" $budget $fork -max_len=8192 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$findings/" "$corpus" $seeds > "$build/fuzz_$t.log" 2>&1; then

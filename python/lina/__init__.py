@@ -10,6 +10,27 @@
 Importable without a GPU and without torch: the compiler, the IR/CUDA views and the CPU
 reference (`op.reference(...)`) need neither.
 """
+import importlib.util as _util
+import os as _os
+
+
+def _nvrtc_search_path():
+    """Folders of the NVRTC that installed wheels ship (nvidia-cuda-nvrtc, torch's bundled one),
+    found without importing them; lina's runtime loads libnvrtc from there on first compile."""
+    dirs = []
+    for name in ("nvidia.cuda_nvrtc", "nvidia.cu13", "nvidia.cu12", "torch"):
+        try:
+            spec = _util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            dirs += [_os.path.join(root, "lib"), _os.path.join(root, "lib64")]
+    return [d for d in dirs if _os.path.isdir(d)]
+
+
+_os.environ["LINA_NVRTC_SEARCH_PATH"] = ":".join(
+    [p for p in _os.environ.get("LINA_NVRTC_SEARCH_PATH", "").split(":") if p] + _nvrtc_search_path())
+
 from ._lina import DeviceArray, LinaError, Program, library_programs
 from ._lina import cuda_available as _cuda_available
 

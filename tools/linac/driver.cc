@@ -5,6 +5,7 @@
 
 #include "compiler/pipeline/pipeline.h"
 #include "tools/linac/commands.h"
+#include "support/error.h"
 
 namespace lina::linac {
 
@@ -25,7 +26,13 @@ bool handleInfo(const std::vector<std::string>& args, std::ostream& out) {
       return true;
     }
     if (a == "--version") {
-      out << "linac " << LINA_VERSION << " (NVRTC " << runtime::nvrtcVersion() << ")\n";
+      std::string nvrtc;
+      try {
+        nvrtc = "NVRTC " + runtime::nvrtcVersion();
+      } catch (const Error& e) {  // the compiler's CPU side works without NVRTC; say what is missing
+        nvrtc = std::string("no NVRTC: ") + e.what();
+      }
+      out << "linac " << LINA_VERSION << " (" << nvrtc << ")\n";
       return true;
     }
     if (a == "--list-passes") {

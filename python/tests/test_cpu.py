@@ -167,3 +167,23 @@ def test_tune_validates_and_names_what_it_needs():
     if not ok:
         with pytest.raises(lina.LinaError, match="GPU"):
             lina.tune("gla", {"K": 64, "V": 64}, (2, 1024, 4))
+
+
+def test_nvrtc_comes_from_installed_wheels_without_ld_library_path(tmp_path):
+    """import lina puts the lib folder of an installed nvidia-cuda-nvrtc wheel on the runtime's
+    NVRTC search path (found without importing it); a bad LINA_NVRTC_LIBRARY only fails what
+    needs NVRTC, with the variable named."""
+    import subprocess
+    import sys
+    lib = tmp_path / "site" / "nvidia" / "cuda_nvrtc" / "lib"
+    lib.mkdir(parents=True)
+    (tmp_path / "site" / "nvidia" / "cuda_nvrtc" / "__init__.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site")] + sys.path), LINA_NVRTC_LIBRARY="/nonexistent/libnvrtc.so")
+    code = ("import os, lina\n"
+            "print(os.environ['LINA_NVRTC_SEARCH_PATH'])\n"
+            "op = lina.compile('''" + LINEAR_ATTENTION + "''')\n"
+            "print('cuda' if '__global__' in op.cuda_source(dims={'K': 16, 'V': 16}) else 'no cuda')\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert str(lib) in r.stdout.split("\n")[0].split(":"), r.stdout
+    assert r.stdout.split("\n")[1] == "cuda", r.stdout

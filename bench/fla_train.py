@@ -11,7 +11,6 @@ Triton's on-disk cache, so the N processes compile fla's kernels in parallel; th
 then autotunes over every config without compiling (its first_call_ms is then not a cold start).
 It prints no timings.
 """
-import gc
 import os
 import json
 import sys
@@ -30,12 +29,9 @@ SHAPES = [(4, 4096, 64, 128), (8, 2048, 16, 128)]
 if len(sys.argv) > 2:
     SHAPES = SHAPES[:int(sys.argv[2])]
 OPS = sys.argv[1].split(",") if len(sys.argv) > 1 else ["gla", "simple_gla", "retention", "gsa", "sdpa"]
-WARM = os.environ.get("LINA_FLA_WARM")
-if WARM:
-    part, parts = (int(x) for x in WARM.split("/"))
-    for tuner in [o for o in gc.get_objects() if isinstance(o, triton.runtime.autotuner.Autotuner)]:
-        configs = list(tuner.configs)
-        tuner.configs = configs[part::parts] or configs[part % len(configs):][:1]
+from fla_warm import slice_autotuners  # noqa: E402  (bench/, the script's folder)
+
+WARM = slice_autotuners()
 dev = torch.device("cuda")
 name = torch.cuda.get_device_name(0)
 

@@ -14,7 +14,6 @@ check that both ran the same math; lina's accuracy is checked by the GPU test su
 LINA_FLA_WARM=I/N: a warm-up process, one of N run side by side before the timed one: it compiles
 every N-th config of fla's autotuned kernels into Triton's on-disk cache and prints nothing.
 """
-import gc
 import json
 import os
 import sys
@@ -30,13 +29,10 @@ from fla.ops.linear_attn import chunk_linear_attn
 from fla.ops.retention import chunk_retention
 from fla.ops.simple_gla import chunk_simple_gla
 
-WARM = os.environ.get("LINA_FLA_WARM")
-if WARM:
-    part, parts = (int(x) for x in WARM.split("/"))
-    for tuner in [o for o in gc.get_objects() if isinstance(o, triton.runtime.autotuner.Autotuner)]:
-        configs = list(tuner.configs)
-        tuner.configs = configs[part::parts] or configs[part % len(configs):][:1]
-else:
+from fla_warm import slice_autotuners  # noqa: E402  (bench/, the script's folder)
+
+WARM = slice_autotuners()
+if not WARM:
     import lina
     from lina import ops as lina_ops
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

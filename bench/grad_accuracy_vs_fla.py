@@ -7,25 +7,20 @@ Inputs: "randn" is lina's check (q, k, v, h0 ~ N(0, 1), g = logsigmoid(N(0, 1)))
 fla's tests/ops/test_gla.py (q, k, v, h0 ~ U[0, 1), g = logsigmoid(U[0, 1))).
 Usage: python3 bench/grad_accuracy_vs_fla.py [OPS]  (OPS: gla,simple_gla). LINA_FLA_WARM=I/N warms
 fla's autotuner with a slice of its configs (see train_side_by_side.py). One JSON object per row."""
-import gc
 import json
 import os
 import sys
 
 import torch
 import torch.nn.functional as F
-import triton
 
 from fla.ops.gla import chunk_gla
 from fla.ops.simple_gla import chunk_simple_gla
 
-WARM = os.environ.get("LINA_FLA_WARM")
-if WARM:
-    part, parts = (int(x) for x in WARM.split("/"))
-    for tuner in [o for o in gc.get_objects() if isinstance(o, triton.runtime.autotuner.Autotuner)]:
-        configs = list(tuner.configs)
-        tuner.configs = configs[part::parts] or configs[part % len(configs):][:1]
-else:
+from fla_warm import slice_autotuners  # noqa: E402  (bench/, the script's folder)
+
+WARM = slice_autotuners()
+if not WARM:
     from lina import ops as lina_ops
 
 OPS = sys.argv[1].split(",") if len(sys.argv) > 1 else ["gla", "simple_gla"]

@@ -24,13 +24,10 @@ from fla.ops.gsa import chunk_gsa
 from fla.ops.retention import chunk_retention
 from fla.ops.simple_gla import chunk_simple_gla
 
-WARM = os.environ.get("LINA_FLA_WARM")
-if WARM:
-    part, parts = (int(x) for x in WARM.split("/"))
-    for tuner in [o for o in gc.get_objects() if isinstance(o, triton.runtime.autotuner.Autotuner)]:
-        configs = list(tuner.configs)
-        tuner.configs = configs[part::parts] or configs[part % len(configs):][:1]
-else:
+from fla_warm import slice_autotuners  # noqa: E402  (bench/, the script's folder)
+
+WARM = slice_autotuners()
+if not WARM:
     from lina import ops as lina_ops
 
 VARLEN = [4096, 1024, 3517, 512, 2048, 4096, 777, 3000, 1500, 2600, 64, 5000, 1724, 2000]

@@ -1,6 +1,5 @@
 #include "runtime/nvrtc_compiler.h"
 
-#include <dlfcn.h>
 #include <nvrtc.h>
 
 #include <chrono>
@@ -9,6 +8,7 @@
 #include <sstream>
 
 #include "codegen/device/device_headers.h"
+#include "support/dynamic_library.h"
 #include "support/error.h"
 #include "support/hash.h"
 
@@ -55,29 +55,18 @@ const Nvrtc& nvrtc() {
       for (const char* name : names) candidates.push_back(std::string(LINA_NVRTC_DIR) + "/" + name);
 #endif
     }
-    void* handle = nullptr;
-    std::string firstError;
-    for (const std::string& path : candidates) {
-      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (handle) {
-        n.path = path;
-        break;
-      }
-      if (firstError.empty()) firstError = dlerror();
-    }
-    if (!handle) {
+    const DynamicLibrary lib = openFirst(candidates);
+    if (!lib.handle) {
       n.why = explicitPath && *explicitPath
-                  ? "NVRTC could not be loaded from LINA_NVRTC_LIBRARY='" + std::string(explicitPath) + "' (" + firstError +
+                  ? "NVRTC could not be loaded from LINA_NVRTC_LIBRARY='" + std::string(explicitPath) + "' (" + lib.firstError +
                         "); point it at a libnvrtc.so, or unset it to search the usual places"
                   : "NVRTC (libnvrtc.so.13 or .12) could not be loaded from LINA_NVRTC_SEARCH_PATH, the loader's path or the "
                     "CUDA toolkit lina was built against; install one (pip install nvidia-cuda-nvrtc-cu12, or a CUDA "
                     "toolkit) or set LINA_NVRTC_LIBRARY to its path";
       return n;
     }
-    auto bind = [&](auto& fn, const char* symbol) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(handle, symbol));
-      if (!fn && n.why.empty()) n.why = n.path + " lacks " + symbol + " (not an NVRTC library?)";
-    };
+    n.path = lib.path;
+    auto bind = [&](auto& fn, const char* symbol) { lib.bind(fn, symbol, n.why); };
     bind(n.version, "nvrtcVersion");
     bind(n.errorString, "nvrtcGetErrorString");
     bind(n.createProgram, "nvrtcCreateProgram");

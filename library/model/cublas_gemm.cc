@@ -1,12 +1,12 @@
 #include "library/model/cublas_gemm.h"
 
 #include <cublas_v2.h>
-#include <dlfcn.h>
 
 #include <cstdlib>
 #include <vector>
 
 #include "runtime/cuda_driver.h"
+#include "support/dynamic_library.h"
 #include "support/error.h"
 
 namespace lina::model {
@@ -38,23 +38,14 @@ const Cublas& cublas() {
     for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"})
       candidates.push_back(std::string(LINA_CUDA_LIBRARY_DIR) + "/" + name);
 #endif
-    void* handle = nullptr;
-    for (const std::string& path : candidates) {
-      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (handle) {
-        c.path = path;
-        break;
-      }
-    }
-    if (!handle) {
+    const DynamicLibrary lib = openFirst(candidates);
+    if (!lib.handle) {
       c.why = "cuBLAS could not be loaded (tried LINA_CUBLAS_LIBRARY, libcublas.so.13, .12 and the CUDA toolkit's "
               "lib64); set LINA_CUBLAS_LIBRARY to the path of libcublas.so";
       return c;
     }
-    auto bind = [&](auto& fn, const char* symbol) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(handle, symbol));
-      if (!fn && c.why.empty()) c.why = c.path + " lacks " + symbol;
-    };
+    c.path = lib.path;
+    auto bind = [&](auto& fn, const char* symbol) { lib.bind(fn, symbol, c.why); };
     bind(c.create, "cublasCreate_v2");
     bind(c.destroy, "cublasDestroy_v2");
     bind(c.setStream, "cublasSetStream_v2");

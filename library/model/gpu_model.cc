@@ -601,7 +601,7 @@ std::vector<std::vector<float>> GpuModel::step(const std::vector<int64_t>& token
 }
 
 GenerateResult GpuModel::generate(const std::vector<std::vector<int64_t>>& prompts, const GenerateOptions& g,
-                                  const std::function<void(int64_t, int64_t)>& onToken) {
+                                  const std::function<bool(int64_t, int64_t)>& onToken) {
   Impl& m = *impl_;
   g.sampling.validate();
   if (g.maxNewTokens < 1) throw Error("--max-new-tokens: expected an integer >= 1; got " + std::to_string(g.maxNewTokens));
@@ -618,8 +618,8 @@ GenerateResult GpuModel::generate(const std::vector<std::vector<int64_t>>& promp
     for (int64_t n = 0; n < N; ++n) {
       if (done[n]) continue;
       res.tokens[n].push_back(row[n]);
-      if (onToken) onToken(n, row[n]);
-      if ((g.stopAtEos && row[n] == m.cfg.eosTokenId) || stepIndex + 1 >= g.maxNewTokens) done[n] = 1;
+      const bool stopped = onToken && onToken(n, row[n]);
+      if (stopped || (g.stopAtEos && row[n] == m.cfg.eosTokenId) || stepIndex + 1 >= g.maxNewTokens) done[n] = 1;
       all = all && done[n];
     }
     return all;

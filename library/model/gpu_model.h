@@ -62,9 +62,10 @@ class GpuModel {
   // One decode step after prefill: feeds tokens[i] to sequence i, returns its logits.
   std::vector<std::vector<float>> step(const std::vector<int64_t>& tokens);
   // Prefill, then decode up to maxNewTokens per prompt; `onToken(sequence, token)` sees each new
-  // token as it is drawn (in order per sequence). Stops when every sequence has hit EOS.
+  // token as it is drawn (in order per sequence) and returns true to end that sequence there (a
+  // stop string). Stops when every sequence has ended (EOS, onToken, or maxNewTokens).
   GenerateResult generate(const std::vector<std::vector<int64_t>>& prompts, const GenerateOptions& options,
-                          const std::function<void(int64_t, int64_t)>& onToken = {});
+                          const std::function<bool(int64_t, int64_t)>& onToken = {});
   size_t weightBytes() const;
   // Device memory the runner holds (weights, caches, buffers).
   size_t deviceBytes() const;

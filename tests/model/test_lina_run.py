@@ -209,6 +209,41 @@ def test_text_prompt_through_sentencepiece(tmp_path):
     assert by_text[1].startswith(f"prompt {len(ids) + 1} tokens")
 
 
+def test_stop_string_ends_the_sequence_after_the_token_that_completes_it(tmp_path):
+    """--stop TEXT: generation ends after the first token whose decoded continuation contains
+    TEXT (that token kept); without a tokenizer --stop is a clear error."""
+    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
+    rng = np.random.default_rng(1)
+    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
+    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
+                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
+    pieces = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
+    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
+    cfg["vocab_size"] = pieces
+    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
+    model = tmp_path / "model"
+    subprocess.run([LINA_RUN, "--init", str(tmp_path / "cfg.json"), "--out", str(model), "--seed", "3"], check=True, capture_output=True)
+    prompt = ["--token-ids", "1,5,9,14", "--max-new-tokens", "16", "--stop-at-eos", "0", "--device", "cpu"]
+    r = subprocess.run([LINA_RUN, "--model", str(model)] + prompt + ["--stop", "x"], capture_output=True, text=True)
+    assert r.returncode == 1 and "--stop: needs the model directory's tokenizer" in r.stderr, r.stderr
+    shutil.copy(tmp_path / "tok.model", model / "tokenizer.model")
+    full = subprocess.run([LINA_RUN, "--model", str(model)] + prompt, check=True, capture_output=True, text=True).stdout
+    ids = full.split("\n")[0].split()
+    assert len(ids) == 16, full
+
+    def decode(part):
+        return subprocess.run(["spm_decode", f"--model={model / 'tokenizer.model'}", "--input_format=id"], input=" ".join(part),
+                              text=True, check=True, capture_output=True).stdout.rstrip("\n")
+    cut = next(j for j in range(4, 16) if decode(ids[:j]).strip())  # a prefix that decodes to some text
+    stop = decode(ids[:cut]).strip()[-2:]
+    first = next(j for j in range(1, 17) if stop in decode(ids[:j]))
+    stopped = subprocess.run([LINA_RUN, "--model", str(model)] + prompt + ["--stop", stop], check=True, capture_output=True,
+                             text=True).stdout
+    assert stopped.split("\n")[0].split() == ids[:first], (stop, stopped, ids)
+    r = subprocess.run([LINA_RUN, "--model", str(model)] + prompt + ["--stop", ""], capture_output=True, text=True)
+    assert r.returncode == 1 and "--stop: expected some text" in r.stderr, r.stderr
+
+
 def test_several_prompts_and_batch(tmp_path):
     """--prompts FILE (token-id lines) and --batch N: one output line per sequence, each the
     tokens the same prompt gives alone (greedy)."""

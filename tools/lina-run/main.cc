@@ -2,7 +2,7 @@
 //
 //   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
 //            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]
-//            [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]
+//            [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--stop TEXT] [--dump-logits FILE]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
 // On a GPU (--device auto picks it when there is one) the prompts are prefilled together through
@@ -42,7 +42,7 @@ using namespace lina::model;
 const char* kUsage =
     "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]\n"
     "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
-    "                [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--dump-logits FILE]\n"
+    "                [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--stop TEXT] [--dump-logits FILE]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
                                           "--dtype", "--temperature", "--top-k", "--top-p", "--prompt", "--prompts",
-                                          "--batch", "--device", "--graphs", "--gemv", "--max-batch", "--max-prefill-tokens", "--stop-at-eos"};
+                                          "--batch", "--device", "--graphs", "--gemv", "--max-batch", "--max-prefill-tokens", "--stop-at-eos", "--stop"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -136,17 +136,36 @@ int run(int argc, char** argv) {
   const Checkpoint checkpoint = Checkpoint::open(flags["--model"]);
   const ModelConfig& config = checkpoint.config();
   std::unique_ptr<Tokenizer> tokenizer;
-  auto encode = [&](const std::string& text, const std::string& where) {
-    if (text.empty()) throw Error(where + ": expected some text; got an empty prompt");
+  auto tokens = [&]() -> const Tokenizer& {
     if (!tokenizer) {
       tokenizer = Tokenizer::open(flags["--model"]);
       if (tokenizer->vocabSize() > config.vocabSize)
         throw Error("tokenizer '" + flags["--model"] + "/tokenizer.model' has " + std::to_string(tokenizer->vocabSize()) +
                     " pieces; config.json's vocab_size is " + std::to_string(config.vocabSize) + " (expected at most that)");
     }
-    std::vector<int64_t> ids = tokenizer->encode(text);
+    return *tokenizer;
+  };
+  bool textOutput = false;  // a text prompt: the continuation is printed as text, else as ids
+  auto encode = [&](const std::string& text, const std::string& where) {
+    if (text.empty()) throw Error(where + ": expected some text; got an empty prompt");
+    textOutput = true;
+    std::vector<int64_t> ids = tokens().encode(text);
     ids.insert(ids.begin(), config.bosTokenId);  // as the Llama tokenizer adds BOS
     return ids;
+  };
+  // --stop TEXT: a sequence ends after the token that makes its decoded continuation contain TEXT
+  // (the token is kept, as transformers' stop_strings keeps it).
+  const std::string stop = flags.count("--stop") ? flags["--stop"] : "";
+  if (flags.count("--stop")) {
+    if (stop.empty()) throw Error("--stop: expected some text; got an empty string");
+    try {
+      (void)tokens();
+    } catch (const Error& e) {
+      throw Error(std::string("--stop: needs the model directory's tokenizer to decode the new tokens: ") + e.what());
+    }
+  }
+  auto hitsStop = [&](const std::vector<int64_t>& generated) {
+    return !stop.empty() && tokens().decode(generated).find(stop) != std::string::npos;
   };
   std::vector<std::vector<int64_t>> prompts;
   if (flags.count("--prompt")) {
@@ -182,7 +201,7 @@ int run(int argc, char** argv) {
   int64_t promptTokens = 0;
   for (const auto& p : prompts) promptTokens += static_cast<int64_t>(p.size());
   auto printTokens = [&](const std::vector<int64_t>& ids) {
-    if (tokenizer) {
+    if (textOutput) {
       std::cout << tokenizer->decode(ids);
     } else {
       for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
@@ -215,17 +234,14 @@ int run(int argc, char** argv) {
     g.sampling = sampling;
     g.seed = seed;
     g.stopAtEos = stopAtEos == "1";
-    std::vector<int64_t> streamed;
+    std::vector<std::vector<int64_t>> sofar(prompts.size());
     const GenerateResult r = model.generate(prompts, g, [&](int64_t n, int64_t token) {
-      if (!single || n != 0) return;
-      if (tokenizer) {
-        streamed.push_back(token);
-      } else {
-        std::cout << (streamed.empty() ? "" : " ") << token << std::flush;
-        streamed.push_back(token);
-      }
+      std::vector<int64_t>& mine = sofar[static_cast<size_t>(n)];
+      if (single && !textOutput) std::cout << (mine.empty() ? "" : " ") << token << std::flush;
+      mine.push_back(token);
+      return hitsStop(mine);
     });
-    if (single && tokenizer) printTokens(r.tokens[0]);
+    if (single && textOutput) printTokens(r.tokens[0]);
     if (!single)
       for (size_t n = 0; n < r.tokens.size(); ++n) {
         std::cout << "[" << n << "] ";
@@ -257,15 +273,15 @@ int run(int argc, char** argv) {
     for (int64_t i = 0; i < maxNew; ++i) {
       const int64_t next = sampleToken(logits, sampling, rng);
       generated.push_back(next);
-      if (single && !tokenizer) std::cout << (i ? " " : "") << next << std::flush;
-      if ((stopAtEos == "1" && next == config.eosTokenId) || i + 1 == maxNew) break;
+      if (single && !textOutput) std::cout << (i ? " " : "") << next << std::flush;
+      if ((stopAtEos == "1" && next == config.eosTokenId) || i + 1 == maxNew || hitsStop(generated)) break;
       logits = model.step(next, state);
     }
     const auto t2 = clock::now();
     prefill += std::chrono::duration<double>(t1 - t0).count();
     decode += std::chrono::duration<double>(t2 - t1).count();
     decoded += static_cast<int64_t>(generated.size());
-    if (single && tokenizer) printTokens(generated);
+    if (single && textOutput) printTokens(generated);
     if (!single) {
       std::cout << "[" << n << "] ";
       printTokens(generated);

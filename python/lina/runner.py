@@ -37,20 +37,38 @@ class Runner:
         """The fp32 logits after the last of `ids` (a list of vocab_size floats)."""
         return self._engine.logits(list(ids))
 
-    def generate(self, prompt, max_new_tokens=32, temperature=0.0, top_k=0, top_p=1.0, seed=0, stream=False):
+    def generate(self, prompt, max_new_tokens=32, temperature=0.0, top_k=0, top_p=1.0, seed=0, stream=False, stop=None):
         """New token ids after `prompt` (token ids, or text for the directory's tokenizer), stopping
-        after the EOS id. Greedy at temperature 0; else temperature, top-k, top-p sampling from
-        `seed`. `stream=True` returns an iterator that yields each id as it is decoded; with a text
-        prompt, generate returns the decoded text (stream: text pieces)."""
+        after the EOS id, or after the token whose decoded continuation contains one of `stop` (a
+        string or a list of them; needs the tokenizer; that token is kept). Greedy at temperature
+        0; else temperature, top-k, top-p sampling from `seed`. `stream=True` returns an iterator
+        that yields each id as it is decoded; with a text prompt, generate returns the decoded
+        text (stream: text pieces)."""
         text = isinstance(prompt, str)
         ids = self.encode(prompt) if text else [int(t) for t in prompt]
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if any(not isinstance(s, str) or not s for s in stops):
+            raise _lina.LinaError(f"stop: expected non-empty strings; got {stop!r}")
+        if stops:
+            self.decode([])  # the tokenizer, or its error, before any token is drawn
         it = self._engine.stream(ids, max_new_tokens, temperature, top_k, top_p, seed)
+        if stops:
+            it = self._until_stop(it, stops)
         if not stream:
             out = list(it)
             return self.decode(out) if text else out
         if not text:
             return it
         return self._text_pieces(it)
+
+    def _until_stop(self, it, stops):
+        done = []
+        for token in it:
+            done.append(token)
+            yield token
+            text = self.decode(done)
+            if any(s in text for s in stops):
+                return
 
     def _text_pieces(self, it):
         done, shown = [], ""

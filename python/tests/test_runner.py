@@ -99,3 +99,37 @@ def test_convert_llama_then_run(tmp_path, target):
         lina._lina.convert_llama(str(src), str(tmp_path / "x"), "rwkv")
     with pytest.raises(lina.LinaError, match="config"):
         convert(src, tmp_path / "y", config={"num_heads": [1]})
+
+
+def test_stop_strings(tmp_path):
+    """stop=: generation ends after the first token whose decoded continuation holds a stop
+    string (kept); stop needs the tokenizer and non-empty strings."""
+    import json
+    import shutil
+    import subprocess
+    import numpy as np
+    if shutil.which("spm_train") is None:
+        pytest.skip("sentencepiece's spm_train is not installed")
+    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
+    rng = np.random.default_rng(2)
+    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
+    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
+                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
+    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
+    cfg["vocab_size"] = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
+    cfg["eos_token_id"] = cfg["vocab_size"] + 5  # never drawn: the stop string ends it
+    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
+    lina.init_checkpoint(tmp_path / "cfg.json", tmp_path / "m", seed=4)
+    r = lina.Runner(tmp_path / "m")
+    with pytest.raises(lina.LinaError, match="tokenizer"):
+        r.generate([1, 5, 9], max_new_tokens=4, stop="x")
+    shutil.copy(tmp_path / "tok.model", tmp_path / "m" / "tokenizer.model")
+    r = lina.Runner(tmp_path / "m")
+    ids = r.generate([1, 5, 9], max_new_tokens=16)
+    cut = next(j for j in range(4, 16) if r.decode(ids[:j]).strip())
+    stop = r.decode(ids[:cut]).strip()[-2:]
+    first = next(j for j in range(1, 17) if stop in r.decode(ids[:j]))
+    assert r.generate([1, 5, 9], max_new_tokens=16, stop=stop) == ids[:first]
+    assert list(r.generate([1, 5, 9], max_new_tokens=16, stop=[stop, "never here"], stream=True)) == ids[:first]
+    with pytest.raises(lina.LinaError, match="stop: expected non-empty strings"):
+        r.generate([1, 5, 9], stop="")

@@ -64,7 +64,11 @@ std::string unsupported(const Program& program, const BackwardArgs& args, int de
   // bench/results/2026-12-07-h100-runner-and-kir-backward) dg missed fla's 5e-3 ratio at every shape
   // (0.06 at T = 300, 0.22 at T = 4096, 7x near the gate clamp) while dq, dk, dv and dh0 held it.
   // So `auto` keeps the derived passes (state-based dg, exact to 1e-5) whenever dg is wanted;
-  // `kernels register` still takes the register tiles.
+  // `kernels register` still takes the register tiles. On the same inputs fla's dg holds 2.4e-3
+  // (bench/results/2026-12-07-h100-decode-parity-accuracy): within a chunk it forms dq and dk from
+  // one dA, so the q dq - k dk pair terms cancel exactly, and takes the rest from the chunk-boundary
+  // states. Here dq and dk come from separate walks whose errors do not cancel, so a boundary
+  // term alone would not fix dg; chunk-parallel passes in fla's structure would.
   if (s.wantG && s.plan.gateGradient && fw.kernels != "register")
     return "the gate gradient (the register-tile dg loses accuracy along the sequence; kernels register takes it anyway)";
   if (out) *out = s;

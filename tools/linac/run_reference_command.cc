@@ -34,6 +34,38 @@ int runReferenceCommand(const Options& o, SourceManager& sources, uint32_t file,
         return 2;
       }
     }
+    // The reference holds every tensor in double precision: refuse what it cannot hold before
+    // allocating (a --shape of 1e11 tokens used to end in std::bad_alloc).
+    {
+      auto dimSize = [&](const std::string& d) {
+        auto it = o.shape.dims.find(d);
+        return static_cast<double>(it == o.shape.dims.end() ? 16 : it->second);
+      };
+      auto product = [&](const rir::Shape& shape) {
+        double p = 1;
+        for (const std::string& d : shape) p *= dimSize(d);
+        return p;
+      };
+      const double tokens = o.shape.cuSeqlens.empty() ? static_cast<double>(o.shape.batch) * static_cast<double>(o.shape.time)
+                                                      : static_cast<double>(o.shape.cuSeqlens.back());
+      const double sequences = o.shape.cuSeqlens.empty() ? static_cast<double>(o.shape.batch)
+                                                         : static_cast<double>(o.shape.cuSeqlens.size() - 1);
+      const double heads = static_cast<double>(o.shape.heads);
+      double elements = 0;
+      for (const rir::Decl& d : rec.inputs) elements += tokens * heads * product(d.shape);
+      for (const rir::Decl& d : rec.outputs) elements += tokens * heads * product(d.shape);
+      for (const rir::Decl& d : rec.states)
+        if (d.shapeKnown) elements += 2 * sequences * heads * product(d.shape);
+      constexpr double kLimitBytes = 8.0 * (1ull << 30);
+      if (elements * 8 * (o.backward ? 3 : 1) > kLimitBytes) {
+        char gb[32];
+        std::snprintf(gb, sizeof gb, "%.1f", elements * 8 * (o.backward ? 3 : 1) / (1ull << 30));
+        err << "linac: error: --shape: the reference would hold " << gb << " GB of double-precision tensors for @" << rec.name
+            << " (B*T = " << static_cast<long long>(tokens) << " tokens, H = " << o.shape.heads
+            << "); the limit is 8 GB: pick a smaller --shape or --dims\n";
+        return 2;
+      }
+    }
     reference::Problem problem = reference::makeRandomProblem(rec, o.shape, o.seed);
     problem.scalarParams = o.params;
     std::string error;

@@ -169,6 +169,9 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert "--device: expected auto, cuda or cpu; got 'tpu'" in err("--model", str(out), "--token-ids", "1", "--device", "tpu")
     assert "--graphs: expected 1 or 0; got '2'" in err("--model", str(out), "--token-ids", "1", "--graphs", "2")
     assert "--batch: expected an integer >= 1; got '0'" in err("--model", str(out), "--token-ids", "1", "--batch", "0")
+    assert "--batch: 1 prompt(s) x batch 99999999999 is more than 65536 sequences" in err("--model", str(out), "--token-ids", "1",
+                                                                                          "--batch", "99999999999")
+    assert "--gemv: expected 1" in err("--model", str(out), "--token-ids", "1", "--gemv", "2")
     assert "--prompts: cannot read" in err("--model", str(out), "--prompts", str(tmp_path / "missing.txt"))
     assert "expected exactly one of" in err("--model", str(out), "--token-ids", "1", "--prompt", "hi")
     (tmp_path / "empty.txt").write_text("\n\n")

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <new>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -191,6 +192,10 @@ int run(int argc, char** argv) {
       if (t >= config.vocabSize)
         throw Error("token " + std::to_string(t) + " is outside the vocabulary (vocab_size " + std::to_string(config.vocabSize) + " in " +
                     flags["--model"] + "/config.json)");
+  constexpr int64_t kMostSequences = 65536;
+  if (batch > kMostSequences / static_cast<int64_t>(prompts.size()))
+    throw Error("--batch: " + std::to_string(prompts.size()) + " prompt(s) x batch " + std::to_string(batch) + " is more than " +
+                std::to_string(kMostSequences) + " sequences; pass a smaller --batch");
   if (batch > 1) {
     std::vector<std::vector<int64_t>> repeated;
     for (const auto& p : prompts)
@@ -301,6 +306,9 @@ int main(int argc, char** argv) {
     return run(argc, argv);
   } catch (const lina::Error& e) {
     std::fprintf(stderr, "lina-run: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {  // more than this machine holds: say so, do not abort
+    std::fprintf(stderr, "lina-run: error: out of memory; pass a smaller --batch, --max-batch or --max-prefill-tokens\n");
     return 1;
   }
 }

@@ -5,7 +5,6 @@
 // __builtin_trap) is a finding. Invariants: a compiled module prints as RIR that parses back to
 // the same text.
 #include <cstdint>
-#include <sstream>
 #include <string>
 
 #include "compiler/pipeline/pipeline.h"

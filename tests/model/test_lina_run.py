@@ -183,21 +183,28 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert "key 'attn'" in err("--model", str(out), "--token-ids", "1")
 
 
+def tiny_model_and_tokenizer(tmp_path, corpus_seed, init_seed):
+    """A sentencepiece model trained here (tmp_path/tok.model, not yet in the model directory)
+    and a random gla-tiny checkpoint with its vocabulary size: (model directory, config)."""
+    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
+    rng = np.random.default_rng(corpus_seed)
+    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
+    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
+                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
+    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
+    cfg["vocab_size"] = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
+    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
+    model = tmp_path / "model"
+    subprocess.run([LINA_RUN, "--init", str(tmp_path / "cfg.json"), "--out", str(model), "--seed", str(init_seed)], check=True,
+                   capture_output=True)
+    return model, cfg
+
+
 @pytest.mark.skipif(not shutil.which("spm_train"), reason="sentencepiece's spm_train not installed")
 def test_text_prompt_through_sentencepiece(tmp_path):
     """--prompt encodes with the directory's tokenizer.model (BOS first) and prints the decoded
     continuation: the same as --token-ids with spm_encode's ids, decoded by spm_decode."""
-    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
-    rng = np.random.default_rng(0)
-    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
-    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
-                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
-    pieces = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
-    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
-    cfg["vocab_size"] = pieces
-    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
-    model = tmp_path / "model"
-    subprocess.run([LINA_RUN, "--init", str(tmp_path / "cfg.json"), "--out", str(model), "--seed", "2"], check=True, capture_output=True)
+    model, cfg = tiny_model_and_tokenizer(tmp_path, corpus_seed=0, init_seed=2)
     shutil.copy(tmp_path / "tok.model", model / "tokenizer.model")
     text = "the quick brown fox"
     ids = subprocess.run(["spm_encode", f"--model={model / 'tokenizer.model'}", "--output_format=id"], input=text, text=True,
@@ -212,20 +219,11 @@ def test_text_prompt_through_sentencepiece(tmp_path):
     assert by_text[1].startswith(f"prompt {len(ids) + 1} tokens")
 
 
+@pytest.mark.skipif(not shutil.which("spm_train"), reason="sentencepiece's spm_train not installed")
 def test_stop_string_ends_the_sequence_after_the_token_that_completes_it(tmp_path):
     """--stop TEXT: generation ends after the first token whose decoded continuation contains
     TEXT (that token kept); without a tokenizer --stop is a clear error."""
-    words = "the quick brown fox jumps over lazy dog linear attention gated recurrent state chunk kernel".split()
-    rng = np.random.default_rng(1)
-    (tmp_path / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(300)))
-    subprocess.run(["spm_train", f"--input={tmp_path / 'corpus.txt'}", f"--model_prefix={tmp_path / 'tok'}", "--vocab_size=100",
-                    "--model_type=bpe", "--hard_vocab_limit=false", "--minloglevel=2"], check=True, capture_output=True)
-    pieces = len((tmp_path / "tok.vocab").read_text().strip().split("\n"))
-    cfg = json.load(open(os.path.join(SOURCE, "library", "models", "gla-tiny.json")))
-    cfg["vocab_size"] = pieces
-    json.dump(cfg, open(tmp_path / "cfg.json", "w"))
-    model = tmp_path / "model"
-    subprocess.run([LINA_RUN, "--init", str(tmp_path / "cfg.json"), "--out", str(model), "--seed", "3"], check=True, capture_output=True)
+    model, _ = tiny_model_and_tokenizer(tmp_path, corpus_seed=1, init_seed=3)
     prompt = ["--token-ids", "1,5,9,14", "--max-new-tokens", "16", "--stop-at-eos", "0", "--device", "cpu"]
     r = subprocess.run([LINA_RUN, "--model", str(model)] + prompt + ["--stop", "x"], capture_output=True, text=True)
     assert r.returncode == 1 and "--stop: needs the model directory's tokenizer" in r.stderr, r.stderr

@@ -4,6 +4,8 @@
 # walks (B2_T16384_H16), then the forward GPU suite (every register-tile configuration against the
 # reference) in the time left. lina only (no fla): the same-run ratios come from
 # bench/run_side_by_side.sh. Key rows go to stdout (files under OUT may not come back).
+# LINA_WITH_RUNNER=1 first runs the model runner's GPU tests and lina-run's decode rows on a
+# random GLA-340M (bench/run_runner_vs_fla.sh has the fla side).
 # Usage on the GPU machine, from the repository root: bench/run_kir_forward_checks.sh OUTDIR [BUILD]
 set -uo pipefail
 out=${1:?output directory}
@@ -13,12 +15,32 @@ start=$(date +%s)
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
 cat "$out/device.txt"; echo "commit $(git rev-parse --short HEAD 2>/dev/null)"
+runner=${LINA_WITH_RUNNER:-0}
 export LINA_BUILD_TARGETS="lina-bench linac lina_gpu_tests"
+[ "$runner" = 1 ] && LINA_BUILD_TARGETS="$LINA_BUILD_TARGETS lina-run lina_gpu_model_tests"
 scripts/device_build.sh "$build" > "$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 bench="$build/tools/lina-bench/lina-bench"
 export LINA_CACHE_DIR=$(mktemp -d)
+if [ "$runner" = 1 ]; then
+  run=$build/tools/lina-run/lina-run
+  $run --init library/models/gla-340M.json --out /tmp/gla-340M --seed 1 > /dev/null 2>&1 &
+  LINA_GPU_LOG=$out/model_runner_checks.log timeout 200 "$build/tests/gpu/lina_gpu_model_tests" > "$out/model_runner_tests.txt" 2>&1
+  wait
+  grep -E "^\[  (FAILED|     OK|  SKIPPED) |Failure" "$out/model_runner_tests.txt" | head -20
+  cat "$out/model_runner_checks.log" 2>/dev/null | head -20
+  short=$(python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(3, 32000)) for _ in range(128)))")
+  for b in 1 4 32; do timeout 60 $run --model /tmp/gla-340M --token-ids $short --batch $b --max-new-tokens 3 > /dev/null 2>&1; done
+  {
+    echo "== gla-340M"
+    for args in "--max-new-tokens 256" "--max-new-tokens 256 --gemv 0" "--batch 4 --max-new-tokens 256" \
+                "--batch 32 --max-new-tokens 256"; do
+      echo "-- $args"; timeout 60 $run --model /tmp/gla-340M --token-ids $short $args --stop-at-eos 0 | tail -1
+    done
+  } 2>&1 | tee "$out/lina_run.txt"
+  echo "runner: $(( $(date +%s) - start )) s"
+fi
 short() { python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -63,7 +63,8 @@ struct GpuModel::Impl {
   GemmType gemmType = GemmType::BF16;
   size_t elem = 2;
   CUfunction fAddNorm = nullptr, fPre = nullptr, fPost = nullptr, fSwiglu = nullptr, fSample = nullptr, fToF32 = nullptr,
-             fGemv = nullptr;
+             fGemv = nullptr, fGemvFused = nullptr;
+  size_t fusedSmemLimit = 0;  // the most shared memory lina_model_gemv_fused may take (0: never fused)
   std::unique_ptr<Program> attention;
 
   struct Layer {
@@ -81,7 +82,9 @@ struct GpuModel::Impl {
 
   // Activations, for up to maxRows rows (tokens).
   int64_t maxRows = 0, logitRows = 0;
-  CUdeviceptr r = 0, x = 0, y = 0, q = 0, k = 0, v = 0, gate = 0, slots = 0, o = 0, on = 0, a = 0, gu = 0, act = 0, m = 0;
+  // The residual lives in r or r2: a fused GEMV's add + norm reads one and writes the other
+  // (every block reads the rows, block 0 writes them); rCur is where it is now.
+  CUdeviceptr r = 0, r2 = 0, rCur = 0, x = 0, y = 0, q = 0, k = 0, v = 0, gate = 0, slots = 0, o = 0, on = 0, a = 0, gu = 0, act = 0, m = 0;
   CUdeviceptr xf = 0, logits = 0, logitsF32 = 0;
   CUdeviceptr tokens = 0, rowSeq = 0, rowPos = 0, cu = 0, rowMap = 0, iota = 0, positions = 0, steps = 0, history = 0;
   int64_t historySteps = 0;
@@ -131,18 +134,26 @@ struct GpuModel::Impl {
                 "cuLaunchKernel", what);
   }
 
+  bool gemvFits(int64_t rows, int64_t Din) const {
+    return opt.gemv && rows <= mk::kGemvRows && Din % (16 / static_cast<int64_t>(elem)) == 0;
+  }
+  // Blocks of 8 warps for N output columns: one column per warp, at most 4 blocks per SM
+  // (warps then stride over the columns: the fused prologue is computed once per block).
+  unsigned gemvBlocks(int64_t N) const {
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((N + 7) / 8, 4LL * std::max(info.multiprocessors, 1))));
+  }
+
   // y[rows][N] = x[rows][Din] W^T: lina's GEMV for a few rows (decode), cuBLAS for the rest.
   // swigluI > 0: W is the MLP's [gate; up] (N = 2 swigluI rows) and y gets silu(gate) * up.
   void linear(CUdeviceptr W, CUdeviceptr xIn, CUdeviceptr yOut, int64_t rows, int64_t N, int64_t Din, int64_t swigluI = 0) {
-    const int64_t vec = 16 / static_cast<int64_t>(elem);
-    if (rows <= mk::kGemvRows && Din % vec == 0 && opt.gemv) {
+    if (gemvFits(rows, Din)) {
       const void* w = reinterpret_cast<const void*>(W);
       const void* xp = reinterpret_cast<const void*>(xIn);
       void* yp = reinterpret_cast<void*>(yOut);
       int r = static_cast<int>(rows), n = static_cast<int>(swigluI > 0 ? swigluI : N), d = static_cast<int>(Din),
           sw = static_cast<int>(swigluI);
       void* args[] = {&w, &xp, &yp, &r, &n, &d, &sw};
-      launch(fGemv, static_cast<unsigned>((n + 7) / 8), 1, 256, 0, args, "lina_model_gemv");
+      launch(fGemv, gemvBlocks(n), 1, 256, 0, args, "lina_model_gemv");
       return;
     }
     if (swigluI <= 0) {
@@ -159,19 +170,71 @@ struct GpuModel::Impl {
     launch(fSwiglu, static_cast<unsigned>(std::min<int64_t>(blocksNeeded, 8192)), 1, 256, 0, swArgs, "lina_model_swiglu");
   }
 
-  void addNorm(CUdeviceptr in, CUdeviceptr weightPtr, CUdeviceptr out, int64_t rows, int flags, CUdeviceptr tokenIds,
-               CUdeviceptr map) {
-    const void* aPtr = in ? reinterpret_cast<const void*>(in) : nullptr;
-    void* rPtr = reinterpret_cast<void*>(r);
-    const void* wPtr = reinterpret_cast<const void*>(weightPtr);
-    void* xPtr = reinterpret_cast<void*>(out);
-    int Dv = static_cast<int>(D);
-    float eps = static_cast<float>(cfg.normEps);
-    const int* tok = tokenIds ? reinterpret_cast<const int*>(tokenIds) : nullptr;
-    const void* emb = reinterpret_cast<const void*>(embed);
-    const int* mapPtr = map ? reinterpret_cast<const int*>(map) : nullptr;
-    void* args[] = {&aPtr, &rPtr, &wPtr, &xPtr, &Dv, &eps, &flags, &tok, &emb, &mapPtr};
-    launch(fAddNorm, static_cast<unsigned>(rows), 1, 256, (D + 32) * sizeof(float), args, "lina_model_add_norm");
+  // The add + norm of `rows` rows (mk::AddNormArgs: `in` added to the residual, or the
+  // embeddings of tokenIds, then RMSNorm with weightPtr) and the projection W of its output:
+  // one fused GEMV for a few rows (the residual moves to the other buffer), else the norm into
+  // normOut in place and then `linear`.
+  void addNormLinear(CUdeviceptr in, CUdeviceptr weightPtr, int flags, CUdeviceptr tokenIds, CUdeviceptr map,
+                     CUdeviceptr normOut, CUdeviceptr W, CUdeviceptr yOut, int64_t rows, int64_t N, int64_t swigluI = 0) {
+    mk::AddNormArgs p{};
+    p.a = in ? reinterpret_cast<const void*>(in) : nullptr;
+    p.rIn = reinterpret_cast<const void*>(rCur);
+    p.w = reinterpret_cast<const void*>(weightPtr);
+    p.D = static_cast<int>(D);
+    p.eps = static_cast<float>(cfg.normEps);
+    p.flags = flags;
+    p.tokens = tokenIds ? reinterpret_cast<const int*>(tokenIds) : nullptr;
+    p.embed = reinterpret_cast<const void*>(embed);
+    p.rowMap = map ? reinterpret_cast<const int*>(map) : nullptr;
+    const bool writes = tokenIds || (in && !(flags & 2));
+    const size_t smem = static_cast<size_t>(rows * D) * elem;
+    if (gemvFits(rows, D) && smem <= fusedSmemLimit) {
+      const CUdeviceptr next = writes ? (rCur == r ? r2 : r) : rCur;
+      p.rOut = reinterpret_cast<void*>(next);
+      mk::GemvFusedArgs g{};
+      g.W = reinterpret_cast<const void*>(W);
+      g.y = reinterpret_cast<void*>(yOut);
+      g.rows = static_cast<int>(rows);
+      g.N = static_cast<int>(swigluI > 0 ? swigluI : N);
+      g.Din = static_cast<int>(D);
+      g.swigluI = static_cast<int>(swigluI);
+      g.prologue = mk::kGemvAddNorm;
+      g.norm = p;
+      void* args[] = {&g};
+      launch(fGemvFused, gemvBlocks(g.N), 1, 256, smem, args, "lina_model_gemv_fused (add + norm)");
+      rCur = next;
+      return;
+    }
+    p.rOut = reinterpret_cast<void*>(rCur);
+    void* xPtr = reinterpret_cast<void*>(normOut);
+    void* args[] = {&p, &xPtr};
+    launch(fAddNorm, static_cast<unsigned>(rows), 1, 256, D * sizeof(float), args, "lina_model_add_norm");
+    linear(W, normOut, yOut, rows, N, D, swigluI);
+  }
+
+  // The gated norm after the attention (mk::PostAttentionArgs, its output in `on`) and o_proj:
+  // one fused GEMV for a few rows, else the two kernels.
+  void postAttentionLinear(mk::PostAttentionArgs po, CUdeviceptr W, CUdeviceptr yOut, int64_t rows, int64_t N) {
+    const int64_t Din = H * V;
+    const size_t smem = static_cast<size_t>(rows * Din) * elem;
+    if (gemvFits(rows, Din) && smem <= fusedSmemLimit) {
+      mk::GemvFusedArgs g{};
+      g.W = reinterpret_cast<const void*>(W);
+      g.y = reinterpret_cast<void*>(yOut);
+      g.rows = static_cast<int>(rows);
+      g.N = static_cast<int>(N);
+      g.Din = static_cast<int>(Din);
+      g.prologue = mk::kGemvPostAttention;
+      g.post = po;
+      void* args[] = {&g};
+      launch(fGemvFused, gemvBlocks(N), 1, 256, smem, args, "lina_model_gemv_fused (post-attention)");
+      return;
+    }
+    po.out = reinterpret_cast<void*>(on);
+    void* postArgs[] = {&po};
+    launch(fPost, static_cast<unsigned>(rows), cfg.type == ModelType::GSA ? 1 : static_cast<unsigned>(H),
+           cfg.type == ModelType::GSA ? 256 : 128, 0, postArgs, "lina_model_post_attention");
+    linear(W, on, yOut, rows, N, Din);
   }
 
   // The attention of `rows` rows: a prefill over packed prompts (cu) or one decode step.
@@ -226,10 +289,9 @@ struct GpuModel::Impl {
     for (size_t l = 0; l < layers.size(); ++l) {
       const Layer& L = layers[l];
       if (l == 0)
-        addNorm(0, L.attnNorm, x, rows, 0, tokenIds, 0);
+        addNormLinear(0, L.attnNorm, 0, tokenIds, 0, x, L.win, y, rows, nIn);
       else
-        addNorm(m, L.attnNorm, x, rows, 1, 0, 0);
-      linear(L.win, x, y, rows, nIn, D);
+        addNormLinear(m, L.attnNorm, 1, 0, 0, x, L.win, y, rows, nIn);
       mk::PreAttentionArgs p{};
       p.y = reinterpret_cast<const void*>(y);
       p.ldy = nIn;
@@ -272,25 +334,19 @@ struct GpuModel::Impl {
       po.ldy = nIn;
       po.gOffset = static_cast<int>(gOff);
       po.normWeight = L.gNorm ? reinterpret_cast<const void*>(L.gNorm) : nullptr;
-      po.out = reinterpret_cast<void*>(on);
       po.model = p.model;
       po.H = p.H;
       po.V = p.V;
       po.eps = cfg.type == ModelType::GSA ? 1e-5f : static_cast<float>(cfg.normEps);  // fla's rms_norm_linear default
-      void* postArgs[] = {&po};
-      launch(fPost, static_cast<unsigned>(rows), cfg.type == ModelType::GSA ? 1 : static_cast<unsigned>(H),
-             cfg.type == ModelType::GSA ? 256 : 128, 0, postArgs, "lina_model_post_attention");
-      linear(L.wo, on, a, rows, D, H * V);
-      addNorm(a, L.mlpNorm, x, rows, 0, 0, 0);
-      linear(L.wgu, x, act, rows, 2 * I, D, I);
+      postAttentionLinear(po, L.wo, a, rows, D);
+      addNormLinear(a, L.mlpNorm, 0, 0, 0, x, L.wgu, act, rows, 2 * I, I);
       linear(L.wdown, act, m, rows, D, I);
     }
   }
 
   // The final norm of `count` rows picked by `map` (null: rows 0..count) and their logits.
   void head(int64_t count, CUdeviceptr map) {
-    addNorm(m, norm, xf, count, 3, 0, map);
-    linear(lmHead, xf, logits, count, vocab, D);
+    addNormLinear(m, norm, 3, 0, map, xf, lmHead, logits, count, vocab);
   }
 
   void sample(int64_t n, const GenerateOptions& g, bool advancePositions) {
@@ -441,6 +497,7 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   m.fSwiglu = fn("lina_model_swiglu");
   m.fSample = fn("lina_model_sample");
   m.fGemv = fn("lina_model_gemv");
+  m.fGemvFused = fn("lina_model_gemv_fused");
   m.fToF32 = fn("lina_model_to_f32");
 
   m.attention = std::make_unique<Program>(
@@ -469,7 +526,18 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   if (preSmem > 48 * 1024)
     cuda::check(drv().cuFuncSetAttribute(m.fPre, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(preSmem)),
                 "cuFuncSetAttribute", "lina_model_pre_attention: " + std::to_string(preSmem) + " bytes of shared memory");
-  const size_t normSmem = static_cast<size_t>(m.D + 32) * sizeof(float);
+  // The fused GEMV's input rows: up to kGemvRows of D (add + norm) or H*V (before o_proj).
+  const size_t fusedSmem = static_cast<size_t>(mk::kGemvRows * std::max(m.D, m.H * m.V)) * m.elem;
+  if (fusedSmem <= 48 * 1024) {
+    m.fusedSmemLimit = fusedSmem;
+  } else if (fusedSmem <= static_cast<size_t>(m.info.maxSharedPerBlockOptin)) {
+    cuda::check(drv().cuFuncSetAttribute(m.fGemvFused, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(fusedSmem)),
+                "cuFuncSetAttribute", "lina_model_gemv_fused: " + std::to_string(fusedSmem) + " bytes of shared memory");
+    m.fusedSmemLimit = fusedSmem;
+  } else {
+    m.fusedSmemLimit = 48 * 1024;  // wider rows take the separate norm kernels
+  }
+  const size_t normSmem = static_cast<size_t>(m.D) * sizeof(float);
   if (normSmem > 48 * 1024)
     cuda::check(drv().cuFuncSetAttribute(m.fAddNorm, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(normSmem)),
                 "cuFuncSetAttribute", "lina_model_add_norm");
@@ -519,6 +587,8 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   const size_t e = m.elem;
   const int64_t R = m.maxRows;
   m.r = m.alloc(R * m.D * e);
+  m.r2 = m.alloc(R * m.D * e);
+  m.rCur = m.r;
   m.x = m.alloc(R * m.D * e);
   m.y = m.alloc(R * m.nIn * e);
   m.q = m.alloc(R * m.H * m.K * e);

@@ -54,36 +54,44 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return r;
 }
 
-// One row per block. With `tokens`: r = embed[token] (the first block's residual). Else with
-// `a`: r = a + r in fp32, stored in T. Then x = RMSNorm(r) * w, normalising the fp32 sum
-// (fla's fused add + norm) or, with flag 1, the stored sum (a plain add, then the norm). Flag 2
-// leaves r as it was (the final norm, which may run more than once over the same rows).
-// `rowMap` (or null) picks the input row of each output row (the final norm of the prompts'
-// last tokens).
+// The order of every normalisation's sum of squares in this file: lane l of a warp sums terms
+// l, l + 32, ..., then a butterfly over the warp. The standalone kernels and the fused GEMV's
+// prologues use it alike, so lina-run --gemv 1 and 0 compute the same bits.
+template <typename F>
+__device__ __forceinline__ float lane_strided_sum(int n, F term) {
+  float s = 0.f;
+#pragma unroll 4
+  for (int i = threadIdx.x & 31; i < n; i += 32) s += term(i);
+  return warp_sum(s);
+}
+
+// Element i of input row `row` of an add + norm (AddNormArgs); writes the residual if asked.
 template <typename T>
-__device__ void add_norm(const void* a, void* r, const void* w, void* x, int D, float eps, int flags,
-                         const int* tokens, const void* embed, const int* rowMap) {
-  extern __shared__ float stash[];  // [D] + 32
-  float* red = stash + D;
-  const long long out = blockIdx.x, row = rowMap ? rowMap[out] : out;
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < D; i += blockDim.x) {
-    float s;
-    if (tokens) {
-      s = ld<T>(embed, static_cast<long long>(tokens[row]) * D + i);
-      st<T>(r, row * D + i, s);
-    } else if (a) {
-      s = ld<T>(a, row * D + i) + ld<T>(r, row * D + i);
-      if (!(flags & 2)) st<T>(r, row * D + i, s);
-      if (flags & 1) s = rnd<T>(s);
-    } else {
-      s = ld<T>(r, row * D + i);
-    }
-    stash[i] = s;
-    ss += s * s;
+__device__ __forceinline__ float add_norm_input(const AddNormArgs& p, long long row, int i, bool writeResidual) {
+  const long long at = row * p.D + i;
+  if (p.tokens) {
+    const float s = ld<T>(p.embed, static_cast<long long>(p.tokens[row]) * p.D + i);
+    if (writeResidual) st<T>(p.rOut, at, s);
+    return s;
   }
-  const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(D) + eps);
-  for (int i = threadIdx.x; i < D; i += blockDim.x) st<T>(x, out * D + i, stash[i] * rstd * ld<T>(w, i));
+  if (p.a) {
+    const float s = ld<T>(p.a, at) + ld<T>(p.rIn, at);
+    if (writeResidual && !(p.flags & 2)) st<T>(p.rOut, at, s);
+    return (p.flags & 1) ? rnd<T>(s) : s;
+  }
+  return ld<T>(p.rIn, at);
+}
+
+// One row per block: x = RMSNorm(the add) * w (AddNormArgs), rows in place (rOut = rIn).
+template <typename T>
+__device__ void add_norm(const AddNormArgs& p, void* x) {
+  extern __shared__ float stash[];  // [D]
+  const long long out = blockIdx.x, row = p.rowMap ? p.rowMap[out] : out;
+  for (int i = threadIdx.x; i < p.D; i += blockDim.x) stash[i] = add_norm_input<T>(p, row, i, true);
+  __syncthreads();
+  const float ss = lane_strided_sum(p.D, [&](int i) { return stash[i] * stash[i]; });
+  const float rstd = rsqrtf(ss / static_cast<float>(p.D) + p.eps);
+  for (int i = threadIdx.x; i < p.D; i += blockDim.x) st<T>(x, out * p.D + i, stash[i] * rstd * ld<T>(p.w, i));
 }
 
 // One block per (row, kv head): the kv head's q channels (its G query heads), k and v after the
@@ -193,41 +201,45 @@ __device__ void pre_attention(const PreAttentionArgs& p) {
 }
 
 // GLA / RetNet: per (row, head) o = RMSNorm_V(o) * w (* swish(g)); GSA: per row
-// RMSNorm_{H*V}(silu(o)) * w, both in fp32 and stored in T.
+// RMSNorm_{H*V}(silu(o)) * w, both in fp32 and stored in T. A group is what one norm covers: a
+// (row, head) of V values, or GSA's whole row of H*V; `base` is its first element in o.
+template <typename T>
+__device__ __forceinline__ float post_input(const PostAttentionArgs& p, long long base, int j) {
+  const float o = ld<T>(p.o, base + j);
+  return p.model == kGsa ? rnd<T>(o * sigmoidf(o)) : o;
+}
+template <typename T>
+__device__ __forceinline__ int post_group_size(const PostAttentionArgs& p) {
+  return p.model == kGsa ? p.H * p.V : p.V;
+}
+template <typename T>
+__device__ __forceinline__ float post_group_rstd(const PostAttentionArgs& p, long long base) {
+  const int n = post_group_size<T>(p);
+  const float ss = lane_strided_sum(n, [&](int j) {
+    const float s = post_input<T>(p, base, j);
+    return s * s;
+  });
+  return rsqrtf(ss / static_cast<float>(n) + p.eps);
+}
+template <typename T>
+__device__ __forceinline__ float post_value(const PostAttentionArgs& p, long long row, int h, long long base, int j,
+                                            float rstd) {
+  float y = post_input<T>(p, base, j) * rstd * (p.normWeight ? ld<T>(p.normWeight, j) : 1.f);
+  if (p.model != kGsa && p.gOffset >= 0) {
+    const float g = ld<T>(p.y, row * p.ldy + p.gOffset + h * p.V + j);
+    y = y * g * sigmoidf(g);
+  }
+  return y;
+}
+
+// One block per (row, head) (GSA: per row); every warp computes the group's norm.
 template <typename T>
 __device__ void post_attention(const PostAttentionArgs& p) {
-  __shared__ float red[32];
   const long long row = blockIdx.x;
-  if (p.model == kGsa) {
-    const int n = p.H * p.V;
-    float ss = 0.f;
-    for (int e = threadIdx.x; e < n; e += blockDim.x) {
-      const float o = ld<T>(p.o, row * n + e), s = rnd<T>(o * sigmoidf(o));
-      ss += s * s;
-    }
-    const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(n) + p.eps);
-    for (int e = threadIdx.x; e < n; e += blockDim.x) {
-      const float o = ld<T>(p.o, row * n + e), s = rnd<T>(o * sigmoidf(o));
-      st<T>(p.out, row * n + e, s * rstd * (p.normWeight ? ld<T>(p.normWeight, e) : 1.f));
-    }
-    return;
-  }
-  const int h = blockIdx.y;
-  const long long base = (row * p.H + h) * p.V;
-  float ss = 0.f;
-  for (int j = threadIdx.x; j < p.V; j += blockDim.x) {
-    const float o = ld<T>(p.o, base + j);
-    ss += o * o;
-  }
-  const float rstd = rsqrtf(block_sum(ss, red) / static_cast<float>(p.V) + p.eps);
-  for (int j = threadIdx.x; j < p.V; j += blockDim.x) {
-    float y = ld<T>(p.o, base + j) * rstd * (p.normWeight ? ld<T>(p.normWeight, j) : 1.f);
-    if (p.gOffset >= 0) {
-      const float g = ld<T>(p.y, row * p.ldy + p.gOffset + h * p.V + j);
-      y = y * g * sigmoidf(g);
-    }
-    st<T>(p.out, base + j, y);
-  }
+  const int h = p.model == kGsa ? 0 : blockIdx.y, n = post_group_size<T>(p);
+  const long long base = p.model == kGsa ? row * n : (row * p.H + h) * p.V;
+  const float rstd = post_group_rstd<T>(p, base);
+  for (int j = threadIdx.x; j < n; j += blockDim.x) st<T>(p.out, base + j, post_value<T>(p, row, h, base, j, rstd));
 }
 
 // SwiGLU: out = silu(gate) * up from the fused [rows][2I] gate | up projection.
@@ -242,19 +254,18 @@ __device__ void swiglu(const void* gu, void* out, long long rows, int I) {
   }
 }
 
-// Few rows (decode): y[r][n] = sum_d x[r][d] W[n][d], one warp per output column n, 16-byte
-// loads of W's row, fp32 sums rounded to T (as cuBLAS's bf16 GEMM with fp32 accumulation
-// stores them). cuBLAS's GemmEx runs its GEMM tiles at these shapes, at about a third of the
-// weights' bandwidth on an H100 (ncu, bench/results/2026-12-07-h100-decode-profile). With
-// `swigluI` > 0 the columns n and n + swigluI are the MLP's gate and up, and the warp writes
-// silu(gate) * up (each rounded to T first, as fla's separate projections store them).
-// Needs Din a multiple of 16 / sizeof(T) and rows <= kGemvRows (model_params.h).
+// Few rows (decode): y[r][n] = sum_d x[r][d] W[n][d], one warp per output column n (warps
+// stride over the columns), 16-byte loads of W's row, fp32 sums rounded to T (as cuBLAS's bf16
+// GEMM with fp32 accumulation stores them). cuBLAS's GemmEx runs its GEMM tiles at these
+// shapes, at about a third of the weights' bandwidth on an H100 (ncu,
+// bench/results/2026-12-07-h100-decode-parity-accuracy). With `swigluI` > 0 the columns n and
+// n + swigluI are the MLP's gate and up, and the warp writes silu(gate) * up (each rounded to T
+// first, as fla's separate projections store them). x may be in shared memory. Needs Din a
+// multiple of 16 / sizeof(T) and rows <= kGemvRows (model_params.h).
 template <typename T>
-__device__ void gemv(const void* W, const void* x, void* y, int rows, int N, int Din, int swigluI) {
+__device__ void gemv_columns(const void* W, const void* x, void* y, int rows, int N, int Din, int swigluI) {
   constexpr int kVec = 16 / sizeof(T);
-  const int lane = threadIdx.x & 31;
-  const long long n = static_cast<long long>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  if (n >= N) return;
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
   const int vecs = Din / kVec;
   const uint4* xv = static_cast<const uint4*>(x);
   auto dotRow = [&](long long wrow, float* acc) {
@@ -274,20 +285,62 @@ __device__ void gemv(const void* W, const void* x, void* y, int rows, int N, int
     }
     for (int r = 0; r < rows; ++r) acc[r] = warp_sum(acc[r]);
   };
-  float a[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
-  dotRow(n, a);
-  if (swigluI > 0) {
-    float u[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
-    dotRow(n + swigluI, u);
+  for (long long n = static_cast<long long>(blockIdx.x) * warps + (threadIdx.x >> 5); n < N;
+       n += static_cast<long long>(gridDim.x) * warps) {
+    float a[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
+    dotRow(n, a);
+    if (swigluI > 0) {
+      float u[kGemvRows] = {0.f, 0.f, 0.f, 0.f};
+      dotRow(n + swigluI, u);
+      if (lane == 0)
+        for (int r = 0; r < rows; ++r) {
+          const float g = rnd<T>(a[r]), up = rnd<T>(u[r]);
+          st<T>(y, static_cast<long long>(r) * N + n, g * sigmoidf(g) * up);
+        }
+      continue;
+    }
     if (lane == 0)
-      for (int r = 0; r < rows; ++r) {
-        const float g = rnd<T>(a[r]), up = rnd<T>(u[r]);
-        st<T>(y, static_cast<long long>(r) * N + n, g * sigmoidf(g) * up);
-      }
-    return;
+      for (int r = 0; r < rows; ++r) st<T>(y, static_cast<long long>(r) * N + n, a[r]);
   }
-  if (lane == 0)
-    for (int r = 0; r < rows; ++r) st<T>(y, static_cast<long long>(r) * N + n, a[r]);
+}
+
+// The GEMV with its input computed by the block itself into shared memory (GemvFusedArgs):
+// the add + norm before a projection, or the gated norm before o_proj. Every block computes the
+// few rows (the residual is written by block 0, to a buffer no block reads), so no separate
+// kernel and no round trip through global memory precede the projection. The values are those
+// the standalone kernels store (same sums, same roundings).
+template <typename T>
+__device__ void gemv_fused(const GemvFusedArgs& g) {
+  extern __shared__ uint4 xsRaw[];  // [rows][Din] of T
+  T* xs = reinterpret_cast<T*>(xsRaw);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  if (g.prologue == kGemvAddNorm) {
+    const AddNormArgs& p = g.norm;
+    for (int r = warp; r < g.rows; r += warps) {
+      const long long row = p.rowMap ? p.rowMap[r] : r;
+      const bool writer = blockIdx.x == 0;
+      const float ss = lane_strided_sum(p.D, [&](int i) {
+        const float s = add_norm_input<T>(p, row, i, writer);
+        return s * s;
+      });
+      const float rstd = rsqrtf(ss / static_cast<float>(p.D) + p.eps);
+      for (int i = lane; i < p.D; i += 32)
+        xs[static_cast<long long>(r) * p.D + i] = from_float<T>(add_norm_input<T>(p, row, i, false) * rstd * ld<T>(p.w, i));
+    }
+  } else {
+    const PostAttentionArgs& p = g.post;
+    const int groups = p.model == kGsa ? 1 : p.H, n = post_group_size<T>(p);
+    for (int e = warp; e < g.rows * groups; e += warps) {
+      const long long row = e / groups;
+      const int h = e % groups;
+      const long long base = p.model == kGsa ? row * n : (row * p.H + h) * p.V;
+      const float rstd = post_group_rstd<T>(p, base);
+      T* out = xs + (p.model == kGsa ? row * n : (row * p.H + h) * p.V);
+      for (int j = lane; j < n; j += 32) out[j] = from_float<T>(post_value<T>(p, row, h, base, j, rstd));
+    }
+  }
+  __syncthreads();
+  gemv_columns<T>(g.W, xs, g.y, g.rows, g.N, g.Din, g.swigluI);
 }
 
 // An order-preserving key of a float (larger float, larger key).
@@ -403,10 +456,8 @@ __device__ void to_f32(const void* in, float* out, long long n) {
 }  // namespace lina::model_kernels
 
 #define LINA_MODEL_KERNELS(T, suffix)                                                                               \
-  extern "C" __global__ void lina_model_add_norm_##suffix(const void* a, void* r, const void* w, void* x, int D,      \
-                                                          float eps, int flags, const int* tokens,                  \
-                                                          const void* embed, const int* rowMap) {                   \
-    lina::model_kernels::add_norm<T>(a, r, w, x, D, eps, flags, tokens, embed, rowMap);                         \
+  extern "C" __global__ void lina_model_add_norm_##suffix(lina::model_kernels::AddNormArgs p, void* x) {          \
+    lina::model_kernels::add_norm<T>(p, x);                                                                         \
   }                                                                                                                 \
   extern "C" __global__ void lina_model_pre_attention_##suffix(lina::model_kernels::PreAttentionArgs p) {            \
     lina::model_kernels::pre_attention<T>(p);                                                                       \
@@ -419,7 +470,10 @@ __device__ void to_f32(const void* in, float* out, long long n) {
   }                                                                                                                 \
   extern "C" __global__ void lina_model_gemv_##suffix(const void* W, const void* x, void* y, int rows, int N, int Din, \
                                                       int swigluI) {                                                \
-    lina::model_kernels::gemv<T>(W, x, y, rows, N, Din, swigluI);                                                   \
+    lina::model_kernels::gemv_columns<T>(W, x, y, rows, N, Din, swigluI);                                           \
+  }                                                                                                                 \
+  extern "C" __global__ void lina_model_gemv_fused_##suffix(lina::model_kernels::GemvFusedArgs g) {                 \
+    lina::model_kernels::gemv_fused<T>(g);                                                                          \
   }                                                                                                                 \
   extern "C" __global__ void lina_model_sample_##suffix(lina::model_kernels::SampleArgs p) {                        \
     lina::model_kernels::sample<T>(p);                                                                              \

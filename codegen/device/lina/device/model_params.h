@@ -47,6 +47,37 @@ struct PostAttentionArgs {
 // The most rows (tokens) lina_model_gemv computes; more go to cuBLAS.
 constexpr int kGemvRows = 4;
 
+// A residual add + RMSNorm over rows of D: with `tokens`, r = embed[token] (the first block);
+// else with `a`, r = a + r (fp32, stored in T); then x = RMSNorm(r) * w. flags: 1 normalises the
+// stored sum (a plain add, then the norm), 2 leaves the residual unwritten (the final norm).
+// The residual is read from rIn and written to rOut (the same buffer when one block owns a row;
+// another when every block of a fused GEMV reads the row). rowMap (or null) picks each output
+// row's input row.
+struct AddNormArgs {
+  const void* a;
+  const void* rIn;
+  void* rOut;
+  const void* w;
+  int D;
+  float eps;
+  int flags;
+  const int* tokens;
+  const void* embed;
+  const int* rowMap;
+};
+
+// lina_model_gemv_fused: the GEMV of a few rows whose input it computes itself into shared
+// memory, so the decode step has no separate norm or output-gate kernel before a projection.
+enum GemvPrologue { kGemvAddNorm = 1, kGemvPostAttention = 2 };
+struct GemvFusedArgs {
+  const void* W;  // [N (or 2 swigluI)][Din]
+  void* y;        // [rows][N]
+  int rows, N, Din, swigluI;
+  int prologue;
+  AddNormArgs norm;       // kGemvAddNorm: x = the norm's output (Din = D)
+  PostAttentionArgs post; // kGemvPostAttention: x = the gated norm's output (Din = H*V; `out` unused)
+};
+
 struct SampleArgs {
   const void* logits;   // [N][vocab]
   long long vocab;

@@ -106,11 +106,13 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
   return out;
 }
 
-// The register-tile split is not chosen by `auto` yet: on H100 it ran slower than the fused walk
-// at every shape measured, also with few long walks (B2_T16384_H16_D128: GLA 1.67 ms against
-// 1.36; the walk alone is latency-bound per chunk; bench/results/2026-12-06-h100-kir-forward).
-// strategy "split" still launches it.
-constexpr bool kAutoSplitRegisterTiles = false;
+// `auto` takes the register-tile split (segmented) for few long walks: at B2_T16384_H16_D128 on
+// an H100 it ran 0.84 ms against the fused walk's 1.26-1.29 ms for GLA, simple GLA and retention
+// (bench/results/2026-12-07-h100-gsa-kir-segmented-fused-gemv). Long means at least
+// kAutoSplitSegments segments per sequence on average: with fewer, the three launches and the
+// scan cost more than the parallelism gives.
+constexpr bool kAutoSplitRegisterTiles = true;
+constexpr int64_t kAutoSplitSegments = 4;
 
 std::string registerTilesUnsupported(const ProgramView& program, const ForwardArgs& args, int tile) {
   if (program.blockedPass) return "a blocked derived-backward pass";
@@ -215,7 +217,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
         const auto V = a.dims.find(program.tiledDim);
         const int64_t N = sequenceCount(a);
         const int64_t walks = N * a.heads * (V == a.dims.end() ? 1 : V->second / 64);
-        const bool longWalks = tokenCount(a) >= 8LL * 64 * std::max<int64_t>(N, 1);
+        const bool longWalks = tokenCount(a) >= kAutoSplitSegments * kir::kSegmentChunks * 64 * std::max<int64_t>(N, 1);
         if (walks < multiprocessors && longWalks)
           if (const KernelConfig* split = splitOf(chosenTiles)) chosenTiles = split;
       }

@@ -134,13 +134,18 @@ struct GpuModel::Impl {
                 "cuLaunchKernel", what);
   }
 
+  // lina_model_gemv_fused's shared memory for `rows` rows of Din in groups of n (model_blocks.cuh).
+  size_t fusedSmem(int64_t rows, int64_t Din, int64_t n) const {
+    return (static_cast<size_t>(rows * Din) * elem + 15) / 16 * 16 + static_cast<size_t>(rows * Din) * sizeof(float) +
+           static_cast<size_t>(rows * Din / n) * 8 * sizeof(float);
+  }
   bool gemvFits(int64_t rows, int64_t Din) const {
     return opt.gemv && rows <= mk::kGemvRows && Din % (16 / static_cast<int64_t>(elem)) == 0;
   }
-  // Blocks of 8 warps for N output columns: one column per warp, at most 4 blocks per SM
+  // Blocks of 8 warps for N output columns: one column per warp, at most 8 blocks per SM
   // (warps then stride over the columns: the fused prologue is computed once per block).
   unsigned gemvBlocks(int64_t N) const {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((N + 7) / 8, 4LL * std::max(info.multiprocessors, 1))));
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((N + 7) / 8, 8LL * std::max(info.multiprocessors, 1))));
   }
 
   // y[rows][N] = x[rows][Din] W^T: lina's GEMV for a few rows (decode), cuBLAS for the rest.
@@ -187,7 +192,7 @@ struct GpuModel::Impl {
     p.embed = reinterpret_cast<const void*>(embed);
     p.rowMap = map ? reinterpret_cast<const int*>(map) : nullptr;
     const bool writes = tokenIds || (in && !(flags & 2));
-    const size_t smem = static_cast<size_t>(rows * D) * elem;
+    const size_t smem = fusedSmem(rows, D, D);
     if (gemvFits(rows, D) && smem <= fusedSmemLimit) {
       const CUdeviceptr next = writes ? (rCur == r ? r2 : r) : rCur;
       p.rOut = reinterpret_cast<void*>(next);
@@ -208,15 +213,15 @@ struct GpuModel::Impl {
     p.rOut = reinterpret_cast<void*>(rCur);
     void* xPtr = reinterpret_cast<void*>(normOut);
     void* args[] = {&p, &xPtr};
-    launch(fAddNorm, static_cast<unsigned>(rows), 1, 256, D * sizeof(float), args, "lina_model_add_norm");
+    launch(fAddNorm, static_cast<unsigned>(rows), 1, 256, (D + 8) * sizeof(float), args, "lina_model_add_norm");
     linear(W, normOut, yOut, rows, N, D, swigluI);
   }
 
   // The gated norm after the attention (mk::PostAttentionArgs, its output in `on`) and o_proj:
   // one fused GEMV for a few rows, else the two kernels.
   void postAttentionLinear(mk::PostAttentionArgs po, CUdeviceptr W, CUdeviceptr yOut, int64_t rows, int64_t N) {
-    const int64_t Din = H * V;
-    const size_t smem = static_cast<size_t>(rows * Din) * elem;
+    const int64_t Din = H * V, n = cfg.type == ModelType::GSA ? Din : V;
+    const size_t smem = fusedSmem(rows, Din, n);
     if (gemvFits(rows, Din) && smem <= fusedSmemLimit) {
       mk::GemvFusedArgs g{};
       g.W = reinterpret_cast<const void*>(W);
@@ -232,8 +237,8 @@ struct GpuModel::Impl {
     }
     po.out = reinterpret_cast<void*>(on);
     void* postArgs[] = {&po};
-    launch(fPost, static_cast<unsigned>(rows), cfg.type == ModelType::GSA ? 1 : static_cast<unsigned>(H),
-           cfg.type == ModelType::GSA ? 256 : 128, 0, postArgs, "lina_model_post_attention");
+    launch(fPost, static_cast<unsigned>(rows), cfg.type == ModelType::GSA ? 1 : static_cast<unsigned>(H), 256,
+           (n + 8) * sizeof(float), postArgs, "lina_model_post_attention");
     linear(W, on, yOut, rows, N, Din);
   }
 
@@ -527,17 +532,21 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
     cuda::check(drv().cuFuncSetAttribute(m.fPre, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(preSmem)),
                 "cuFuncSetAttribute", "lina_model_pre_attention: " + std::to_string(preSmem) + " bytes of shared memory");
   // The fused GEMV's input rows: up to kGemvRows of D (add + norm) or H*V (before o_proj).
-  const size_t fusedSmem = static_cast<size_t>(mk::kGemvRows * std::max(m.D, m.H * m.V)) * m.elem;
-  if (fusedSmem <= 48 * 1024) {
-    m.fusedSmemLimit = fusedSmem;
-  } else if (fusedSmem <= static_cast<size_t>(m.info.maxSharedPerBlockOptin)) {
-    cuda::check(drv().cuFuncSetAttribute(m.fGemvFused, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(fusedSmem)),
-                "cuFuncSetAttribute", "lina_model_gemv_fused: " + std::to_string(fusedSmem) + " bytes of shared memory");
-    m.fusedSmemLimit = fusedSmem;
+  const size_t fusedBytes = std::max(m.fusedSmem(mk::kGemvRows, m.D, m.D), m.fusedSmem(mk::kGemvRows, m.H * m.V, m.V));
+  if (fusedBytes <= 48 * 1024) {
+    m.fusedSmemLimit = fusedBytes;
+  } else if (fusedBytes <= static_cast<size_t>(m.info.maxSharedPerBlockOptin)) {
+    cuda::check(drv().cuFuncSetAttribute(m.fGemvFused, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(fusedBytes)),
+                "cuFuncSetAttribute", "lina_model_gemv_fused: " + std::to_string(fusedBytes) + " bytes of shared memory");
+    m.fusedSmemLimit = fusedBytes;
   } else {
     m.fusedSmemLimit = 48 * 1024;  // wider rows take the separate norm kernels
   }
-  const size_t normSmem = static_cast<size_t>(m.D) * sizeof(float);
+  const size_t postSmem = static_cast<size_t>(m.H * m.V + 8) * sizeof(float);
+  if (postSmem > 48 * 1024)
+    cuda::check(drv().cuFuncSetAttribute(m.fPost, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(postSmem)),
+                "cuFuncSetAttribute", "lina_model_post_attention");
+  const size_t normSmem = static_cast<size_t>(m.D + 8) * sizeof(float);
   if (normSmem > 48 * 1024)
     cuda::check(drv().cuFuncSetAttribute(m.fAddNorm, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(normSmem)),
                 "cuFuncSetAttribute", "lina_model_add_norm");

@@ -375,10 +375,16 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   ForwardArgs few = a;
   few.batch = 2;
   few.time = 16384;
-  few.heads = 16;  // 64 CTAs of 64 columns on 132 SMs: one wave of the narrow tile, fused
-  const KernelConfig narrow = gla.chooseConfig(few, kSmem, kSms);
-  EXPECT_TRUE(narrow.registerTiles);
-  EXPECT_EQ(narrow.strategy, cir::Strategy::Fused) << "auto does not pick the register-tile split (slower on H100)";
+  few.heads = 16;  // 64 walks of 64 columns on 132 SMs, 16 segments each: the segmented split
+  const KernelConfig fewSplit = gla.chooseConfig(few, kSmem, kSms);
+  EXPECT_TRUE(fewSplit.registerTiles);
+  EXPECT_EQ(fewSplit.strategy, cir::Strategy::Split) << "few long walks: auto picks the register-tile split";
+  EXPECT_EQ(gla.kernelNames(fewSplit, few.dims, few.dtype),
+            "gla_kir_segment_local_c64_bv64 + gla_kir_segment_scan_c64 + gla_kir_segment_outputs_c64_bv128");
+  ForwardArgs fewShorter = few;
+  fewShorter.time = 2048;  // 2 segments per sequence: the fused walk of the narrow tile (one wave)
+  const KernelConfig narrow = gla.chooseConfig(fewShorter, kSmem, kSms);
+  EXPECT_EQ(narrow.strategy, cir::Strategy::Fused);
   EXPECT_EQ(narrow.tile, 64);
   ForwardArgs askFewSplit = few;
   askFewSplit.strategy = "split";

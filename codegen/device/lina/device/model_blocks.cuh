@@ -54,15 +54,26 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return r;
 }
 
-// The order of every normalisation's sum of squares in this file: lane l of a warp sums terms
-// l, l + 32, ..., then a butterfly over the warp. The standalone kernels and the fused GEMV's
-// prologues use it alike, so lina-run --gemv 1 and 0 compute the same bits.
-template <typename F>
-__device__ __forceinline__ float lane_strided_sum(int n, F term) {
+// Every RMSNorm here sums its squares in one order, so the standalone kernels and the fused
+// GEMV's prologues (lina-run --gemv 1 and 0) compute the same bits: the values of a group (a row
+// of D, a (row, head) of V, GSA's row of H*V) are stashed in fp32 in shared memory; thread t of a
+// 256-thread block sums j = t, t + 256, ...; a butterfly over each warp; then the 8 warp sums
+// in order. kNormThreads is that block size.
+constexpr int kNormThreads = 256;
+
+// Writes group g's warp partials to red[8 g + warp] (every thread of the block calls it).
+__device__ __forceinline__ void norm_partials(const float* stash, int n, int g, float* red) {
   float s = 0.f;
-#pragma unroll 4
-  for (int i = threadIdx.x & 31; i < n; i += 32) s += term(i);
-  return warp_sum(s);
+  for (int j = threadIdx.x; j < n; j += kNormThreads) s += stash[j] * stash[j];
+  s = warp_sum(s);
+  if ((threadIdx.x & 31) == 0) red[8 * g + (threadIdx.x >> 5)] = s;
+}
+// After a barrier: 1 / RMS of group g.
+__device__ __forceinline__ float norm_rstd(const float* red, int g, int n, float eps) {
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < 8; ++w) s += red[8 * g + w];
+  return rsqrtf(s / static_cast<float>(n) + eps);
 }
 
 // Element i of input row `row` of an add + norm (AddNormArgs); writes the residual if asked.
@@ -82,15 +93,18 @@ __device__ __forceinline__ float add_norm_input(const AddNormArgs& p, long long 
   return ld<T>(p.rIn, at);
 }
 
-// One row per block: x = RMSNorm(the add) * w (AddNormArgs), rows in place (rOut = rIn).
+// One row per block of kNormThreads: x = RMSNorm(the add) * w (AddNormArgs), rows in place
+// (rOut = rIn).
 template <typename T>
 __device__ void add_norm(const AddNormArgs& p, void* x) {
-  extern __shared__ float stash[];  // [D]
+  extern __shared__ float stash[];  // [D] + 8
+  float* red = stash + p.D;
   const long long out = blockIdx.x, row = p.rowMap ? p.rowMap[out] : out;
   for (int i = threadIdx.x; i < p.D; i += blockDim.x) stash[i] = add_norm_input<T>(p, row, i, true);
   __syncthreads();
-  const float ss = lane_strided_sum(p.D, [&](int i) { return stash[i] * stash[i]; });
-  const float rstd = rsqrtf(ss / static_cast<float>(p.D) + p.eps);
+  norm_partials(stash, p.D, 0, red);
+  __syncthreads();
+  const float rstd = norm_rstd(red, 0, p.D, p.eps);
   for (int i = threadIdx.x; i < p.D; i += blockDim.x) st<T>(x, out * p.D + i, stash[i] * rstd * ld<T>(p.w, i));
 }
 
@@ -202,44 +216,40 @@ __device__ void pre_attention(const PreAttentionArgs& p) {
 
 // GLA / RetNet: per (row, head) o = RMSNorm_V(o) * w (* swish(g)); GSA: per row
 // RMSNorm_{H*V}(silu(o)) * w, both in fp32 and stored in T. A group is what one norm covers: a
-// (row, head) of V values, or GSA's whole row of H*V; `base` is its first element in o.
+// (row, head) of V values, or GSA's whole row of H*V; group g starts at element g * n of o.
+__device__ __forceinline__ int post_group_size(const PostAttentionArgs& p) { return p.model == kGsa ? p.H * p.V : p.V; }
 template <typename T>
-__device__ __forceinline__ float post_input(const PostAttentionArgs& p, long long base, int j) {
-  const float o = ld<T>(p.o, base + j);
+__device__ __forceinline__ float post_input(const PostAttentionArgs& p, long long e) {
+  const float o = ld<T>(p.o, e);
   return p.model == kGsa ? rnd<T>(o * sigmoidf(o)) : o;
 }
+// The output of element e (in o's [rows][H*V] numbering) from its input s and its group's rstd.
 template <typename T>
-__device__ __forceinline__ int post_group_size(const PostAttentionArgs& p) {
-  return p.model == kGsa ? p.H * p.V : p.V;
-}
-template <typename T>
-__device__ __forceinline__ float post_group_rstd(const PostAttentionArgs& p, long long base) {
-  const int n = post_group_size<T>(p);
-  const float ss = lane_strided_sum(n, [&](int j) {
-    const float s = post_input<T>(p, base, j);
-    return s * s;
-  });
-  return rsqrtf(ss / static_cast<float>(n) + p.eps);
-}
-template <typename T>
-__device__ __forceinline__ float post_value(const PostAttentionArgs& p, long long row, int h, long long base, int j,
-                                            float rstd) {
-  float y = post_input<T>(p, base, j) * rstd * (p.normWeight ? ld<T>(p.normWeight, j) : 1.f);
+__device__ __forceinline__ float post_value(const PostAttentionArgs& p, long long e, float s, float rstd) {
+  const int n = post_group_size(p), j = static_cast<int>(e % n);
+  float y = s * rstd * (p.normWeight ? ld<T>(p.normWeight, j) : 1.f);
   if (p.model != kGsa && p.gOffset >= 0) {
-    const float g = ld<T>(p.y, row * p.ldy + p.gOffset + h * p.V + j);
+    const long long row = e / (static_cast<long long>(p.H) * p.V);
+    const int hv = static_cast<int>(e % (static_cast<long long>(p.H) * p.V));  // h * V + j
+    const float g = ld<T>(p.y, row * p.ldy + p.gOffset + hv);
     y = y * g * sigmoidf(g);
   }
   return y;
 }
 
-// One block per (row, head) (GSA: per row); every warp computes the group's norm.
+// One block of kNormThreads per group ((row, head); GSA: row).
 template <typename T>
 __device__ void post_attention(const PostAttentionArgs& p) {
-  const long long row = blockIdx.x;
-  const int h = p.model == kGsa ? 0 : blockIdx.y, n = post_group_size<T>(p);
-  const long long base = p.model == kGsa ? row * n : (row * p.H + h) * p.V;
-  const float rstd = post_group_rstd<T>(p, base);
-  for (int j = threadIdx.x; j < n; j += blockDim.x) st<T>(p.out, base + j, post_value<T>(p, row, h, base, j, rstd));
+  extern __shared__ float stash[];  // [n] + 8
+  const int n = post_group_size(p);
+  float* red = stash + n;
+  const long long g = p.model == kGsa ? blockIdx.x : static_cast<long long>(blockIdx.x) * p.H + blockIdx.y;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) stash[j] = post_input<T>(p, g * n + j);
+  __syncthreads();
+  norm_partials(stash, n, 0, red);
+  __syncthreads();
+  const float rstd = norm_rstd(red, 0, n, p.eps);
+  for (int j = threadIdx.x; j < n; j += blockDim.x) st<T>(p.out, g * n + j, post_value<T>(p, g * n + j, stash[j], rstd));
 }
 
 // SwiGLU: out = silu(gate) * up from the fused [rows][2I] gate | up projection.
@@ -307,40 +317,38 @@ __device__ void gemv_columns(const void* W, const void* x, void* y, int rows, in
 // The GEMV with its input computed by the block itself into shared memory (GemvFusedArgs):
 // the add + norm before a projection, or the gated norm before o_proj. Every block computes the
 // few rows (the residual is written by block 0, to a buffer no block reads), so no separate
-// kernel and no round trip through global memory precede the projection. The values are those
-// the standalone kernels store (same sums, same roundings).
+// kernel and no round trip through global memory precede the projection. All loads of the
+// rows are issued at once (one element per thread per step over rows x Din), and the values are
+// those the standalone kernels store (the same sums in the same order, the same roundings).
+// Shared memory: fused_gemv_smem (rows x Din of T, then fp32 stash, then 8 floats per group).
 template <typename T>
 __device__ void gemv_fused(const GemvFusedArgs& g) {
-  extern __shared__ uint4 xsRaw[];  // [rows][Din] of T
+  extern __shared__ uint4 xsRaw[];
+  const int Din = g.Din, total = g.rows * Din;
   T* xs = reinterpret_cast<T*>(xsRaw);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  if (g.prologue == kGemvAddNorm) {
-    const AddNormArgs& p = g.norm;
-    for (int r = warp; r < g.rows; r += warps) {
-      const long long row = p.rowMap ? p.rowMap[r] : r;
-      const bool writer = blockIdx.x == 0;
-      const float ss = lane_strided_sum(p.D, [&](int i) {
-        const float s = add_norm_input<T>(p, row, i, writer);
-        return s * s;
-      });
-      const float rstd = rsqrtf(ss / static_cast<float>(p.D) + p.eps);
-      for (int i = lane; i < p.D; i += 32)
-        xs[static_cast<long long>(r) * p.D + i] = from_float<T>(add_norm_input<T>(p, row, i, false) * rstd * ld<T>(p.w, i));
-    }
-  } else {
-    const PostAttentionArgs& p = g.post;
-    const int groups = p.model == kGsa ? 1 : p.H, n = post_group_size<T>(p);
-    for (int e = warp; e < g.rows * groups; e += warps) {
-      const long long row = e / groups;
-      const int h = e % groups;
-      const long long base = p.model == kGsa ? row * n : (row * p.H + h) * p.V;
-      const float rstd = post_group_rstd<T>(p, base);
-      T* out = xs + (p.model == kGsa ? row * n : (row * p.H + h) * p.V);
-      for (int j = lane; j < n; j += 32) out[j] = from_float<T>(post_value<T>(p, row, h, base, j, rstd));
+  float* stash = reinterpret_cast<float*>(xsRaw + (static_cast<long long>(total) * sizeof(T) + 15) / 16);
+  float* red = stash + total;
+  const bool norm = g.prologue == kGemvAddNorm;
+  const int n = norm ? Din : post_group_size(g.post), groups = total / n;
+  for (int e = threadIdx.x; e < total; e += blockDim.x) {
+    if (norm) {
+      const int r = e / Din;
+      const long long row = g.norm.rowMap ? g.norm.rowMap[r] : r;
+      stash[e] = add_norm_input<T>(g.norm, row, e % Din, blockIdx.x == 0);
+    } else {
+      stash[e] = post_input<T>(g.post, e);
     }
   }
   __syncthreads();
-  gemv_columns<T>(g.W, xs, g.y, g.rows, g.N, g.Din, g.swigluI);
+  for (int q = 0; q < groups; ++q) norm_partials(stash + static_cast<long long>(q) * n, n, q, red);
+  __syncthreads();
+  for (int e = threadIdx.x; e < total; e += blockDim.x) {
+    const int q = e / n;
+    const float rstd = norm_rstd(red, q, n, norm ? g.norm.eps : g.post.eps);
+    xs[e] = from_float<T>(norm ? stash[e] * rstd * ld<T>(g.norm.w, e % Din) : post_value<T>(g.post, e, stash[e], rstd));
+  }
+  __syncthreads();
+  gemv_columns<T>(g.W, xs, g.y, g.rows, g.N, Din, g.swigluI);
 }
 
 // An order-preserving key of a float (larger float, larger key).

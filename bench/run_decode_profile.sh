@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One device call: the model runner's GPU tests, lina-run's decode rows on a random GLA-340M, and
+# Nsight Compute kernel times of a decode step (batch 1 and 32, without graphs) and of the
+# segmented register-tile split (simple GLA at B2_T16384_H16_D128).
+# Usage on the GPU machine, from the repository root: bench/run_decode_profile.sh OUTDIR [BUILD]
+set -uo pipefail
+out=${1:?output directory}
+build=${2:-build-device}
+start=$(date +%s)
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
+cat "$out/device.txt"
+export LINA_BUILD_TARGETS="lina-run lina-bench lina_gpu_model_tests"
+scripts/device_build.sh "$build" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - start )) s"
+export LINA_CACHE_DIR=$(mktemp -d)
+run=$build/tools/lina-run/lina-run
+$run --init library/models/gla-340M.json --out /tmp/gla-340M --seed 1 > /dev/null 2>&1 &
+LINA_GPU_LOG=$out/model_runner_checks.log timeout 200 "$build/tests/gpu/lina_gpu_model_tests" > "$out/model_runner_tests.txt" 2>&1
+wait
+grep -E "^\[  (FAILED|     OK|  SKIPPED) |Failure" "$out/model_runner_tests.txt" | head -20
+short=$(python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(3, 32000)) for _ in range(128)))")
+for b in 1 4 32; do timeout 60 $run --model /tmp/gla-340M --token-ids $short --batch $b --max-new-tokens 3 > /dev/null 2>&1; done
+{
+  echo "== gla-340M"
+  for args in "--max-new-tokens 256" "--max-new-tokens 256 --gemv 0" "--batch 4 --max-new-tokens 256" \
+              "--batch 4 --max-new-tokens 256 --gemv 0" "--batch 32 --max-new-tokens 256"; do
+    echo "-- $args"; timeout 60 $run --model /tmp/gla-340M --token-ids $short $args --stop-at-eos 0 | tail -1
+  done
+} 2>&1 | tee "$out/lina_run.txt"
+echo "runner: $(( $(date +%s) - start )) s"
+# A decode step is ~150-220 launches: skip the prefill and the first steps, profile 400.
+for b in 1 32; do
+  echo "== ncu decode batch $b (400 launches after the first 800)"
+  timeout 120 ncu --csv --metrics gpu__time_duration.sum --launch-skip 800 --launch-count 400 \
+    $run --model /tmp/gla-340M --token-ids $short --batch $b --max-new-tokens 12 --graphs 0 --stop-at-eos 0 \
+    > "$out/ncu_decode_b$b.csv" 2> "$out/ncu_decode_b$b.err"
+  python3 bench/ncu_kernel_times.py "$out/ncu_decode_b$b.csv" 14 || tail -3 "$out/ncu_decode_b$b.err"
+done
+echo "== ncu simple_gla split B2_T16384_H16_D128"
+timeout 90 ncu --csv --metrics gpu__time_duration.sum --kernel-name regex:simple_gla --launch-skip 3 --launch-count 6 \
+  "$build/tools/lina-bench/lina-bench" --op simple_gla --shape 2,16384,16 --dims K=128,V=128 --reps 2 --strategy split \
+  > "$out/ncu_split.csv" 2> "$out/ncu_split.err"
+python3 bench/ncu_kernel_times.py "$out/ncu_split.csv" || tail -3 "$out/ncu_split.err"
+echo "total: $(( $(date +%s) - start )) s"

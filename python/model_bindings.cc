@@ -1,6 +1,7 @@
-// lina._lina.CpuRunner: the model runner's CPU engine (library/model) for lina.Runner: a
-// validated checkpoint, its fp32 blocks, the tokenizer when the directory has one, and a
-// streaming generator of token ids.
+// lina._lina.CpuRunner and GpuRunner: the model runner's engines (library/model) for lina.Runner.
+// CpuRunner: a validated checkpoint, its fp32 blocks, the tokenizer when the directory has one,
+// and a streaming generator of token ids. GpuRunner: the GPU engine (cuBLAS projections, lina's
+// kernels, CUDA-graph decode) over a batch of prompts, each new token handed to a callback.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -10,6 +11,9 @@
 #include "library/convert/llama_to_fla.h"
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
+#if LINA_HAVE_MODEL_GPU
+#include "library/model/gpu_model.h"
+#endif
 #include "library/model/sampling.h"
 #include "library/model/tokenizer.h"
 #include "support/error.h"
@@ -61,7 +65,113 @@ struct Stream {
 
 }  // namespace
 
+#if LINA_HAVE_MODEL_GPU
+namespace {
+
+struct GpuEngine {
+  std::string dir;
+  std::unique_ptr<model::GpuModel> model;
+  std::unique_ptr<model::Tokenizer> tokenizer;  // opened on first use
+  const model::Tokenizer& tokens() {
+    if (!tokenizer) tokenizer = model::Tokenizer::open(dir);
+    return *tokenizer;
+  }
+};
+
+void checkPrompts(const std::vector<std::vector<int64_t>>& prompts, int64_t vocab) {
+  if (prompts.empty()) throw Error("prompts: expected at least one prompt; got none");
+  for (size_t n = 0; n < prompts.size(); ++n) {
+    if (prompts[n].empty()) throw Error("prompt " + std::to_string(n) + ": expected at least one token; got none");
+    for (int64_t t : prompts[n])
+      if (t < 0 || t >= vocab)
+        throw Error("prompt " + std::to_string(n) + ": token " + std::to_string(t) +
+                    " is outside the vocabulary (vocab_size " + std::to_string(vocab) + ")");
+  }
+}
+
+void bindGpuRunner(py::module_& m) {
+  py::class_<GpuEngine, std::shared_ptr<GpuEngine>>(m, "GpuRunner")
+      .def(py::init([](const std::string& dir, const std::string& dtype, int64_t maxBatch, int64_t maxPrefillTokens,
+                       bool graphs, int device) {
+             auto e = std::make_shared<GpuEngine>();
+             e->dir = dir;
+             model::GpuModelOptions o;
+             o.dtype = dtype;
+             o.maxBatch = maxBatch;
+             o.maxPrefillTokens = maxPrefillTokens;
+             o.graphs = graphs;
+             o.device = device;
+             const model::Checkpoint ck = model::Checkpoint::open(dir);
+             e->model = std::make_unique<model::GpuModel>(ck, o);
+             return e;
+           }),
+           py::arg("model_dir"), py::arg("dtype") = "bf16", py::arg("max_batch") = 64,
+           py::arg("max_prefill_tokens") = 16384, py::arg("graphs") = true, py::arg("device") = 0)
+      .def_property_readonly("model_type", [](const GpuEngine& e) { return std::string(model::modelTypeName(e.model->config().type)); })
+      .def_property_readonly("vocab_size", [](const GpuEngine& e) { return e.model->config().vocabSize; })
+      .def_property_readonly("bos_token_id", [](const GpuEngine& e) { return e.model->config().bosTokenId; })
+      .def_property_readonly("eos_token_id", [](const GpuEngine& e) { return e.model->config().eosTokenId; })
+      .def("encode", [](GpuEngine& e, const std::string& text) { return e.tokens().encode(text); })
+      .def("decode", [](GpuEngine& e, const std::vector<int64_t>& ids) { return e.tokens().decode(ids); })
+      .def_property_readonly("device_name", [](const GpuEngine& e) { return e.model->deviceName(); })
+      .def_property_readonly("weight_bytes", [](const GpuEngine& e) { return e.model->weightBytes(); })
+      .def_property_readonly("device_bytes", [](const GpuEngine& e) { return e.model->deviceBytes(); })
+      .def("logits", [](GpuEngine& e, const std::vector<std::vector<int64_t>>& prompts) {
+             checkPrompts(prompts, e.model->config().vocabSize);
+             py::gil_scoped_release release;
+             return e.model->prefill(prompts);
+           }, py::arg("prompts"), "the fp32 logits after the last token of each prompt")
+      .def("generate",
+           [](GpuEngine& e, const std::vector<std::vector<int64_t>>& prompts, int64_t maxNew, double temperature,
+              int64_t topK, double topP, uint64_t seed, bool stopAtEos, py::object onToken) {
+             checkPrompts(prompts, e.model->config().vocabSize);
+             if (maxNew < 1) throw Error("max_new_tokens: expected >= 1; got " + std::to_string(maxNew));
+             model::GenerateOptions g;
+             g.maxNewTokens = maxNew;
+             g.sampling = {temperature, topK, topP};
+             g.sampling.validate();
+             g.seed = seed;
+             g.stopAtEos = stopAtEos;
+             std::function<bool(int64_t, int64_t)> callback;
+             std::exception_ptr failure;
+             if (!onToken.is_none())
+               callback = [&](int64_t n, int64_t token) {
+                 if (failure) return true;
+                 py::gil_scoped_acquire acquire;
+                 try {
+                   return py::bool_(onToken(n, token)).cast<bool>();
+                 } catch (...) {  // rethrown after the engine returns: it must not unwind through it
+                   failure = std::current_exception();
+                   return true;
+                 }
+               };
+             model::GenerateResult r;
+             {
+               py::gil_scoped_release release;
+               r = e.model->generate(prompts, g, callback);
+             }
+             if (failure) std::rethrow_exception(failure);
+             py::dict stats;
+             stats["prompt_tokens"] = r.promptTokens;
+             stats["decoded_tokens"] = r.decodedTokens;
+             stats["decode_steps"] = r.decodeSteps;
+             stats["prefill_seconds"] = r.prefillSeconds;
+             stats["decode_seconds"] = r.decodeSeconds;
+             return py::make_tuple(r.tokens, stats);
+           },
+           py::arg("prompts"), py::arg("max_new_tokens") = 32, py::arg("temperature") = 0.0, py::arg("top_k") = 0,
+           py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("stop_at_eos") = true, py::arg("on_token") = py::none(),
+           "prefill and decode every prompt; on_token(sequence, token) sees each new token and returns True to end "
+           "that sequence; returns (new tokens per prompt, timings)");
+}
+
+}  // namespace
+#endif
+
 void bindModels(py::module_& m) {
+#if LINA_HAVE_MODEL_GPU
+  bindGpuRunner(m);
+#endif
   m.def(
       "convert_llama",
       [](const std::string& source, const std::string& destination, const std::string& target,

@@ -50,6 +50,21 @@ def test_bad_inputs(model_dir, tmp_path):
         lina.Runner(tmp_path / "nowhere")
 
 
+def test_batch_and_device_choice(model_dir):
+    r = lina.Runner(model_dir, device="cpu")
+    assert r.device == "cpu"
+    prompts = [[1, 20, 30, 40], [1, 5]]
+    assert r.generate(prompts, max_new_tokens=4) == [r.generate(p, max_new_tokens=4) for p in prompts]
+    with pytest.raises(lina.LinaError, match="stream=True takes one prompt"):
+        r.generate(prompts, stream=True)
+    with pytest.raises(lina.LinaError, match="device: expected 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"):
+        lina.Runner(model_dir, device="tpu")
+    if not lina.cuda_available():
+        assert lina.Runner(model_dir).device == "cpu"  # auto
+        with pytest.raises(lina.LinaError, match="CUDA|GPU"):
+            lina.Runner(model_dir, device="cuda")
+
+
 def _write_llama(path, hidden=32, layers=2, heads=4, kv_heads=2, mlp=48, vocab=64):
     """A tiny Mistral-shaped checkpoint in Hugging Face layout (fp32 safetensors, written here)."""
     import json

@@ -10,7 +10,7 @@ start=$(date +%s)
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
 cat "$out/device.txt"
-export LINA_BUILD_TARGETS="lina-run lina-bench lina_gpu_model_tests"
+export LINA_BUILD_TARGETS="lina-run lina-bench lina_gpu_model_tests _lina"
 scripts/device_build.sh "$build" > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 export LINA_CACHE_DIR=$(mktemp -d)
@@ -29,6 +29,30 @@ for b in 1 4 32; do timeout 60 $run --model /tmp/gla-340M --token-ids $short --b
   done
 } 2>&1 | tee "$out/lina_run.txt"
 echo "runner: $(( $(date +%s) - start )) s"
+# lina.Runner on the GPU engine (python/tests/test_runner_gpu.py), with pytest where the machine has it.
+if python3 -m pytest --version > /dev/null 2>&1; then
+  PYTHONPATH=$build/python LINA_SOURCE_DIR=$PWD timeout 120 python3 -m pytest -q -p no:cacheprovider python/tests/test_runner_gpu.py 2>&1 | tail -15
+else
+  PYTHONPATH=$build/python LINA_SOURCE_DIR=$PWD timeout 120 python3 - <<'PY' 2>&1 | tail -15
+import os, sys, tempfile, types, re
+class Raises:
+    def __init__(self, exc, match): self.exc, self.match = exc, match
+    def __enter__(self): return self
+    def __exit__(self, t, v, tb):
+        assert t is not None and issubclass(t, self.exc), f"expected {self.exc.__name__}"
+        assert re.search(self.match, str(v)), f"{v!r} does not match {self.match!r}"
+        return True
+sys.modules["pytest"] = types.SimpleNamespace(mark=types.SimpleNamespace(skipif=lambda *a, **k: None),
+    fixture=lambda **k: (lambda f: f), raises=lambda e, match="": Raises(e, match))
+sys.path.insert(0, "python/tests")
+import lina, test_runner_gpu as t
+for m in ["gla", "retnet", "gsa"]:
+    d = os.path.join(tempfile.mkdtemp(), m)
+    lina.init_checkpoint(os.path.join("library", "models", f"{m}-tiny.json"), d, dtype="fp32", seed=5)
+    for f in (t.test_gpu_matches_cpu, t.test_gpu_errors):
+        f(d); print("PASS", f.__name__, m)
+PY
+fi
 # A decode step is ~150-220 launches: skip the prefill and the first steps, profile 400.
 for b in 1 32; do
   echo "== ncu decode batch $b (400 launches after the first 800)"

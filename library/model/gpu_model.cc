@@ -139,8 +139,12 @@ struct GpuModel::Impl {
     return (static_cast<size_t>(rows * Din) * elem + 15) / 16 * 16 + static_cast<size_t>(rows * Din) * sizeof(float) +
            static_cast<size_t>(rows * Din / n) * 8 * sizeof(float);
   }
+  // lina's GEMV takes one row only: at batch 4 cuBLAS decoded faster (3032 against 1680 tok/s for
+  // GLA-340M on an H200, bench/results/2026-12-07-h200-decode-profile); at batch 1 they tie
+  // (776 / 784). The kernels handle up to kGemvRows.
+  static constexpr int64_t kGemvUseRows = 1;
   bool gemvFits(int64_t rows, int64_t Din) const {
-    return opt.gemv && rows <= mk::kGemvRows && Din % (16 / static_cast<int64_t>(elem)) == 0;
+    return opt.gemv && rows <= kGemvUseRows && Din % (16 / static_cast<int64_t>(elem)) == 0;
   }
   // Blocks of 8 warps for N output columns: one column per warp, at most 8 blocks per SM
   // (warps then stride over the columns: the fused prologue is computed once per block).

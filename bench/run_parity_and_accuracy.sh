@@ -38,21 +38,6 @@ timeout 60 $run --model /tmp/gla-340M --token-ids "$ids" --max-new-tokens 8 --gr
 # Launches per decode step: count them from a run of 4 and of 6 new tokens' kernel totals.
 timeout 150 ncu --csv --metrics gpu__time_duration.sum --launch-skip 600 --launch-count 600 \
   $run --model /tmp/gla-340M --token-ids "$ids" --max-new-tokens 8 --graphs 0 --stop-at-eos 0 > "$out/ncu_decode.csv" 2> "$out/ncu.err"
-python3 - "$out/ncu_decode.csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
-head = rows[0]; rows = rows[1:]
-ki, vi, ui = head.index("Kernel Name"), head.index("Metric Value"), head.index("Metric Unit")
-tot = collections.defaultdict(float); cnt = collections.Counter()
-for r in rows:
-    try: v = float(r[vi].replace(",", ""))
-    except ValueError: continue
-    scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1, "usecond": 1, "ms": 1e3, "msecond": 1e3}.get(r[ui].strip())
-    if scale is None: sys.exit(f"unknown time unit {r[ui]!r}")
-    tot[r[ki][:70]] += v * scale; cnt[r[ki][:70]] += 1
-print("kernels profiled:", sum(cnt.values()), " total us:", round(sum(tot.values()), 1))
-for k, v in sorted(tot.items(), key=lambda x: -x[1])[:25]:
-    print(f"{v:10.1f} us  {cnt[k]:5d} x  {v / cnt[k]:7.2f} us  {k}")
-PY
+python3 bench/ncu_kernel_times.py "$out/ncu_decode.csv"
 tail -3 "$out/ncu.err"
 echo "total: $(( $(date +%s) - start )) s"

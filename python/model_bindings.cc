@@ -24,15 +24,19 @@ namespace lina::python {
 
 namespace {
 
-struct Engine {
+// A model directory and its tokenizer, opened on first use (both engines).
+struct ModelDirectory {
   std::string dir;
-  model::ModelConfig config;
-  std::unique_ptr<model::CpuModel> model;
-  std::unique_ptr<model::Tokenizer> tokenizer;  // opened on first use
+  std::unique_ptr<model::Tokenizer> tokenizer;
   const model::Tokenizer& tokens() {
     if (!tokenizer) tokenizer = model::Tokenizer::open(dir);
     return *tokenizer;
   }
+};
+
+struct Engine : ModelDirectory {
+  model::ModelConfig config;
+  std::unique_ptr<model::CpuModel> model;
 };
 
 // One generation: the prompt fed on the first next(), then one token per next() until the EOS id
@@ -68,14 +72,8 @@ struct Stream {
 #if LINA_HAVE_MODEL_GPU
 namespace {
 
-struct GpuEngine {
-  std::string dir;
+struct GpuEngine : ModelDirectory {
   std::unique_ptr<model::GpuModel> model;
-  std::unique_ptr<model::Tokenizer> tokenizer;  // opened on first use
-  const model::Tokenizer& tokens() {
-    if (!tokenizer) tokenizer = model::Tokenizer::open(dir);
-    return *tokenizer;
-  }
 };
 
 void checkPrompts(const std::vector<std::vector<int64_t>>& prompts, int64_t vocab) {

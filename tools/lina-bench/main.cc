@@ -2,6 +2,8 @@
 // NVRTC compile of each kernel cold and cached. One JSON object per line on stdout.
 //
 //   lina-bench --op gla --shape 4,4096,64 --dims K=128,V=128 [--dtype bf16] [--reps 20] [--backward]
+//              [--strategy S] [--kernels K] [--chunk N] [--tile N] [--warps N] [--stages N]
+//              [--file prog.lina: a program outside the library; --op names it in the output]
 //
 // --backward also times Program::backward (d<out> given, every input gradient stored, the
 // workspace allocated once up front as a framework's caching allocator would) and forward +
@@ -50,7 +52,8 @@ int run(int argc, char** argv) {
   std::string op = "gla", dtype = "bf16", strategy = "auto", kernels = "auto";
   std::vector<int64_t> shape = {4, 4096, 64};
   std::map<std::string, int64_t> dims;
-  int reps = 20, chunk = 0, warps = 0, stages = 0;
+  int reps = 20, chunk = 0, warps = 0, stages = 0, tile = 0;
+  std::string file;  // a .lina program outside the library (--file), named by --op in the output
   bool backward = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -67,6 +70,8 @@ int run(int argc, char** argv) {
     else if (a == "--chunk") chunk = std::stoi(next());
     else if (a == "--warps") warps = std::stoi(next());
     else if (a == "--stages") stages = std::stoi(next());
+    else if (a == "--tile") tile = std::stoi(next());
+    else if (a == "--file") file = next();
     else if (a == "--backward") backward = true;
     else if (a == "--dims") {
       std::stringstream ss(next());
@@ -79,7 +84,7 @@ int run(int argc, char** argv) {
   if (!cuda::available(&why)) throw Error("lina-bench needs a GPU: " + why);
   cuda::useDevice(0);
   const cuda::Driver* d = cuda::driver();
-  Program program = Program::fromLibrary(op);
+  Program program = file.empty() ? Program::fromLibrary(op) : Program::fromFile(file);
   const rir::Recurrence& rec = program.recurrence();
   for (const std::string& dim : rec.dims)
     if (!dims.count(dim)) dims[dim] = 64;
@@ -95,6 +100,7 @@ int run(int argc, char** argv) {
   args.chunk = chunk;
   args.warps = warps;
   args.stages = stages;
+  args.tile = tile;
   size_t width = dtype == "fp32" ? 4 : 2;
   std::mt19937_64 rng(1);
   std::normal_distribution<float> normal(0.f, 1.f);

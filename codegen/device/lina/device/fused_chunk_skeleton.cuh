@@ -391,8 +391,30 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
         }
     }
 
+    // Row gates (scalar, per-head constant, none): every warp scans the chunk's 64 log2 gates
+    // (lane holds rows lane and lane + 32); warp 0 publishes G_t and the carry's token factors
+    // u_s = 2^(G_63 - G_s). q and k stay raw in shared memory: the factors go on fragments.
+    float g63 = 0.f;  // the chunk's total log2 decay (row gates)
+    if constexpr (!VEC && G != Gate::kNone) {
+      auto x_of = [&](int row) -> float {
+        if constexpr (G == Gate::kScalar) return gs[sidx * C + row] * kLog2e;
+        else return (row < valid && !(SHIFT && c0 + row == 0)) ? hc2 : 0.f;
+      };
+      float glo = x_of(lane), ghi = x_of(lane + 32);
+#pragma unroll
+      for (int d = 1; d < 32; d *= 2) {
+        const float t0 = __shfl_up_sync(0xffffffffu, glo, d), t1 = __shfl_up_sync(0xffffffffu, ghi, d);
+        if (lane >= d) glo += t0, ghi += t1;
+      }
+      ghi += __shfl_sync(0xffffffffu, glo, 31);
+      g63 = __shfl_sync(0xffffffffu, ghi, 31);
+      if (warp == 0) {
+        if constexpr (!kStatesOnly) mvec[lane] = glo, mvec[lane + 32] = ghi;  // G_t
+        uvec[lane] = ex2(g63 - glo), uvec[lane + 32] = ex2(g63 - ghi);
+      }
+    }
     // Prep: lane = (sub-chunk i = lane / 8, column pair cp = lane % 8) of a 16-column strip.
-    {
+    if constexpr (VEC) {
       const int i = lane >> 3, cp = lane & 7;
       for (int strip = warp; strip < K / 16; strip += NW) {
         const int col = strip * 16 + cp * 2;
@@ -474,8 +496,72 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     // registers at K = 128.
     const unsigned qrow = st + L::kQ + tile_off<K>(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8, 0);
     const int qsw = swz(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8);
+    // Row gates: o = (q S_bf16) (.)rows scale 2^(G_t), scores (q k^T) (.) scale 2^(G_t - G_s);
+    // every exponent is <= 0 for any decay.
+    if constexpr (!VEC) {
+      const float* gcum = mvec;
+      const int brow = (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int kk = 0; kk < K / 16; ++kk) {
+        unsigned qa[4];
+        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          unsigned b[4];
+          ldsm4t(b, sbase + L::kSb + tile_off<BV>(kk * 16 + brow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
+          mma16816(o[2 * np], qa[0], qa[1], qa[2], qa[3], b[0], b[1]);
+          mma16816(o[2 * np + 1], qa[0], qa[1], qa[2], qa[3], b[2], b[3]);
+        }
+      }
+      const int ta = 16 * rb + gq;
+      float gta = 0.f, gtb = 0.f;
+      if constexpr (G != Gate::kNone) gta = gcum[ta], gtb = gcum[ta + 8];
+      {
+        const float fa = G == Gate::kNone ? scale : scale * ex2(gta), fb = G == Gate::kNone ? scale : scale * ex2(gtb);
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) o[nt][0] *= fa, o[nt][1] *= fa, o[nt][2] *= fb, o[nt][3] *= fb;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        if (j > rb) break;
+        float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
+#pragma unroll
+        for (int kk = 0; kk < K / 16; ++kk) {
+          unsigned qa[4], b[4];
+          ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
+          ldsm4(b, st + L::kK + tile_off<K>(krow, kk * 2 + ((lane >> 3) & 1)));
+          mma16816(A[0], qa[0], qa[1], qa[2], qa[3], b[0], b[1]);
+          mma16816(A[1], qa[0], qa[1], qa[2], qa[3], b[2], b[3]);
+        }
+        // (t, s) of A[nt][e]: t = ta (+ 8 for e >= 2), s = 16 j + 8 nt + qq (+ 1 for odd e).
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const int s0 = 16 * j + 8 * nt + qq;
+          float gs0 = 0.f, gs1 = 0.f;
+          if constexpr (G != Gate::kNone) {
+            const float2 gg = *reinterpret_cast<const float2*>(gcum + s0);
+            gs0 = gg.x, gs1 = gg.y;
+          }
+          A[nt][0] = s0 <= ta ? A[nt][0] * scale * ex2(gta - gs0) : 0.f;
+          A[nt][1] = s0 + 1 <= ta ? A[nt][1] * scale * ex2(gta - gs1) : 0.f;
+          A[nt][2] = s0 <= ta + 8 ? A[nt][2] * scale * ex2(gtb - gs0) : 0.f;
+          A[nt][3] = s0 + 1 <= ta + 8 ? A[nt][3] * scale * ex2(gtb - gs1) : 0.f;
+        }
+        const unsigned p0 = pack2(A[0][0], A[0][1]), p1 = pack2(A[0][2], A[0][3]);
+        const unsigned p2 = pack2(A[1][0], A[1][1]), p3 = pack2(A[1][2], A[1][3]);
+        const int vrow = 16 * j + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          unsigned b[4];
+          ldsm4t(b, st + L::kV + tile_off<BV>(vrow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
+          mma16816(o[2 * np], p0, p1, p2, p3, b[0], b[1]);
+          mma16816(o[2 * np + 1], p0, p1, p2, p3, b[2], b[3]);
+        }
+      }
+    }
     // Inter: o = (q~ (.) m[rb][0]) S_bf16.
-    {
+    if constexpr (VEC) {
       const float* m = mvec + (rb * 5) * K;
       const int brow = (lane & 7) + ((lane >> 3) & 1) * 8;
 #pragma unroll
@@ -498,7 +584,7 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     // Intra: sub-chunks j <= rb.
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      if (j > rb) break;
+      if (!VEC || j > rb) break;
       const float* m = mvec + (rb * 5 + j + 1) * K;
       float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
       const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
@@ -557,7 +643,9 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       const int r = rb * KR + mt * 16 + gq;
-      const float d0 = dvec[r], d1 = dvec[r + 8];
+      if constexpr (G == Gate::kNone) continue;
+      const float dr = VEC ? 1.f : ex2(g63);
+      const float d0 = VEC ? dvec[r] : dr, d1 = VEC ? dvec[r + 8] : dr;
       if constexpr (kStatesOnly) Dr[mt][0] *= d0, Dr[mt][1] *= d1;
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
@@ -574,11 +662,22 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
         const int kb = rb * KR + mt * 16;
         unsigned t[4];
         ldsm4t(t, st + L::kK + tile_off<K>(arow, kb / 8 + ((lane >> 3) & 1)));
-        const float u0 = uvec[j * K + kb + gq], u1 = uvec[j * K + kb + gq + 8];
-        a[mt][0] = scale2(t[0], u0, u0);
-        a[mt][1] = scale2(t[1], u1, u1);
-        a[mt][2] = scale2(t[2], u0, u0);
-        a[mt][3] = scale2(t[3], u1, u1);
+        if constexpr (VEC) {  // k~ is prescaled within its sub-chunk; u per state row
+          const float u0 = uvec[j * K + kb + gq], u1 = uvec[j * K + kb + gq + 8];
+          a[mt][0] = scale2(t[0], u0, u0);
+          a[mt][1] = scale2(t[1], u1, u1);
+          a[mt][2] = scale2(t[2], u0, u0);
+          a[mt][3] = scale2(t[3], u1, u1);
+        } else if constexpr (G == Gate::kNone) {
+          a[mt][0] = t[0], a[mt][1] = t[1], a[mt][2] = t[2], a[mt][3] = t[3];
+        } else {  // raw k; u per token (the fragment's columns 16 j + qq (+1), + 8)
+          const float2 ua = *reinterpret_cast<const float2*>(uvec + 16 * j + qq);
+          const float2 ub = *reinterpret_cast<const float2*>(uvec + 16 * j + 8 + qq);
+          a[mt][0] = scale2(t[0], ua.x, ua.y);
+          a[mt][1] = scale2(t[1], ua.x, ua.y);
+          a[mt][2] = scale2(t[2], ub.x, ub.y);
+          a[mt][3] = scale2(t[3], ub.x, ub.y);
+        }
       }
 #pragma unroll
       for (int np = 0; np < 4; ++np) {

@@ -212,6 +212,7 @@ RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
     return k;
   }
   const bool walkOnly = part == Part::SegmentLocal;
+  const bool vectorGate = k.gate == GateKind::Vector;
   const int C = k.chunk, KK = k.K, BV = k.BV;
   int64_t at = 0;
   auto add = [&](std::string name, std::string type, std::string shape, int64_t bytes, std::string why) {
@@ -230,10 +231,15 @@ RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
   if (!walkOnly) {
     add("Sb", "bf16", "[" + std::to_string(KK) + "][" + std::to_string(BV) + "]", KK * BV * 2,
         "the chunk's starting state: B operand of every warp's inter term");
-    add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
+    if (vectorGate) add("m", "f32", "[4][5][" + std::to_string(KK) + "]", 20 * KK * 4, "per-column inter/intra factors 2^(G_f(i) - G_e(j))");
+    else add("m", "f32", "[" + std::to_string(C) + "]", C * 4, "G_t, the chunk's log2 cumsum of the gate (row gates)");
   }
-  add("u", "f32", "[4][" + std::to_string(KK) + "]", 4 * KK * 4, "carry factors 2^(G_63 - G_e(j))");
-  add("d", "f32", "[" + std::to_string(KK) + "]", KK * 4, "the chunk's total decay 2^G_63");
+  if (vectorGate) {
+    add("u", "f32", "[4][" + std::to_string(KK) + "]", 4 * KK * 4, "carry factors 2^(G_63 - G_e(j))");
+    add("d", "f32", "[" + std::to_string(KK) + "]", KK * 4, "the chunk's total decay 2^G_63");
+  } else {
+    add("u", "f32", "[" + std::to_string(C) + "]", C * 4, "carry factors per token 2^(G_63 - G_s) (row gates)");
+  }
   add("gs", "f32", "[2][64]", 2 * C * 4, "scalar gates of the chunk (ring)");
   k.sharedBytes = at;
   // CTAs per SM the shared memory allows (228 KB per SM on sm_90, 1 KB reserved per CTA), at
@@ -312,20 +318,34 @@ void print(std::ostream& os, const RegisterTileKernel& k) {
      << " free\n";
   os << "    cp.async chunk c+1 -> stage (c+1)%2 (16B, zero-fill past the sequence end)\n";
   if (!local) os << "    store bf16(" << k.state << ") -> Sb\n";
-  os << "    prep in place: ";
-  const std::string qpart = local ? "" : "q~ = scale q 2^(G_t - G_f), ";
-  if (k.gate == GateKind::None) os << (local ? "" : "q~ = scale q, ") << "k~ = k (no gate)\n";
-  else
-    os << "G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g) << ") per sub-chunk + shuffle scan; " << qpart
+  const std::string S = k.state;
+  if (k.gate == GateKind::Vector) {
+    os << "    prep in place: G = log2 cumsum(" << k.g << ") per sub-chunk + shuffle scan; " << (local ? "" : "q~ = scale q 2^(G_t - G_f), ")
        << "k~ = k 2^(G_e - G_s); " << (local ? "u, d" : "m, u, d") << "\n";
+  } else if (k.gate == GateKind::None) {
+    os << "    no prep (no gate): q, k stay raw\n";
+  } else {
+    os << "    prep in registers: G = log2 cumsum(" << (k.gate == GateKind::HeadConstant ? "log-decay" : k.g)
+       << ") over the chunk (every warp, shuffle scan); warp 0 stores " << (local ? "" : "G -> m, ") << "u_s = 2^(G_63 - G_s) -> u; q, k stay raw\n";
+  }
   os << "    barrier.B2 all " << k.threads() << "  // prep" << (local ? "" : " and Sb") << " visible\n";
-  if (!local) {
+  if (!local && k.gate == GateKind::Vector) {
     os << "    mma o = (q~ (.) m[rb][0]) Sb              fused: m scales the A fragments\n";
     os << "    mma o += mask((q~ (.) m[rb][j+1]) k~_j^T) v_j for j <= rb   fused: causal mask on the C fragments, C->A repack\n";
-    os << "    store o -> " << k.o << " bf16 from C fragments\n";
+  } else if (!local) {
+    const bool none = k.gate == GateKind::None;
+    os << "    mma o = (q Sb) (.)rows scale" << (none ? "" : " 2^(G_t)") << "   fused: the factor on the C fragments\n";
+    os << "    mma o += mask((q k_j^T) (.) scale" << (none ? "" : " 2^(G_t - G_s)")
+       << ") v_j for j <= rb   fused: mask and factors on the C fragments, C->A repack\n";
   }
-  os << "    mma " << k.state << " = d (.)rows " << k.state << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
-  if (local) os << "    D = D * d\n";
+  if (!local) os << "    store o -> " << k.o << " bf16 from C fragments\n";
+  if (k.gate == GateKind::Vector)
+    os << "    mma " << S << " = d (.)rows " << S << " + sum_j (u_j (.)rows k~_j^T) v_j   fused: u, d on fragments\n";
+  else if (k.gate == GateKind::None)
+    os << "    mma " << S << " = " << S << " + sum_j k_j^T v_j\n";
+  else
+    os << "    mma " << S << " = 2^(G_63) " << S << " + sum_j (k_j (.)rows u_j)^T v_j   fused: u on the A fragments\n";
+  if (local) os << "    D = D * " << (k.gate == GateKind::Vector ? "d" : "2^(G_63)") << "\n";
   os << "  }\n";
   if (whole) os << "  store " << k.state << " -> final state (f32, when given)\n";
   if (local) os << "  store " << k.state << " -> segment-state[slot], D -> segment-decay[slot]\n";

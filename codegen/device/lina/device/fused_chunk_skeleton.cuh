@@ -151,10 +151,12 @@ struct Layout {
   static constexpr int kV = kG + (kVec ? kChunk * P::K * 2 : 0);
   static constexpr int kStage = kV + kChunk * P::BV * 2;
   static constexpr int kSb = kStages * kStage;                            // bf16 [K][BV], the chunk's starting state
-  static constexpr int kM = kSb + (kWalkOnly ? 0 : P::K * P::BV * 2);     // fp32 [4][5][K]
-  static constexpr int kU = kM + (kWalkOnly ? 0 : 20 * P::K * 4);         // fp32 [4][K]
-  static constexpr int kD = kU + 4 * P::K * 4;           // fp32 [K]
-  static constexpr int kGs = kD + P::K * 4;              // fp32 [2][64], scalar gates
+  // Vector gates: m fp32 [4][5][K], u fp32 [4][K], d fp32 [K]. Row gates: m holds G_t and u the
+  // carry's token factors, fp32 [64] each, and no d.
+  static constexpr int kM = kSb + (kWalkOnly ? 0 : P::K * P::BV * 2);
+  static constexpr int kU = kM + (kWalkOnly ? 0 : kVec ? 20 * P::K * 4 : kChunk * 4);
+  static constexpr int kD = kU + (kVec ? 4 * P::K * 4 : kChunk * 4);
+  static constexpr int kGs = kD + (kVec ? P::K * 4 : 0);  // fp32 [2][64], scalar gates
   static constexpr int kTotal = kGs + 2 * kChunk * 4;
 };
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the register-tile forward of the row-gated programs (simple GLA, retention,
 # linear attention) before and after a change to lina/device/fused_chunk_skeleton.cuh, on the same
-# GPU. The "before" header is .device/ab/fused_chunk_skeleton.cuh (carried; copy it there from the
-# commit to compare against); the "after" is the working tree. Then ncu per-kernel times of the
+# GPU. "Before" is the tree in .device/ab/before.tar (carried; make it with
+# `git archive --format=tar REV > .device/ab/before.tar`); "after" is the working tree. Then ncu per-kernel times of the
 # segmented split, and the forward and register-tile backward GPU suites on the new header.
 # Key rows go to stdout. Usage on the GPU machine: bench/run_row_gate_ab.sh OUTDIR
 set -uo pipefail
@@ -16,10 +16,9 @@ cat "$out/device.txt"
 export LINA_BUILD_TARGETS="lina-bench lina_gpu_tests"
 old=/tmp/lina-before
 have_old=0
-if [ -f .device/ab/fused_chunk_skeleton.cuh ]; then
-  mkdir -p "$old"
-  tar --exclude='./build*' --exclude='./.git' -cf - . | tar -xf - -C "$old"
-  cp .device/ab/fused_chunk_skeleton.cuh "$old/codegen/device/lina/device/fused_chunk_skeleton.cuh"
+if [ -f .device/ab/before.tar ]; then
+  mkdir -p "$old" && tar -xf .device/ab/before.tar -C "$old" && ln -sfn "$PWD/.device" "$old/.device"
+  cp tools/lina-bench/main.cc "$old/tools/lina-bench/main.cc"  # the same bench options (--file, --tile)
   (cd "$old" && scripts/device_build.sh build-device > "$out/build_before.log" 2>&1) &
   have_old=1
 fi
@@ -39,8 +38,10 @@ row() {  # which binary-dir op shape [lina-bench options]
   local which=$1 dir=$2 op=$3 shape=$4; shift 4
   local src=(--op "$op")
   [ "$op" = linear_attn ] && src=(--op linear_attn --file tests/programs/linear_attention.lina)
+  local dims=K=128,V=128
+  [ "$shape" = 8,1024,8 ] && dims=K=64,V=64
   (cd "$dir" && LINA_CACHE_DIR=$dir/.bench-cache timeout 40 build-device/tools/lina-bench/lina-bench "${src[@]}" --shape "$shape" \
-    --dims K=128,V=128 --reps 20 "$@" 2>&1 | sed "s/^{/{\"which\": \"$which\", /")
+    --dims $dims --reps 20 "$@" 2>&1 | sed "s/^{/{\"which\": \"$which\", /")
 }
 {
   for op in simple_gla retention linear_attn; do
@@ -48,12 +49,15 @@ row() {  # which binary-dir op shape [lina-bench options]
       [ "$have_old" = 1 ] && row before "$old" $op $shape
       row after "$PWD" $op $shape
     done
-    row after-split-tile64 "$PWD" $op 2,16384,16 --strategy split --tile 64
     row after-fused "$PWD" $op 2,16384,16 --strategy fused
-    row after-tile64 "$PWD" $op 8,2048,16 --tile 64
+    LINA_KIR_SEGMENT_CHUNKS=8 row after-split-seg8 "$PWD" $op 2,16384,16 --strategy split
+    LINA_KIR_SEGMENT_CHUNKS=32 row after-split-seg32 "$PWD" $op 2,16384,16 --strategy split
+    LINA_KIR_LOCAL_BLOCKS=3 row after-split-local3 "$PWD" $op 2,16384,16 --strategy split
   done
-  [ "$have_old" = 1 ] && row before "$old" gla 2,16384,16
-  row after gla 2,16384,16
+  for shape in 2,16384,16 4,4096,64 8,1024,8; do
+    [ "$have_old" = 1 ] && row before "$old" gla $shape
+    row after "$PWD" gla $shape
+  done
 } > "$out/lina_bench.jsonl"
 short < "$out/lina_bench.jsonl"
 echo "bench: $(elapsed) s"

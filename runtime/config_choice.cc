@@ -217,7 +217,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
         const auto V = a.dims.find(program.tiledDim);
         const int64_t N = sequenceCount(a);
         const int64_t walks = N * a.heads * (V == a.dims.end() ? 1 : V->second / 64);
-        const bool longWalks = tokenCount(a) >= kAutoSplitSegments * kir::kSegmentChunks * 64 * std::max<int64_t>(N, 1);
+        const bool longWalks = tokenCount(a) >= kAutoSplitSegments * kir::segmentChunks() * 64 * std::max<int64_t>(N, 1);
         if (walks < multiprocessors && longWalks)
           if (const KernelConfig* split = splitOf(chosenTiles)) chosenTiles = split;
       }

@@ -2,7 +2,9 @@
 #include "compiler/kir/register_tiles.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <set>
 
 #include "compiler/cir/lower.h"
@@ -196,9 +198,29 @@ int detail::inputSlot(const rir::Recurrence& rec, const std::string& value, cons
   return -1;
 }
 
+namespace {
+// An experiment knob read once: the environment variable's integer value among `allowed`, or
+// `fallback` when unset. Bad values throw (naming the variable, the allowed values and the value).
+int knob(const char* name, int fallback, std::initializer_list<int> allowed) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return fallback;
+  std::string list;
+  for (int a : allowed) {
+    list += (list.empty() ? "" : ", ") + std::to_string(a);
+    if (std::to_string(a) == text) return a;
+  }
+  throw Error(std::string(name) + "=" + text + ": expected one of " + list + " (unset it for the default " + std::to_string(fallback) + ")");
+}
+}  // namespace
+
+int segmentChunks() {
+  static const int chunks = knob("LINA_KIR_SEGMENT_CHUNKS", kSegmentChunks, {4, 8, 16, 32, 64});
+  return chunks;
+}
+
 RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
   k.part = part;
-  k.segment = part == Part::Whole ? 0 : kSegmentChunks;
+  k.segment = part == Part::Whole ? 0 : segmentChunks();
   if (part == Part::SegmentLocal) k.BV = 64;
   k.warps = part == Part::SegmentScan ? 8 : 4 * (k.BV / 64);
   k.stages = part == Part::SegmentScan ? 0 : 2;
@@ -244,7 +266,13 @@ RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
   k.sharedBytes = at;
   // CTAs per SM the shared memory allows (228 KB per SM on sm_90, 1 KB reserved per CTA), at
   // most 2: the bound the emitter passes to __launch_bounds__ so registers do not limit it.
-  k.blocksPerSm = part == Part::SegmentLocal && 2 * (k.sharedBytes + 1024) <= 233472 ? 2 : 1;
+  // LINA_KIR_LOCAL_BLOCKS (1-4): the bound for the local pass, a tuning experiment (registers
+  // shrink to fit, ptxas may spill).
+  static const int localBlocks = knob("LINA_KIR_LOCAL_BLOCKS", 2, {1, 2, 3, 4});
+  k.blocksPerSm = 1;
+  if (part == Part::SegmentLocal)
+    for (int b = localBlocks; b > 1 && k.blocksPerSm == 1; --b)
+      if (b * (k.sharedBytes + 1024) <= 233472) k.blocksPerSm = b;
   return k;
 }
 

@@ -47,6 +47,9 @@ enum class Part { Whole, SegmentLocal, SegmentScan, SegmentOutputs };
 enum class Epilogue { None, Softmax };
 const char* partName(Part p);  // "whole", "segment-local", "segment-scan", "segment-outputs"
 constexpr int kSegmentChunks = 16;  // 1024 tokens per segment
+// The segment length in chunks the plan uses: kSegmentChunks, or LINA_KIR_SEGMENT_CHUNKS (4, 8, 16,
+// 32 or 64) for tuning experiments; any other value throws naming the variable.
+int segmentChunks();
 
 // One buffer in dynamic shared memory (bytes).
 struct SharedBuffer {

@@ -3,6 +3,7 @@
 //   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
 //            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]
 //            [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--stop TEXT] [--dump-logits FILE]
+//            [--warmup N: untimed runs first on the GPU, default 1; 0 times a cold start]
 //   lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]
 //
 // On a GPU (--device auto picks it when there is one) the prompts are prefilled together through
@@ -44,6 +45,7 @@ const char* kUsage =
     "usage: lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]\n"
     "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
     "                [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--stop TEXT] [--dump-logits FILE]\n"
+    "                [--warmup N (GPU: untimed runs first, default 1; 0: time a cold start)]\n"
     "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
@@ -84,7 +86,7 @@ int run(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   const std::vector<std::string> known = {"--model", "--token-ids", "--max-new-tokens", "--dump-logits", "--init", "--out", "--seed",
                                           "--dtype", "--temperature", "--top-k", "--top-p", "--prompt", "--prompts",
-                                          "--batch", "--device", "--graphs", "--gemv", "--max-batch", "--max-prefill-tokens", "--stop-at-eos", "--stop"};
+                                          "--batch", "--device", "--graphs", "--gemv", "--max-batch", "--max-prefill-tokens", "--stop-at-eos", "--stop", "--warmup"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -133,6 +135,9 @@ int run(int argc, char** argv) {
   if (stopAtEos != "0" && stopAtEos != "1") throw Error("--stop-at-eos: expected 1 or 0; got '" + stopAtEos + "'");
   const int64_t batch = flags.count("--batch") ? parseInt("--batch", flags["--batch"], 1) : 1;
   const int64_t maxNew = flags.count("--max-new-tokens") ? parseInt("--max-new-tokens", flags["--max-new-tokens"], 1) : 32;
+  // GPU: untimed generations of the same prompts (3 new tokens) before the timed one, so the
+  // figures are warm (kernels loaded, cuBLAS initialised), as a benchmark's best-of-N is.
+  const int64_t warmup = flags.count("--warmup") ? parseInt("--warmup", flags["--warmup"], 0) : 1;
 
   const Checkpoint checkpoint = Checkpoint::open(flags["--model"]);
   const ModelConfig& config = checkpoint.config();
@@ -239,6 +244,11 @@ int run(int argc, char** argv) {
     g.sampling = sampling;
     g.seed = seed;
     g.stopAtEos = stopAtEos == "1";
+    for (int64_t w = 0; w < warmup; ++w) {
+      GenerateOptions quick = g;
+      quick.maxNewTokens = std::min<int64_t>(maxNew, 3);
+      model.generate(prompts, quick, nullptr);
+    }
     std::vector<std::vector<int64_t>> sofar(prompts.size());
     const GenerateResult r = model.generate(prompts, g, [&](int64_t n, int64_t token) {
       std::vector<int64_t>& mine = sofar[static_cast<size_t>(n)];
@@ -254,10 +264,11 @@ int run(int argc, char** argv) {
         std::cout << "\n";
       }
     const double decodeRate = static_cast<double>(r.decodedTokens) / std::max(r.decodeSeconds, 1e-9);
-    std::printf("%sprompt %lld tokens %.1f tok/s, decode %lld tokens %.1f tok/s (cuda %s, %s, batch %zu, %s; weights %.2f GB)\n",
+    std::printf("%sprompt %lld tokens %.1f tok/s, decode %lld tokens %.1f tok/s (cuda %s, %s, batch %zu, %s, %s; weights %.2f GB)\n",
                 single ? "\n" : "", static_cast<long long>(r.promptTokens),
                 static_cast<double>(r.promptTokens) / std::max(r.prefillSeconds, 1e-9), static_cast<long long>(r.decodedTokens),
                 decodeRate, model.deviceName().c_str(), dtype.c_str(), prompts.size(), opt.graphs ? "graphs" : "no graphs",
+                warmup > 0 ? ("warm: " + std::to_string(warmup) + " untimed run" + (warmup > 1 ? "s" : "") + " first").c_str() : "cold",
                 static_cast<double>(model.weightBytes()) / 1e9);
     return 0;
   }

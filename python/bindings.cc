@@ -256,18 +256,39 @@ PYBIND11_MODULE(_lina, m) {
              const std::map<std::string, uintptr_t>& outputs, const std::map<std::string, uintptr_t>& initialStates,
              const std::map<std::string, uintptr_t>& finalStates, const std::map<std::string, double>& scalarParams,
              const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
-             int64_t numSequences, uintptr_t stream, const std::string& strategy, int chunk, int device) {
+             int64_t numSequences, uintptr_t stream, const std::string& strategy, int chunk, int device, uintptr_t workspace,
+             size_t workspaceBytes) {
             ForwardArgs a = forwardArgs(dtype, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams,
                                         cuSeqlens, cuSeqlens64, numSequences, stream, strategy, chunk);
             for (const auto& [n, ptr] : outputs) a.outputs[n] = pointer<void>(ptr);
             for (const auto& [n, ptr] : finalStates) a.finalStates[n] = pointer<float>(ptr);
+            a.workspace = pointer<void>(workspace);
+            a.workspaceBytes = workspaceBytes;
             py::gil_scoped_release release;
             p.forward(a, device);
           },
           py::arg("dtype"), py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
           py::arg("outputs"), py::arg("initial_states"), py::arg("final_states"), py::arg("scalar_params"),
           py::arg("vector_params"), py::arg("cu_seqlens"), py::arg("cu_seqlens64"), py::arg("num_sequences"),
-          py::arg("stream"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("device") = 0)
+          py::arg("stream"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("device") = 0,
+          py::arg("workspace") = 0, py::arg("workspace_bytes") = 0)
+      .def(
+          "forward_workspace_bytes",
+          [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,
+             const std::map<std::string, int64_t>& dims, const std::map<std::string, uintptr_t>& inputs,
+             const std::map<std::string, uintptr_t>& initialStates, const std::map<std::string, double>& scalarParams,
+             const std::map<std::string, uintptr_t>& vectorParams, uintptr_t cuSeqlens, bool cuSeqlens64,
+             int64_t numSequences, uintptr_t stream, const std::string& strategy, int chunk, int device) {
+            // The scratch memory forward() needs (the split strategies' states; 0 for the fused walk),
+            // so that the caller can allocate it where its allocator caches and counts it.
+            return p.forwardWorkspaceBytes(forwardArgs(dtype, batch, time, heads, dims, inputs, initialStates, scalarParams,
+                                                       vectorParams, cuSeqlens, cuSeqlens64, numSequences, stream, strategy, chunk),
+                                           device);
+          },
+          py::arg("dtype"), py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states"), py::arg("scalar_params"), py::arg("vector_params"), py::arg("cu_seqlens"),
+          py::arg("cu_seqlens64"), py::arg("num_sequences"), py::arg("stream"), py::arg("strategy") = "auto", py::arg("chunk") = 0,
+          py::arg("device") = 0)
       .def(
           "backward_workspace_bytes",
           [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,

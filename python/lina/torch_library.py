@@ -96,9 +96,14 @@ def forward(program: str, config: str, inputs: list[torch.Tensor], initial_state
     results = [torch.empty(shape, dtype=dtype, device=inputs[0].device)
                for shape, dtype in _output_specs(op, cfg, inputs, cu_seqlens)]
     n_out = len(op.output_shapes)
-    op.program.forward(**_launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens),
-                       outputs=_ptrs(op.output_shapes, results[:n_out]),
-                       final_states=_ptrs(op.state_shapes, results[n_out:]))
+    launch = _launch_args(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
+    # The split strategies' scratch states come from torch's caching allocator: cached across
+    # calls, and counted by torch.cuda.max_memory_allocated.
+    nbytes = op.program.forward_workspace_bytes(**launch)
+    workspace = torch.empty(nbytes, dtype=torch.uint8, device=inputs[0].device) if nbytes else None
+    op.program.forward(**launch, outputs=_ptrs(op.output_shapes, results[:n_out]),
+                       final_states=_ptrs(op.state_shapes, results[n_out:]),
+                       workspace=0 if workspace is None else workspace.data_ptr(), workspace_bytes=nbytes)
     return results
 
 

@@ -4,10 +4,13 @@ import collections
 import csv
 import sys
 
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
-if not rows:
+# The profiled program's own stdout (JSON lines, ==PROF== lines) shares the file: the table starts
+# at ncu's header row.
+rows = list(csv.reader(open(sys.argv[1])))
+start = next((i for i, r in enumerate(rows) if "Kernel Name" in r and "Metric Value" in r), None)
+if start is None:
     sys.exit(f"{sys.argv[1]}: no ncu rows (see ncu's stderr)")
-head, rows = rows[0], rows[1:]
+head, rows = rows[start], [r for r in rows[start + 1:] if len(r) == len(rows[start])]
 ki, vi, ui = head.index("Kernel Name"), head.index("Metric Value"), head.index("Metric Unit")
 total = collections.defaultdict(float)
 count = collections.Counter()

@@ -108,11 +108,13 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
 
 // `auto` takes the register-tile split (segmented) for few long walks: at B2_T16384_H16_D128 on
 // an H100 it ran 0.84 ms against the fused walk's 1.26-1.29 ms for GLA, simple GLA and retention
-// (bench/results/2026-12-07-h100-gsa-kir-segmented-fused-gemv). Long means at least
-// kAutoSplitSegments segments per sequence on average: with fewer, the three launches and the
-// scan cost more than the parallelism gives.
+// (bench/results/2026-12-07-h100-gsa-kir-segmented-fused-gemv), and with the row gates on the
+// fragments 0.44-0.46 ms against 0.60-0.68 for simple GLA, retention and linear attention
+// (2048-token segments; bench/results/2026-12-07-h100-row-gate-fragments). Long means at least
+// kAutoSplitTokens tokens per sequence on average (4 segments of the longest plan): with fewer,
+// the three launches and the scan cost more than the parallelism gives.
 constexpr bool kAutoSplitRegisterTiles = true;
-constexpr int64_t kAutoSplitSegments = 4;
+constexpr int64_t kAutoSplitTokens = 4 * 64 * kir::kSegmentChunksRowGate;
 
 std::string registerTilesUnsupported(const ProgramView& program, const ForwardArgs& args, int tile) {
   if (program.blockedPass) return "a blocked derived-backward pass";
@@ -217,7 +219,7 @@ KernelConfig chooseConfig(const ProgramView& program, const ForwardArgs& args, i
         const auto V = a.dims.find(program.tiledDim);
         const int64_t N = sequenceCount(a);
         const int64_t walks = N * a.heads * (V == a.dims.end() ? 1 : V->second / 64);
-        const bool longWalks = tokenCount(a) >= kAutoSplitSegments * kir::segmentChunks() * 64 * std::max<int64_t>(N, 1);
+        const bool longWalks = tokenCount(a) >= kAutoSplitTokens * std::max<int64_t>(N, 1);
         if (walks < multiprocessors && longWalks)
           if (const KernelConfig* split = splitOf(chosenTiles)) chosenTiles = split;
       }

@@ -213,14 +213,15 @@ int knob(const char* name, int fallback, std::initializer_list<int> allowed) {
 }
 }  // namespace
 
-int segmentChunks() {
-  static const int chunks = knob("LINA_KIR_SEGMENT_CHUNKS", kSegmentChunks, {4, 8, 16, 32, 64});
-  return chunks;
+int segmentChunks(GateKind gate) {
+  static const int chunks = knob("LINA_KIR_SEGMENT_CHUNKS", 0, {4, 8, 16, 32, 64});
+  if (chunks) return chunks;
+  return gate == GateKind::Vector ? kSegmentChunksVectorGate : kSegmentChunksRowGate;
 }
 
 RegisterTileKernel detail::planKernel(RegisterTileKernel k, Part part) {
   k.part = part;
-  k.segment = part == Part::Whole ? 0 : segmentChunks();
+  k.segment = part == Part::Whole ? 0 : segmentChunks(k.gate);
   if (part == Part::SegmentLocal) k.BV = 64;
   k.warps = part == Part::SegmentScan ? 8 : 4 * (k.BV / 64);
   k.stages = part == Part::SegmentScan ? 0 : 2;

@@ -46,10 +46,13 @@ enum class Part { Whole, SegmentLocal, SegmentScan, SegmentOutputs };
 // What follows a column-gated read before it is stored (over the read's output dim).
 enum class Epilogue { None, Softmax };
 const char* partName(Part p);  // "whole", "segment-local", "segment-scan", "segment-outputs"
-constexpr int kSegmentChunks = 16;  // 1024 tokens per segment
-// The segment length in chunks the plan uses: kSegmentChunks, or LINA_KIR_SEGMENT_CHUNKS (4, 8, 16,
-// 32 or 64) for tuning experiments; any other value throws naming the variable.
-int segmentChunks();
+// Segment lengths in chunks (of 64 tokens), measured on an H100 at B2_T16384_H16_D128
+// (bench/results/2026-12-07-h100-row-gate-fragments): row gates 32 (2048 tokens: 0.44-0.46 ms
+// against 0.54-0.57 at 16 and 0.77-0.81 at 8), vector gates 16 (their walks cost more per chunk).
+constexpr int kSegmentChunksRowGate = 32, kSegmentChunksVectorGate = 16;
+// The segment length the plan uses for a gate kind, or LINA_KIR_SEGMENT_CHUNKS (4, 8, 16, 32 or
+// 64) for tuning experiments; any other value throws naming the variable.
+int segmentChunks(GateKind gate);
 
 // One buffer in dynamic shared memory (bytes).
 struct SharedBuffer {

@@ -386,6 +386,10 @@ TEST(ForwardArgs, RegisterTilesAreChosenWhereTheyApply) {
   const KernelConfig narrow = gla.chooseConfig(fewShorter, kSmem, kSms);
   EXPECT_EQ(narrow.strategy, cir::Strategy::Fused);
   EXPECT_EQ(narrow.tile, 64);
+  fewShorter.time = 4096;  // below 4 segments of a row gate's 2048 tokens: still fused
+  EXPECT_EQ(gla.chooseConfig(fewShorter, kSmem, kSms).strategy, cir::Strategy::Fused);
+  Program sgla = Program::fromLibrary("simple_gla");
+  EXPECT_EQ(sgla.chooseConfig(few, kSmem, kSms).strategy, cir::Strategy::Split) << "a row gate at 8 segments per sequence";
   ForwardArgs askFewSplit = few;
   askFewSplit.strategy = "split";
   EXPECT_EQ(gla.kernelNames(gla.chooseConfig(askFewSplit, kSmem, kSms), few.dims, few.dtype),

@@ -30,6 +30,16 @@
 //                                                              the bf16 A operand of the next mma)
 //       S  = d (.)rows S + sum_j (u_j (.)rows k~_j^T) v_j      (the carry)
 //   Two barriers per chunk, no fp32 chunk buffers, exp2 only on 2 elements per (t, k) of q and k.
+//   Row gates (scalar, per-head constant, none): the decay is one factor per step, so it goes on
+//   the fragments instead: every warp scans the chunk's 64 log2 gates in registers (warp 0
+//   publishes G_t and u_s = 2^(G_63 - G_s)), q and k stay raw in shared memory (no prep pass),
+//       o  = (q S_bf16) (.)rows scale 2^(G_t)                 (on the C fragments)
+//       o += mask((q k_j^T) (.) scale 2^(G_t - G_s)) v_j      (on the score C fragments)
+//       S  = 2^(G_63) S + sum_j (k_j (.)rows u_j)^T v_j       (u on the carry's A fragments)
+//   with every exponent <= 0 for any decay (no factorization against a reference row). On one
+//   H100, before against after: simple GLA 0.737 -> 0.511 ms at B4_T4096_H64_D128 (fused), 0.778
+//   -> 0.568 at B2_T16384_H16_D128 (segmented); retention and linear attention alike
+//   (bench/results/2026-12-07-h100-row-gate-fragments).
 //
 // Modes (the segmented strategy: few long sequences still fill the SMs). A segment is kSeg
 // chunks; segment slot = bos / (64 kSeg) + n + segment index (like the chunk slots of the split
@@ -754,12 +764,23 @@ __device__ __forceinline__ void segment_scan(const KernelParams& p, const int bl
   const long long st = (static_cast<long long>(n) * H + h) * K * V + e;
   const float* h0 = p.initialStates[P::kState];
   float S = h0 ? h0[st] : 0.f;
-  for (long long s = 0; s < nseg; ++s) {
-    const long long seg = (slot0 + s) * H + h;
-    float* at = p.snapshots[0] + seg * K * V + e;
-    const float Ls = *at;
-    *at = S;
-    S = p.snapshots[1][seg * K + k] * S + Ls;
+  // Eight segments' L and D are loaded before any store, so their loads overlap (one at a time,
+  // each waited for a DRAM round trip: 180 us at B2_T16384_H16_D128 under ncu).
+  constexpr int kBatch = 8;
+  for (long long s0 = 0; s0 < nseg; s0 += kBatch) {
+    float Ls[kBatch], Ds[kBatch];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      const long long seg = (slot0 + s0 + i) * H + h;
+      Ls[i] = s0 + i < nseg ? __ldcg(p.snapshots[0] + seg * K * V + e) : 0.f;
+      Ds[i] = s0 + i < nseg ? __ldcg(p.snapshots[1] + seg * K + k) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      if (s0 + i >= nseg) break;
+      p.snapshots[0][((slot0 + s0 + i) * H + h) * K * V + e] = S;
+      S = Ds[i] * S + Ls[i];
+    }
   }
   if (p.finalStates[P::kState]) p.finalStates[P::kState][st] = S;
 }

@@ -109,7 +109,7 @@ std::vector<KernelConfig> candidateConfigs(const ProgramView& program, const std
 // `auto` takes the register-tile split (segmented) for few long walks: at B2_T16384_H16_D128 on
 // an H100 it ran 0.84 ms against the fused walk's 1.26-1.29 ms for GLA, simple GLA and retention
 // (bench/results/2026-12-07-h100-gsa-kir-segmented-fused-gemv), and with the row gates on the
-// fragments 0.44-0.46 ms against 0.60-0.68 for simple GLA, retention and linear attention
+// fragments 0.41-0.46 ms against the fused walk's 0.60-0.68 for simple GLA, retention and linear attention
 // (2048-token segments; bench/results/2026-12-07-h100-row-gate-fragments). Long means at least
 // kAutoSplitTokens tokens per sequence on average (4 segments of the longest plan): with fewer,
 // the three launches and the scan cost more than the parallelism gives.

@@ -47,7 +47,7 @@ enum class Part { Whole, SegmentLocal, SegmentScan, SegmentOutputs };
 enum class Epilogue { None, Softmax };
 const char* partName(Part p);  // "whole", "segment-local", "segment-scan", "segment-outputs"
 // Segment lengths in chunks (of 64 tokens), measured on an H100 at B2_T16384_H16_D128
-// (bench/results/2026-12-07-h100-row-gate-fragments): row gates 32 (2048 tokens: 0.44-0.46 ms
+// (bench/results/2026-12-07-h100-row-gate-fragments): row gates 32 (2048 tokens: 0.41-0.46 ms
 // against 0.54-0.57 at 16 and 0.77-0.81 at 8), vector gates 16 (their walks cost more per chunk).
 constexpr int kSegmentChunksRowGate = 32, kSegmentChunksVectorGate = 16;
 // The segment length the plan uses for a gate kind, or LINA_KIR_SEGMENT_CHUNKS (4, 8, 16, 32 or

@@ -251,6 +251,22 @@ __device__ __forceinline__ void load_tile(unsigned dst, const bf16* src, long lo
   }
 }
 
+// The A fragment of q rows for one 16-column step (ldmatrix at `addr`); for vector gates scaled
+// per column by the factors at m (columns qq, qq + 1 and qq + 8, qq + 9 of the step).
+template <bool kScaled>
+__device__ __forceinline__ void load_q_fragment(unsigned (&qa)[4], unsigned addr, const float* m) {
+  float2 ma, mb;
+  if constexpr (kScaled) {
+    ma = *reinterpret_cast<const float2*>(m);
+    mb = *reinterpret_cast<const float2*>(m + 8);
+  }
+  ldsm4(qa, addr);
+  if constexpr (kScaled) {
+    qa[0] = scale2(qa[0], ma.x, ma.y), qa[1] = scale2(qa[1], ma.x, ma.y);
+    qa[2] = scale2(qa[2], mb.x, mb.y), qa[3] = scale2(qa[3], mb.x, mb.y);
+  }
+}
+
 // ---- the skeleton -------------------------------------------------------------------------------
 
 // kWarpMap 1 (default): the warps of the second 64 columns take the sub-chunks in reverse
@@ -508,15 +524,16 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
     // registers at K = 128.
     const unsigned qrow = st + L::kQ + tile_off<K>(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8, 0);
     const int qsw = swz(16 * rb + (lane & 7) + ((lane >> 3) & 1) * 8);
-    // Row gates: o = (q S_bf16) (.)rows scale 2^(G_t), scores (q k^T) (.) scale 2^(G_t - G_s);
-    // every exponent is <= 0 for any decay.
-    if constexpr (!VEC) {
-      const float* gcum = mvec;
+    // Inter: o = (q~ (.) m[rb][0]) S_bf16 for vector gates (m scales the A fragments); for row
+    // gates o = (q S_bf16) (.)rows scale 2^(G_t) and the scores below (q k^T) (.) scale 2^(G_t - G_s),
+    // every exponent <= 0 for any decay.
+    {
+      const float* m = mvec + (rb * 5) * K;
       const int brow = (lane & 7) + ((lane >> 3) & 1) * 8;
 #pragma unroll
       for (int kk = 0; kk < K / 16; ++kk) {
         unsigned qa[4];
-        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
+        load_q_fragment<VEC>(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4), m + kk * 16 + qq);
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           unsigned b[4];
@@ -525,28 +542,44 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           mma16816(o[2 * np + 1], qa[0], qa[1], qa[2], qa[3], b[2], b[3]);
         }
       }
-      const int ta = 16 * rb + gq;
-      float gta = 0.f, gtb = 0.f;
+    }
+    const int ta = 16 * rb + gq;  // this thread's output rows ta, ta + 8
+    const float* gcum = mvec;     // row gates: G_t
+    float gta = 0.f, gtb = 0.f;
+    if constexpr (!VEC) {
       if constexpr (G != Gate::kNone) gta = gcum[ta], gtb = gcum[ta + 8];
-      {
-        const float fa = G == Gate::kNone ? scale : scale * ex2(gta), fb = G == Gate::kNone ? scale : scale * ex2(gtb);
+      const float fa = G == Gate::kNone ? scale : scale * ex2(gta), fb = G == Gate::kNone ? scale : scale * ex2(gtb);
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt) o[nt][0] *= fa, o[nt][1] *= fa, o[nt][2] *= fb, o[nt][3] *= fb;
+      for (int nt = 0; nt < 8; ++nt) o[nt][0] *= fa, o[nt][1] *= fa, o[nt][2] *= fb, o[nt][3] *= fb;
+    }
+    // Intra: sub-chunks j <= rb.
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if (j > rb) break;
+      const float* m = mvec + (rb * 5 + j + 1) * K;
+      float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+      const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
+#pragma unroll
+      for (int kk = 0; kk < K / 16; ++kk) {
+        unsigned qa[4];
+        load_q_fragment<VEC>(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4), m + kk * 16 + qq);
+        unsigned b[4];
+        ldsm4(b, st + L::kK + tile_off<K>(krow, kk * 2 + ((lane >> 3) & 1)));
+        mma16816(A[0], qa[0], qa[1], qa[2], qa[3], b[0], b[1]);
+        mma16816(A[1], qa[0], qa[1], qa[2], qa[3], b[2], b[3]);
       }
+      if constexpr (VEC) {
+        if (j == rb) {  // causal mask inside the diagonal sub-block: s <= t
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        if (j > rb) break;
-        float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-        const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
-#pragma unroll
-        for (int kk = 0; kk < K / 16; ++kk) {
-          unsigned qa[4], b[4];
-          ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
-          ldsm4(b, st + L::kK + tile_off<K>(krow, kk * 2 + ((lane >> 3) & 1)));
-          mma16816(A[0], qa[0], qa[1], qa[2], qa[3], b[0], b[1]);
-          mma16816(A[1], qa[0], qa[1], qa[2], qa[3], b[2], b[3]);
+          for (int nt = 0; nt < 2; ++nt) {
+            const int s = nt * 8 + qq;
+            if (s > gq) A[nt][0] = 0.f;
+            if (s + 1 > gq) A[nt][1] = 0.f;
+            if (s > gq + 8) A[nt][2] = 0.f;
+            if (s + 1 > gq + 8) A[nt][3] = 0.f;
+          }
         }
-        // (t, s) of A[nt][e]: t = ta (+ 8 for e >= 2), s = 16 j + 8 nt + qq (+ 1 for odd e).
+      } else {  // the mask and scale 2^(G_t - G_s); (t, s) of A[nt][e]: t = ta (+ 8 for e >= 2), s = 16 j + 8 nt + qq (+ 1 for odd e)
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           const int s0 = 16 * j + 8 * nt + qq;
@@ -559,68 +592,6 @@ __device__ __forceinline__ void fused_chunk_forward(const KernelParams& p, const
           A[nt][1] = s0 + 1 <= ta ? A[nt][1] * scale * ex2(gta - gs1) : 0.f;
           A[nt][2] = s0 <= ta + 8 ? A[nt][2] * scale * ex2(gtb - gs0) : 0.f;
           A[nt][3] = s0 + 1 <= ta + 8 ? A[nt][3] * scale * ex2(gtb - gs1) : 0.f;
-        }
-        const unsigned p0 = pack2(A[0][0], A[0][1]), p1 = pack2(A[0][2], A[0][3]);
-        const unsigned p2 = pack2(A[1][0], A[1][1]), p3 = pack2(A[1][2], A[1][3]);
-        const int vrow = 16 * j + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          unsigned b[4];
-          ldsm4t(b, st + L::kV + tile_off<BV>(vrow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
-          mma16816(o[2 * np], p0, p1, p2, p3, b[0], b[1]);
-          mma16816(o[2 * np + 1], p0, p1, p2, p3, b[2], b[3]);
-        }
-      }
-    }
-    // Inter: o = (q~ (.) m[rb][0]) S_bf16.
-    if constexpr (VEC) {
-      const float* m = mvec + (rb * 5) * K;
-      const int brow = (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-      for (int kk = 0; kk < K / 16; ++kk) {
-        const float2 ma = *reinterpret_cast<const float2*>(m + kk * 16 + qq);
-        const float2 mb = *reinterpret_cast<const float2*>(m + kk * 16 + 8 + qq);
-        unsigned qa[4];
-        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
-        const unsigned a0 = scale2(qa[0], ma.x, ma.y), a1 = scale2(qa[1], ma.x, ma.y);
-        const unsigned a2 = scale2(qa[2], mb.x, mb.y), a3 = scale2(qa[3], mb.x, mb.y);
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          unsigned b[4];
-          ldsm4t(b, sbase + L::kSb + tile_off<BV>(kk * 16 + brow, (vh * 64 + np * 16) / 8 + (lane >> 4)));
-          mma16816(o[2 * np], a0, a1, a2, a3, b[0], b[1]);
-          mma16816(o[2 * np + 1], a0, a1, a2, a3, b[2], b[3]);
-        }
-      }
-    }
-    // Intra: sub-chunks j <= rb.
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (!VEC || j > rb) break;
-      const float* m = mvec + (rb * 5 + j + 1) * K;
-      float A[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      const int krow = 16 * j + (lane & 7) + (lane >> 4) * 8;
-#pragma unroll
-      for (int kk = 0; kk < K / 16; ++kk) {
-        const float2 ma = *reinterpret_cast<const float2*>(m + kk * 16 + qq);
-        const float2 mb = *reinterpret_cast<const float2*>(m + kk * 16 + 8 + qq);
-        unsigned qa[4];
-        ldsm4(qa, qrow - (qsw << 4) + (((kk * 2 + (lane >> 4)) ^ qsw) << 4));
-        const unsigned a0 = scale2(qa[0], ma.x, ma.y), a1 = scale2(qa[1], ma.x, ma.y);
-        const unsigned a2 = scale2(qa[2], mb.x, mb.y), a3 = scale2(qa[3], mb.x, mb.y);
-        unsigned b[4];
-        ldsm4(b, st + L::kK + tile_off<K>(krow, kk * 2 + ((lane >> 3) & 1)));
-        mma16816(A[0], a0, a1, a2, a3, b[0], b[1]);
-        mma16816(A[1], a0, a1, a2, a3, b[2], b[3]);
-      }
-      if (j == rb) {  // causal mask inside the diagonal sub-block: s <= t
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-          const int s = nt * 8 + qq;
-          if (s > gq) A[nt][0] = 0.f;
-          if (s + 1 > gq) A[nt][1] = 0.f;
-          if (s > gq + 8) A[nt][2] = 0.f;
-          if (s + 1 > gq + 8) A[nt][3] = 0.f;
         }
       }
       const unsigned p0 = pack2(A[0][0], A[0][1]), p1 = pack2(A[0][2], A[0][3]);

@@ -25,8 +25,26 @@ recurrence gla_gk_gv {
 
 # Built at import (milliseconds; kernels compile on first use), so a torch.compile trace of an op
 # call finds them ready and never calls into the extension.
+# RWKV6 (fla's chunk_rwkv6 / fused_recurrent_rwkv6): the output reads the state before this
+# step's update, plus the bonus u on the current token; the same text as tests/programs/rwkv6.lina
+# (a test keeps the two equal).
+_RWKV6 = """
+recurrence rwkv6 {
+  dims  K, V
+  in    r[K], k[K], v[V]
+  in    w[K] : gate
+  param u[K]
+  state S[K, V]
+  out   o[V]
+  param scale = 1
+  o = scale * (r @ S + dot(r, u * k) * v)
+  S = exp(w) * S + outer(k, v)
+}
+"""
+
 _OPS = {name: library(name) for name in ("gla", "simple_gla", "retention", "gsa")}
 _OPS["gla_gk_gv"] = _compile(_GLA_GK_GV, name="<lina.ops gla_gk_gv>")
+_OPS["rwkv6"] = _compile(_RWKV6, name="<lina.ops rwkv6>")
 
 
 def _transposed_state(state):
@@ -170,5 +188,24 @@ def fused_recurrent_gsa(q, k, v, s, g=None, scale=None, initial_state=None, outp
     return _run_reversed(call, (q, k, v, s, g), cu_seqlens) if reverse else call(q, k, v, s, g)
 
 
+def chunk_rwkv6(r, k, v, w, u, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
+                **kwargs):
+    """o, final_state = chunk_rwkv6(r, k, v, w, u): o_t = scale * (r_t^T S_{t-1} + (r_t . (u * k_t)) v_t),
+    S_t = diag(exp(w_t)) S_{t-1} + k_t v_t^T; w [B, T, H, K] log decays, u [H, K] the bonus;
+    scale defaults to K^-0.5 as in fla (RWKV6's layer passes 1)."""
+    if scale is None:
+        scale = r.shape[-1] ** -0.5
+    return _OPS["rwkv6"](r=r, k=k, v=v, w=w, vector_params={"u": u}, initial_state=initial_state,
+                        output_final_state=output_final_state, cu_seqlens=cu_seqlens, scalar_params=_params(scale),
+                        **_options("chunk_rwkv6", kwargs))
+
+
+def fused_recurrent_rwkv6(r, k, v, w, u, scale=None, initial_state=None, output_final_state=False, reverse=False,
+                          cu_seqlens=None):
+    call = lambda r, k, v, w: chunk_rwkv6(r, k, v, w, u, scale, initial_state, output_final_state, cu_seqlens,
+                                          strategy="recurrent")
+    return _run_reversed(call, (r, k, v, w), cu_seqlens) if reverse else call(r, k, v, w)
+
+
 __all__ = ["chunk_gla", "fused_recurrent_gla", "chunk_simple_gla", "fused_recurrent_simple_gla", "chunk_retention",
-           "fused_recurrent_retention", "chunk_gsa", "fused_recurrent_gsa"]
+           "fused_recurrent_retention", "chunk_gsa", "fused_recurrent_gsa", "chunk_rwkv6", "fused_recurrent_rwkv6"]

@@ -30,3 +30,10 @@ def llama_to_gla(source, destination, config=None, max_shard_bytes=5 << 30, seed
 def llama_to_gsa(source, destination, config=None, max_shard_bytes=5 << 30, seed=0):
     """As llama_to_gla, into GSA (config e.g. {"num_slots": 64})."""
     return _convert(source, destination, "gsa", config, max_shard_bytes, seed)
+
+
+def rwkv6_to_fla(source, destination, config=None, max_shard_bytes=5 << 30):
+    """An RWKV6 checkpoint (HF remote-code or BlinkDL layout: a folder of safetensors, or a .pth)
+    into fla's RWKV6 layout (needs torch and safetensors); returns the coverage as llama_to_gla."""
+    from .convert_rwkv6 import rwkv6_to_fla as convert
+    return convert(source, destination, config, max_shard_bytes)

@@ -10,11 +10,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _f32(x):
+    """At least fp32 (bf16/fp16 are computed in fp32, float64 stays float64 for gradchecks)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def rms_norm(x, weight, eps):
-    y = x.float()
+    y = _f32(x)
     y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + eps)
     if weight is not None:
-        y = y * weight.float()
+        y = y * _f32(weight)
     return y.to(x.dtype)
 
 
@@ -36,11 +41,11 @@ class FusedRMSNormGated(RMSNorm):
     """fla's g_norm_swish_gate: RMSNorm(o) * w * swish(g), in fp32."""
 
     def forward(self, x, g):
-        y = x.float()
+        y = _f32(x)
         y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.weight is not None:
-            y = y * self.weight.float()
-        gf = g.float()
+            y = y * _f32(self.weight)
+        gf = _f32(g)
         return (y * gf * torch.sigmoid(gf)).to(x.dtype)
 
 
@@ -54,8 +59,8 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(size)) if bias else None
 
     def forward(self, x):
-        b = None if self.bias is None else self.bias.float()
-        return F.layer_norm(x.float(), x.shape[-1:], self.weight.float(), b, self.eps).to(x.dtype)
+        b = None if self.bias is None else _f32(self.bias)
+        return F.layer_norm(_f32(x), x.shape[-1:], _f32(self.weight), b, self.eps).to(x.dtype)
 
     def reset_parameters(self):
         nn.init.ones_(self.weight)
@@ -74,11 +79,11 @@ class GroupNorm(nn.Module):
 
     def forward(self, x):
         shape = x.shape
-        y = x.float().reshape(*shape[:-1], self.groups, -1)
+        y = _f32(x).reshape(*shape[:-1], self.groups, -1)
         y = (y - y.mean(-1, keepdim=True)) * torch.rsqrt(y.var(-1, unbiased=False, keepdim=True) + self.eps)
         y = y.reshape(shape)
         if self.weight is not None:
-            y = y * self.weight.float() + self.bias.float()
+            y = y * _f32(self.weight) + _f32(self.bias)
         return y.to(x.dtype)
 
     def reset_parameters(self):
@@ -98,7 +103,7 @@ class GatedMLP(nn.Module):
 
     def forward(self, x):
         gate, up = self.gate_proj(x), self.up_proj(x)
-        return self.down_proj((F.silu(gate.float()) * up.float()).to(x.dtype))
+        return self.down_proj((F.silu(_f32(gate)) * _f32(up)).to(x.dtype))
 
 
 def positions(batch, time, cu_seqlens, device):
@@ -165,9 +170,9 @@ def rotate_half_rope(x, pos, base=10000.0):
     D = x.shape[-1]
     inv_freq = 1.0 / (base ** (torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D))
     angles = pos.float().unsqueeze(-1) * inv_freq  # [B, T, D/2]
-    cos = angles.cos().to(x.dtype).float().unsqueeze(2)
-    sin = angles.sin().to(x.dtype).float().unsqueeze(2)
-    x1, x2 = x.float().chunk(2, -1)
+    cos = _f32(angles.cos().to(x.dtype)).unsqueeze(2)
+    sin = _f32(angles.sin().to(x.dtype)).unsqueeze(2)
+    x1, x2 = _f32(x).chunk(2, -1)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
 
 

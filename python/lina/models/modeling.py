@@ -15,7 +15,7 @@ from .._lina import LinaError
 from . import checkpoint
 from .attention import GatedLinearAttention, GatedSlotAttention, MultiScaleRetention
 from .config import ModelConfig
-from .layers import GatedMLP, LayerNorm, RMSNorm, ShortConvolution, Unpadded
+from .layers import _f32, GatedMLP, LayerNorm, RMSNorm, ShortConvolution, Unpadded
 from .rwkv6 import RWKV6Block, RWKV6Attention, init_rwkv6_
 
 IGNORE_INDEX = -100
@@ -42,9 +42,9 @@ class Block(nn.Module):
 
     def forward(self, h, cu_seqlens=None, state=None, use_cache=False):
         a, new_state = self.attn(self.attn_norm(h), cu_seqlens, state, use_cache)
-        total = a.float() + h.float()
+        total = _f32(a) + _f32(h)
         residual = total.to(h.dtype)
-        x = RMSNorm.forward(self.mlp_norm, total).to(h.dtype)
+        x = self.mlp_norm(total).to(h.dtype)
         return residual + self.mlp(x), new_state
 
 
@@ -154,7 +154,7 @@ class ForCausalLM(nn.Module):
         accumulated micro-batches weigh every token equally)."""
         target = self.shifted_labels(labels, attention_mask, cu_seqlens)
         reduction = "mean" if num_items_in_batch is None else "sum"
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
+        loss = F.cross_entropy(_f32(logits).reshape(-1, logits.shape[-1]), target.reshape(-1),
                                ignore_index=IGNORE_INDEX, reduction=reduction)
         return loss if num_items_in_batch is None else loss / num_items_in_batch
 
@@ -193,13 +193,13 @@ class ForCausalLM(nn.Module):
             model.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         tensors, origin = checkpoint.load_tensors(folder)
         tied = config.tie_word_embeddings or "lm_head.weight" not in tensors
-        model.to_empty(device=device or "cpu")
+        stored = next(iter(tensors.values())).dtype if tensors else torch.float32
+        # Parameters in the stored dtype before loading, so no value goes through another one.
+        model = model.to(stored).to_empty(device=device or "cpu")
         if tied:
             model.lm_head.weight = model.model.embeddings.weight
         checkpoint.load_state_dict_strict(model, tensors, origin, folder, tied)
-        if dtype is None:
-            dtype = next(iter(tensors.values())).dtype if tensors else torch.float32
-        return model.to(dtype)
+        return model if dtype is None else model.to(dtype)
 
     def save_pretrained(self, folder, max_shard_bytes=5 << 30, dtype=None):
         """config.json and the weights (tied lm_head left out, as Hugging Face writes it)."""

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from .layers import GroupNorm, LayerNorm, token_shift
+from .layers import _f32, GroupNorm, LayerNorm, token_shift
 
 
 class LoRA(nn.Module):
@@ -125,7 +125,7 @@ class RWKV6Block(nn.Module):
         residual = self.pre_norm(h) if hasattr(self, "pre_norm") else h
         a, attn_state = self.attn(self.attn_norm(residual), cu_seqlens, state.get("attn"), use_cache)
         # fla's fused add + norm: the sum in fp32, stored in the residual's dtype, the norm of the fp32 sum.
-        total = a.float() + residual.float()
+        total = _f32(a) + _f32(residual)
         residual = total.to(residual.dtype)
         f, ffn_state = self.ffn(self.ffn_norm(total).to(h.dtype), cu_seqlens, state.get("ffn"), use_cache)
         return residual + f, ({"attn": attn_state, "ffn": ffn_state} if use_cache else None)

@@ -215,3 +215,17 @@ def test_rwkv6_converts_and_computes_what_rwkv6_computes(tmp_path):
     save_file(bad, source / "model.safetensors")
     with pytest.raises(lina.LinaError, match=r"tensor 'rwkv.blocks.0.attention.time_state' has no counterpart"):
         lina.convert.rwkv6_to_fla(source, tmp_path / "y")
+
+
+def test_the_command_line_converts_and_reports(tmp_path, capsys):
+    from lina import convert
+    source, _ = _rwkv6_source(tmp_path)
+    assert convert.main(["rwkv6", str(source), str(tmp_path / "cli"), "--max-shard-size", "20K"]) == 0
+    out = capsys.readouterr().out
+    assert "copied  model.layers.0.attn.x_bias [5, 32]  <- rwkv.blocks.0.attention.time_maa_{r,w,k,v,g}" in out
+    assert (tmp_path / "cli" / "model.safetensors.index.json").exists()
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "cli").config.model_type == "rwkv6"
+    assert convert.main(["rwkv6", str(source), str(tmp_path / "x"), "--max-shard-size", "0"]) == 2
+    assert "--max-shard-size: expected a positive size" in capsys.readouterr().err
+    assert convert.main(["llama-to-gla", str(tmp_path / "nothing"), str(tmp_path / "y")]) == 2
+    assert "no config.json" in capsys.readouterr().err

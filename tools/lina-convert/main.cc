@@ -57,8 +57,13 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string command = args[0];
+    if (command == "rwkv6")
+      throw lina::Error(
+          "rwkv6: this conversion reorders and transposes tensors with torch and lives in the "
+          "Python package: python -m lina.convert rwkv6 SRC DST (pip install torch safetensors)");
     if (command != "llama-to-gla" && command != "llama-to-gsa")
-      throw lina::Error("command: expected llama-to-gla or llama-to-gsa; got '" + command + "'");
+      throw lina::Error("command: expected llama-to-gla, llama-to-gsa or rwkv6; got '" + command +
+                        "'");
     lina::convert::LlamaConversion c;
     c.target =
         command == "llama-to-gsa" ? lina::model::ModelType::GSA : lina::model::ModelType::GLA;

@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
+scripts/setup_torch.sh  # .venv-torch: torch, transformers, safetensors for the Python tests
+test_python=/usr/bin/python3
+[ -x .venv-torch/bin/python ] && test_python=$PWD/.venv-torch/bin/python
 jobs=$(nproc)
 for preset in default asan; do
   echo "== $preset build"
-  cmake --preset "$preset" -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
+  cmake --preset "$preset" -DPython_EXECUTABLE=/usr/bin/python3 -DLINA_TEST_PYTHON="$test_python" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   echo "== $preset tests"
   ctest --preset "$preset" -j "$jobs"

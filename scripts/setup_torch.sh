@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The Python environment for lina's torch-facing tests and examples (lina.ops on CPU tensors,
+# lina.models, lina.convert, lina.finetune): a venv at .venv-torch on Debian's Python 3 (the one
+# the _lina extension is built for) with torch, transformers and safetensors from PyPI, pinned.
+# Idempotent: an environment that already imports them is kept. LINA_SKIP_TORCH=1 skips it (the
+# tests that need torch then skip themselves).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.venv-torch
+if [ "${LINA_SKIP_TORCH:-0}" = "1" ]; then
+  echo "setup_torch: skipped (LINA_SKIP_TORCH=1)"
+  exit 0
+fi
+packages=(torch==2.9.1 transformers==5.25.0 safetensors==0.8.0 numpy pytest)
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, transformers, safetensors, pytest" 2>/dev/null; then
+  exit 0
+fi
+echo "setup_torch: creating $venv (torch, transformers, safetensors from PyPI; a few minutes the first time)"
+/usr/bin/python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check "${packages[@]}"

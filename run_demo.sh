@@ -34,5 +34,12 @@ model=$(mktemp -d)
 build/tools/lina-run/lina-run --init library/models/gla-tiny.json --out "$model" --seed 1
 build/tools/lina-run/lina-run --model "$model" --token-ids 1,17,42,99 --max-new-tokens 16
 rm -rf "$model"
+# lina.models on torch: a Llama-layout checkpoint (a tiny random Mistral) converted to GLA,
+# fine-tuned on packed documents, and generated from (.venv-torch from PyPI; LINA_SKIP_TORCH=1 skips).
+scripts/setup_torch.sh
+if [ -x .venv-torch/bin/python ]; then
+  echo "==================== convert, fine-tune, generate (examples/convert_and_finetune.sh)"
+  LINA_EXAMPLE_DIR=$(mktemp -d) examples/convert_and_finetune.sh "" 20
+fi
 if [ "$gpu" = 1 ]; then echo "demo: the standard library compiled, ran on the GPU and matched the reference; a GLA model generated on the CPU"
 else echo "demo: no GPU here: the standard library compiled (RIR, CUDA, NVRTC cubins) and ran on the CPU reference; a GLA model generated on the CPU"; fi

@@ -190,3 +190,13 @@ def test_nvrtc_comes_from_installed_wheels_without_ld_library_path(tmp_path):
     lines = r.stdout.split("\n")
     assert lines[1] in lines[0].split(":"), r.stdout
     assert lines[2] == "cuda", r.stdout
+
+
+def test_lina_ops_rwkv6_is_the_tested_program():
+    """lina.ops embeds RWKV6's program (the installed package has no tests/ folder); it is the
+    text of tests/programs/rwkv6.lina, which the C++ tests check against the reference."""
+    from lina import ops
+    with open(os.path.join(SOURCE_DIR, "tests", "programs", "rwkv6.lina"), encoding="utf-8") as f:
+        body = f.read()
+    program = body[body.index("recurrence rwkv6"):]
+    assert ops._RWKV6.strip() == program.strip()

@@ -36,7 +36,7 @@ build/tools/lina-run/lina-run --model "$model" --token-ids 1,17,42,99 --max-new-
 rm -rf "$model"
 # lina.models on torch: a Llama-layout checkpoint (a tiny random Mistral) converted to GLA,
 # fine-tuned on packed documents, and generated from (.venv-torch from PyPI; LINA_SKIP_TORCH=1 skips).
-scripts/setup_torch.sh
+scripts/setup_torch.sh || echo "setup_torch: failed; skipping the torch example"
 if [ -x .venv-torch/bin/python ]; then
   echo "==================== convert, fine-tune, generate (examples/convert_and_finetune.sh)"
   LINA_EXAMPLE_DIR=$(mktemp -d) examples/convert_and_finetune.sh "" 20

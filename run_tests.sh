@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-scripts/setup_torch.sh  # .venv-torch: torch, transformers, safetensors for the Python tests
+scripts/setup_torch.sh || echo "setup_torch: failed; the tests that need torch will skip"  # .venv-torch for the Python tests
 test_python=/usr/bin/python3
 [ -x .venv-torch/bin/python ] && test_python=$PWD/.venv-torch/bin/python
 jobs=$(nproc)

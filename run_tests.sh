@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 scripts/setup.sh
 scripts/setup_torch.sh || echo "setup_torch: failed; the tests that need torch will skip"  # .venv-torch for the Python tests
 test_python=/usr/bin/python3
-[ -x .venv-torch/bin/python ] && test_python=$PWD/.venv-torch/bin/python
+.venv-torch/bin/python -c "import torch, pytest" 2>/dev/null && test_python=$PWD/.venv-torch/bin/python
 jobs=$(nproc)
 for preset in default asan; do
   echo "== $preset build"

@@ -25,6 +25,34 @@ def _repeat_groups(x, groups):
     return x if groups == 1 else x.repeat_interleave(groups, dim=-2)
 
 
+def _build_qkv(m, c, layer_idx, short_conv):
+    """The q/k/v projections every fla mixer here has (k and v with their GQA groups), and the
+    optional short convolutions after them."""
+    m.layer_idx = layer_idx
+    m.head_k, m.head_v, m.groups = c.head_k, c.head_v, c.kv_groups
+    kd, vd = c.key_dim, c.value_dim
+    m.q_proj = nn.Linear(c.hidden_size, kd, bias=False)
+    m.k_proj = nn.Linear(c.hidden_size, kd // m.groups, bias=False)
+    m.v_proj = nn.Linear(c.hidden_size, vd // m.groups, bias=False)
+    m.use_short_conv = short_conv
+    if short_conv:
+        m.q_conv1d = ShortConvolution(kd, c.conv_size)
+        m.k_conv1d = ShortConvolution(kd // m.groups, c.conv_size)
+        m.v_conv1d = ShortConvolution(vd // m.groups, c.conv_size)
+
+
+def _qkv(m, x, cu_seqlens, state, use_cache):
+    """q, k, v (flat, before the head split) and the new conv cache (None without short convs)."""
+    q, k, v = m.q_proj(x), m.k_proj(x), m.v_proj(x)
+    if not m.use_short_conv:
+        return q, k, v, None
+    conv = state.get("conv_state") or (None, None, None)
+    q, cq = m.q_conv1d(q, cu_seqlens, conv[0], use_cache)
+    k, ck = m.k_conv1d(k, cu_seqlens, conv[1], use_cache)
+    v, cv = m.v_conv1d(v, cu_seqlens, conv[2], use_cache)
+    return q, k, v, (cq, ck, cv)
+
+
 class _OutputGate(nn.Module):
     """GLA/RetNet's output: g_norm_swish_gate(o, g) (fused names) or g_norm(o) * swish(g)."""
 
@@ -54,17 +82,8 @@ class _OutputGate(nn.Module):
 class GatedLinearAttention(_OutputGate):
     def __init__(self, c, layer_idx):
         super().__init__()
-        self.layer_idx = layer_idx
-        self.head_k, self.head_v, self.groups = c.head_k, c.head_v, c.kv_groups
-        kd, vd = c.key_dim, c.value_dim
-        self.q_proj = nn.Linear(c.hidden_size, kd, bias=False)
-        self.k_proj = nn.Linear(c.hidden_size, kd // self.groups, bias=False)
-        self.v_proj = nn.Linear(c.hidden_size, vd // self.groups, bias=False)
-        self.use_short_conv = c.use_short_conv
-        if c.use_short_conv:
-            self.q_conv1d = ShortConvolution(kd, c.conv_size)
-            self.k_conv1d = ShortConvolution(kd // self.groups, c.conv_size)
-            self.v_conv1d = ShortConvolution(vd // self.groups, c.conv_size)
+        _build_qkv(self, c, layer_idx, c.use_short_conv)
+        kd = c.key_dim
         # gate_low_rank_dim 16 and gate_logit_normalizer 16 are the layer's defaults; fla's block passes neither.
         self.gk_proj = nn.Sequential(nn.Linear(c.hidden_size, 16, bias=False), nn.Linear(16, kd // self.groups, bias=True))
         self.feature_map = _ACTIVATIONS.get(c.feature_map) if c.feature_map else None
@@ -73,12 +92,7 @@ class GatedLinearAttention(_OutputGate):
 
     def forward(self, x, cu_seqlens=None, state=None, use_cache=False):
         state = state or {}
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        conv = state.get("conv_state") or (None, None, None)
-        if self.use_short_conv:
-            q, cq = self.q_conv1d(q, cu_seqlens, conv[0], use_cache)
-            k, ck = self.k_conv1d(k, cu_seqlens, conv[1], use_cache)
-            v, cv = self.v_conv1d(v, cu_seqlens, conv[2], use_cache)
+        q, k, v, conv = _qkv(self, x, cu_seqlens, state, use_cache)
         gk = self.gk_proj(x)
         q = _heads(q, self.head_k)
         k, gk = (_repeat_groups(_heads(t, self.head_k), self.groups) for t in (k, gk))
@@ -92,7 +106,7 @@ class GatedLinearAttention(_OutputGate):
                                  cu_seqlens=cu_seqlens)
         new_state = None
         if use_cache:
-            new_state = {"recurrent_state": final, "conv_state": (cq, ck, cv) if self.use_short_conv else None}
+            new_state = {"recurrent_state": final, "conv_state": conv}
         return self._output(o, x), new_state
 
 
@@ -101,12 +115,7 @@ class MultiScaleRetention(_OutputGate):
 
     def __init__(self, c, layer_idx):
         super().__init__()
-        self.layer_idx = layer_idx
-        self.head_k, self.head_v, self.groups = c.head_k, c.head_v, c.kv_groups
-        kd, vd = c.key_dim, c.value_dim
-        self.q_proj = nn.Linear(c.hidden_size, kd, bias=False)
-        self.k_proj = nn.Linear(c.hidden_size, kd // self.groups, bias=False)
-        self.v_proj = nn.Linear(c.hidden_size, vd // self.groups, bias=False)
+        _build_qkv(self, c, layer_idx, False)  # fla's RetNet block never passes use_short_conv
         self.feature_map = _ACTIVATIONS.get(c.feature_map) if c.feature_map else None
         self._build_output(c)
 
@@ -140,18 +149,9 @@ class MultiScaleRetention(_OutputGate):
 class GatedSlotAttention(nn.Module):
     def __init__(self, c, layer_idx):
         super().__init__()
-        self.layer_idx = layer_idx
-        self.head_k, self.head_v, self.groups, self.slots = c.head_k, c.head_v, c.kv_groups, c.num_slots
-        kd, vd = c.key_dim, c.value_dim
-        self.q_proj = nn.Linear(c.hidden_size, kd, bias=False)
-        self.k_proj = nn.Linear(c.hidden_size, kd // self.groups, bias=False)
-        self.v_proj = nn.Linear(c.hidden_size, vd // self.groups, bias=False)
+        _build_qkv(self, c, layer_idx, c.use_short_conv)
+        self.slots = c.num_slots
         self.f_proj = nn.Linear(c.hidden_size, c.kv_heads * c.num_slots, bias=False)
-        self.use_short_conv = c.use_short_conv
-        if c.use_short_conv:
-            self.q_conv1d = ShortConvolution(kd, c.conv_size)
-            self.k_conv1d = ShortConvolution(kd // self.groups, c.conv_size)
-            self.v_conv1d = ShortConvolution(vd // self.groups, c.conv_size)
         self.feature_map_name = c.feature_map
         if c.feature_map == "t2r":
             self.feature_map = nn.Module()
@@ -159,7 +159,7 @@ class GatedSlotAttention(nn.Module):
         self.normalizer = c.gate_logit_normalizer
         # fla sizes g_norm by hidden_size and calls rms_norm_linear without eps: 1e-5, not norm_eps.
         self.g_norm = RMSNorm(c.hidden_size, 1e-5, c.elementwise_affine)
-        self.o_proj = nn.Linear(vd, c.hidden_size, bias=False)
+        self.o_proj = nn.Linear(c.value_dim, c.hidden_size, bias=False)
 
     def _feature(self, x):
         if self.feature_map_name == "swish":
@@ -170,12 +170,7 @@ class GatedSlotAttention(nn.Module):
 
     def forward(self, x, cu_seqlens=None, state=None, use_cache=False):
         state = state or {}
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        conv = state.get("conv_state") or (None, None, None)
-        if self.use_short_conv:
-            q, cq = self.q_conv1d(q, cu_seqlens, conv[0], use_cache)
-            k, ck = self.k_conv1d(k, cu_seqlens, conv[1], use_cache)
-            v, cv = self.v_conv1d(v, cu_seqlens, conv[2], use_cache)
+        q, k, v, conv = _qkv(self, x, cu_seqlens, state, use_cache)
         f = _heads(self.f_proj(x), self.slots)
         q, k, v = _heads(q, self.head_k), _heads(k, self.head_k), _heads(v, self.head_v)
         q, k = self._feature(q), self._feature(k)
@@ -188,5 +183,5 @@ class GatedSlotAttention(nn.Module):
         o = self.g_norm(F.silu(o.flatten(-2)))
         new_state = None
         if use_cache:
-            new_state = {"recurrent_state": final, "conv_state": (cq, ck, cv) if self.use_short_conv else None}
+            new_state = {"recurrent_state": final, "conv_state": conv}
         return self.o_proj(o.to(self.o_proj.weight.dtype)), new_state

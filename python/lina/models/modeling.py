@@ -16,7 +16,7 @@ from . import checkpoint
 from .attention import GatedLinearAttention, GatedSlotAttention, MultiScaleRetention
 from .config import ModelConfig
 from .layers import _f32, GatedMLP, LayerNorm, RMSNorm, ShortConvolution, Unpadded
-from .rwkv6 import RWKV6Block, RWKV6Attention, init_rwkv6_
+from .rwkv6 import LoRA, RWKV6Attention, RWKV6Block, init_rwkv6_
 
 IGNORE_INDEX = -100
 _MIXERS = {"gla": GatedLinearAttention, "retnet": MultiScaleRetention, "gsa": GatedSlotAttention}
@@ -77,11 +77,13 @@ class ForCausalLM(nn.Module):
         if seed is not None:
             torch.manual_seed(seed)
         r = self.config.initializer_range
+        lora_linears = set()
         if self.config.model_type == "rwkv6":
             init_rwkv6_(self, self.config)
+            lora_linears = {id(sub) for m in self.modules() if isinstance(m, LoRA) for sub in m.lora}
         for m in self.modules():
             if isinstance(m, (nn.Linear, ShortConvolution)):
-                if not (self.config.model_type == "rwkv6" and _in_lora(self, m)):
+                if id(m) not in lora_linears:  # the decay LoRA keeps RWKV6's own init
                     nn.init.normal_(m.weight, 0.0, r)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -209,11 +211,6 @@ class ForCausalLM(nn.Module):
         files = checkpoint.save_tensors(tensors, folder, int(max_shard_bytes))
         self.config.save(folder)
         return files
-
-
-def _in_lora(root, module):
-    from .rwkv6 import LoRA
-    return any(isinstance(m, LoRA) and any(module is sub for sub in m.lora) for m in root.modules())
 
 
 def _last_logits(logits, attention_mask):

@@ -11,8 +11,10 @@ if [ "${LINA_SKIP_TORCH:-0}" = "1" ]; then
   echo "setup_torch: skipped (LINA_SKIP_TORCH=1)"
   exit 0
 fi
-packages=(torch==2.9.1 transformers==5.25.0 safetensors==0.8.0 numpy pytest)
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, transformers, safetensors, pytest" 2>/dev/null; then
+# fla 0.6.0 (pure Python; imports on the CPU with Triton's fallback) for the drop-in tests that
+# compare lina.ops and lina.patch_fla() with fla's signatures, layers and naive references.
+packages=(torch==2.9.1 transformers==5.25.0 safetensors==0.8.0 numpy pytest flash-linear-attention==0.6.0 einops)
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, transformers, safetensors, pytest, fla, einops" 2>/dev/null; then
   exit 0
 fi
 echo "setup_torch: creating $venv (torch, transformers, safetensors from PyPI; a few minutes the first time)"

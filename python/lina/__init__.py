@@ -5,6 +5,7 @@
     print(op.ir); print(op.cuda_source(dims={"K": 128, "V": 128}))
     o, state = op(q=q, k=k, v=v, g=g)            # torch tensors on a GPU, with autograd
     from lina.ops import chunk_gla               # fla's ops, same signatures
+    lina.patch_fla()                             # fla's own layers and models on lina's kernels
     outs, finals = op.forward_dlpack({"q": q, ...})   # any DLPack arrays (CuPy, JAX, torch)
 
 Importable without a GPU and without torch: the compiler, the IR/CUDA views and the CPU
@@ -50,5 +51,6 @@ def cuda_available():
 from .program import Op, compile, library, tune
 from .runner import Runner, init_checkpoint
 from . import convert
+from .fla_patch import patch_fla
 
-__all__ = ["DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "convert", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]
+__all__ = ["patch_fla", "DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "convert", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]

@@ -1,8 +1,12 @@
-"""fla-compatible ops on lina's kernels: the same names, arguments, defaults and return values
-as fla.ops for GLA, simple GLA, retention and GSA (chunked and fused-recurrent), each with
-autograd through the compiler-derived backward. Tensors are [B, T, H, d] ("head-last", fla's
-default); states [N, H, K, V] fp32."""
+"""fla-compatible ops on lina's kernels: every public op of fla 0.6.0's GLA, simple GLA, retention,
+GSA and RWKV6 families (chunk_*, fused_recurrent_*, fused_chunk_*, parallel_*) with fla's names,
+signatures, defaults, return values and keyword handling, each with autograd through the
+compiler-derived backward. Tensors are [B, T, H, d] ("head-last", fla's layout); states
+[N, H, K, V] fp32, or [N, H, V, K] with state_v_first=True. lina.patch_fla() routes an installed
+fla's calls here. Log-gates must be <= 0 (see check_gates)."""
 from . import _lina
+from .fla_args import (additive_gate, causal_attention, check_gates, check_log_gate, check_varlen, fla_keywords,
+                       query_groups, repeat_heads, state_v_first_of)
 from .program import library
 
 from .program import compile as _compile
@@ -76,65 +80,72 @@ def _params(scale):
     return {} if scale is None else {"scale": float(scale)}
 
 
-def _unsupported(what, fix):
-    raise _lina.LinaError(f"{what} is not supported by lina yet; {fix}")
-
-
-def _options(op_name, kwargs):
-    """The keyword arguments fla's chunk ops take beyond their named ones: `chunk_size` (lina's
-    chunk), `cu_seqlens_cpu` (not needed: lina builds its chunk tables on the device) and lina's
-    `strategy`. Anything else, fla's removed `head_first` included, is an error rather than
-    silently ignored."""
-    for key in kwargs:
-        if key == "head_first":
-            raise _lina.LinaError(f"{op_name}: head_first: the [B, H, T, d] layout is gone from fla and not taken by "
-                                  "lina; pass [B, T, H, d] tensors (e.g. x.transpose(1, 2))")
-        if key not in ("strategy", "chunk_size", "cu_seqlens_cpu"):
-            raise _lina.LinaError(f"{op_name}: unexpected keyword argument '{key}'; expected strategy, chunk_size "
-                                  "or cu_seqlens_cpu")
-    return dict(strategy=kwargs.get("strategy", "auto"), chunk=int(kwargs.get("chunk_size") or 0))
-
-
-def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, state_v_first=False,
-              cu_seqlens=None, **kwargs):
-    """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t).
-    state_v_first=True: initial and final states are [N, H, V, K] (fla's GLA layer layout)."""
+def _run(key, q, tensors, initial_state, output_final_state, cu_seqlens, scale, options, state_v_first=False,
+         reverse=False, vector_params=None):
+    """One lina program call with fla's state layout and reverse option."""
     if state_v_first:
         initial_state = _transposed_state(initial_state)
-    o, final = _OPS["gla"](q=q, k=k, v=v, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                           cu_seqlens=cu_seqlens, scalar_params=_params(scale), **_options("chunk_gla", kwargs))
+    names = list(tensors)
+
+    def call(*values):
+        return _OPS[key](**dict(zip(names, values)), initial_state=initial_state,
+                         output_final_state=output_final_state, cu_seqlens=cu_seqlens, scalar_params=_params(scale),
+                         **({"vector_params": vector_params} if vector_params else {}), **options)
+
+    values = tuple(tensors.values())
+    o, final = _run_reversed(call, values, cu_seqlens) if reverse else call(*values)
     return o, _transposed_state(final) if state_v_first else final
+
+
+_RECURRENT = dict(strategy="recurrent", chunk=0)
+
+
+# --- GLA -------------------------------------------------------------------------------------------
+
+def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, state_v_first=False,
+              cu_seqlens=None, cu_seqlens_cpu=None, **kwargs):
+    """o, final_state = chunk_gla(q, k, v, g): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T (scale q_t).
+    state_v_first=True: initial and final states are [N, H, V, K] (fla's GLA layer layout).
+    Beyond fla: strategy= ("auto", "fused", "split", "recurrent") and chunk_size=."""
+    options, _ = fla_keywords("chunk_gla", kwargs, takes_extra=False)
+    check_varlen("chunk_gla", q, initial_state, cu_seqlens)
+    check_log_gate("chunk_gla", "g", g)
+    return _run("gla", q, dict(q=q, k=k, v=v, g=g), initial_state, output_final_state, cu_seqlens, scale, options,
+                state_v_first)
 
 
 def fused_recurrent_gla(q, k, v, gk=None, gv=None, scale=None, initial_state=None, output_final_state=False,
-                        reverse=False, state_v_first=False, cu_seqlens=None):
+                        reverse=False, state_v_first=False, cu_seqlens=None, **kwargs):
     """fla's fused_recurrent_gla: gk decays the rows (key side), gv the columns (value side); either
     may be absent. reverse=True runs each sequence from its last token to its first."""
-    if state_v_first:
-        initial_state = _transposed_state(initial_state)
-
-    def call(q, k, v, gk, gv):
-        if gv is None and gk is not None:
-            return _OPS["gla"](q=q, k=k, v=v, g=gk, initial_state=initial_state, output_final_state=output_final_state,
-                               cu_seqlens=cu_seqlens, scalar_params=_params(scale), strategy="recurrent")
-        if gk is None:  # no key-side decay: log gate 0
-            gk = q.new_zeros(q.shape)
-        if gv is None:
-            gv = v.new_zeros(v.shape)
-        return _OPS["gla_gk_gv"](q=q, k=k, v=v, gk=gk, gv=gv, initial_state=initial_state,
-                                 output_final_state=output_final_state, cu_seqlens=cu_seqlens,
-                                 scalar_params=_params(scale), strategy="recurrent")
-
-    tensors = (q, k, v, gk, gv)
-    o, final = _run_reversed(call, tensors, cu_seqlens) if reverse else call(*tensors)
-    return o, _transposed_state(final) if state_v_first else final
+    _, transposed = fla_keywords("fused_recurrent_gla", kwargs, takes_extra=True)
+    state_v_first = state_v_first_of("fused_recurrent_gla", state_v_first, transposed)
+    check_varlen("fused_recurrent_gla", q, initial_state, cu_seqlens)
+    check_log_gate("fused_recurrent_gla", "gk", gk)
+    check_log_gate("fused_recurrent_gla", "gv", gv)
+    if gv is None and gk is not None:
+        return _run("gla", q, dict(q=q, k=k, v=v, g=gk), initial_state, output_final_state, cu_seqlens, scale,
+                    _RECURRENT, state_v_first, reverse)
+    gk = q.new_zeros(q.shape) if gk is None else gk  # no key-side decay: log gate 0
+    gv = v.new_zeros(v.shape) if gv is None else gv
+    return _run("gla_gk_gv", q, dict(q=q, k=k, v=v, gk=gk, gv=gv), initial_state, output_final_state, cu_seqlens,
+                scale, _RECURRENT, state_v_first, reverse)
 
 
-def _simple_gla_gate(q, g, g_gamma):
+def fused_chunk_gla(**kwargs):
+    """Removed from fla 0.6.0 (its GLA layer's 'fused_chunk' mode fails the same way)."""
+    raise NotImplementedError("`fused_chunk_gla` is deprecated. Please use `chunk_gla` instead.")
+
+
+# --- simple GLA and retention ----------------------------------------------------------------------
+
+def _simple_gla_gate(op_name, q, g, g_gamma):
     """fla's simple GLA gate: g [B, T, H] and/or a constant per-head log decay g_gamma [H]
-    (both given: both decays apply, consistently in forward and backward)."""
+    (both given: both decays apply, consistently in forward and backward); neither: no decay."""
+    check_log_gate(op_name, "g", g)
+    check_log_gate(op_name, "g_gamma", g_gamma)
     if g is None and g_gamma is None:
-        _unsupported("chunk_simple_gla without g or g_gamma", "pass g [B, T, H] or g_gamma [H]")
+        return q.new_zeros(q.shape[:3])
     if g_gamma is None:
         return g
     decay = g_gamma.to(q.dtype if g is None else g.dtype).reshape(1, 1, -1).expand(q.shape[0], q.shape[1], -1)
@@ -142,70 +153,166 @@ def _simple_gla_gate(q, g, g_gamma):
 
 
 def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None, output_final_state=False,
-                     cu_seqlens=None, **kwargs):
+                     state_v_first=False, cu_seqlens=None, cu_seqlens_cpu=None, **kwargs):
     """o, final_state = chunk_simple_gla(q, k, v, g) with a scalar log decay per head and step:
-    g [B, T, H], or a constant g_gamma [H]."""
-    return _OPS["simple_gla"](q=q, k=k, v=v, g=_simple_gla_gate(q, g, g_gamma), initial_state=initial_state,
-                              output_final_state=output_final_state, cu_seqlens=cu_seqlens,
-                              scalar_params=_params(scale), **_options("chunk_simple_gla", kwargs))
+    g [B, T, H], and/or a constant g_gamma [H]."""
+    options, _ = fla_keywords("chunk_simple_gla", kwargs, takes_extra=True)
+    check_varlen("chunk_simple_gla", q, initial_state, cu_seqlens)
+    g = _simple_gla_gate("chunk_simple_gla", q, g, g_gamma)
+    return _run("simple_gla", q, dict(q=q, k=k, v=v, g=g), initial_state, output_final_state, cu_seqlens, scale,
+                options, state_v_first)
+
+
+def fused_chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None, output_final_state=False,
+                           cu_seqlens=None):
+    check_varlen("fused_chunk_simple_gla", q, initial_state, cu_seqlens)
+    g = _simple_gla_gate("fused_chunk_simple_gla", q, g, g_gamma)
+    return _run("simple_gla", q, dict(q=q, k=k, v=v, g=g), initial_state, output_final_state, cu_seqlens, scale,
+                dict(strategy="auto", chunk=0))
 
 
 def fused_recurrent_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=None,
-                               output_final_state=False, reverse=False, cu_seqlens=None):
-    call = lambda q, k, v, g: chunk_simple_gla(q, k, v, g, None, scale, initial_state, output_final_state,
-                                               cu_seqlens, strategy="recurrent")
-    tensors = (q, k, v, _simple_gla_gate(q, g, g_gamma))
-    return _run_reversed(call, tensors, cu_seqlens) if reverse else call(*tensors)
+                               output_final_state=False, reverse=False, state_v_first=False, cu_seqlens=None,
+                               **kwargs):
+    _, transposed = fla_keywords("fused_recurrent_simple_gla", kwargs, takes_extra=True)
+    state_v_first = state_v_first_of("fused_recurrent_simple_gla", state_v_first, transposed)
+    check_varlen("fused_recurrent_simple_gla", q, initial_state, cu_seqlens)
+    g = _simple_gla_gate("fused_recurrent_simple_gla", q, g, g_gamma)
+    return _run("simple_gla", q, dict(q=q, k=k, v=v, g=g), initial_state, output_final_state, cu_seqlens, scale,
+                _RECURRENT, state_v_first, reverse)
+
+
+def parallel_simple_gla(q, k, v, g=None, scale=None, output_attentions=False, cu_seqlens=None, cu_seqlens_cpu=None):
+    """o, attn = parallel_simple_gla(q, k, v, g): the same outputs as chunk_simple_gla (no state in or
+    out); attn is the [B, H, T, T] score matrix when output_attentions=True, else None."""
+    check_varlen("parallel_simple_gla", q, None, cu_seqlens)
+    if output_attentions and cu_seqlens is not None:
+        raise _lina.LinaError("parallel_simple_gla: output_attentions=True is not supported with cu_seqlens "
+                              "(as in fla); run each sequence on its own")
+    gate = _simple_gla_gate("parallel_simple_gla", q, g, None)
+    o, _ = _run("simple_gla", q, dict(q=q, k=k, v=v, g=gate), None, False, cu_seqlens, scale,
+                dict(strategy="auto", chunk=0))
+    if not output_attentions:
+        return o, None
+    scale = k.shape[-1] ** -0.5 if scale is None else scale
+    return o, causal_attention(q, k, None if g is None else g.float().cumsum(1), scale)
+
+
+def _retention_gamma(q):
+    """RetNet's per-head log decay, log(1 - 2^(-5 - h)), as fla computes it."""
+    import torch
+    return (1 - 2.0 ** (-5.0 - torch.arange(q.shape[2], dtype=torch.float, device=q.device))).log()
 
 
 def chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None, **kwargs):
     """o, final_state = chunk_retention(q, k, v): decay gamma_h = 1 - 2^(-5 - h) per head."""
-    return _OPS["retention"](q=q, k=k, v=v, initial_state=initial_state, output_final_state=output_final_state,
-                            cu_seqlens=cu_seqlens, scalar_params=_params(scale),
-                            **_options("chunk_retention", kwargs))
+    options, _ = fla_keywords("chunk_retention", kwargs, takes_extra=True)
+    check_varlen("chunk_retention", q, initial_state, cu_seqlens)
+    return _run("retention", q, dict(q=q, k=k, v=v), initial_state, output_final_state, cu_seqlens, scale, options)
+
+
+def fused_chunk_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None):
+    check_varlen("fused_chunk_retention", q, initial_state, cu_seqlens)
+    return _run("retention", q, dict(q=q, k=k, v=v), initial_state, output_final_state, cu_seqlens, scale,
+                dict(strategy="auto", chunk=0))
 
 
 def fused_recurrent_retention(q, k, v, scale=None, initial_state=None, output_final_state=False, reverse=False,
-                              cu_seqlens=None):
-    call = lambda q, k, v: chunk_retention(q, k, v, scale, initial_state, output_final_state, cu_seqlens,
-                                           strategy="recurrent")
-    return _run_reversed(call, (q, k, v), cu_seqlens) if reverse else call(q, k, v)
+                              state_v_first=False, cu_seqlens=None, **kwargs):
+    _, transposed = fla_keywords("fused_recurrent_retention", kwargs, takes_extra=True)
+    state_v_first = state_v_first_of("fused_recurrent_retention", state_v_first, transposed)
+    check_varlen("fused_recurrent_retention", q, initial_state, cu_seqlens)
+    return _run("retention", q, dict(q=q, k=k, v=v), initial_state, output_final_state, cu_seqlens, scale,
+                _RECURRENT, state_v_first, reverse)
 
 
-def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
-              **kwargs):
-    """o, (Hk, Hv) = chunk_gsa(q, k, v, s, g): gated slot attention with M = s.shape[-1] slots."""
+def parallel_retention(q, k, v, scale=None, output_attentions=False, cu_seqlens=None):
+    check_varlen("parallel_retention", q, None, cu_seqlens)
+    if output_attentions and cu_seqlens is not None:
+        raise _lina.LinaError("parallel_retention: output_attentions=True is not supported with cu_seqlens "
+                              "(as in fla); run each sequence on its own")
+    o, _ = _run("retention", q, dict(q=q, k=k, v=v), None, False, cu_seqlens, scale, dict(strategy="auto", chunk=0))
+    if not output_attentions:
+        return o, None
+    import torch
+    steps = torch.arange(1, q.shape[1] + 1, dtype=torch.float, device=q.device)
+    g_cumulative = steps[None, :, None] * _retention_gamma(q)[None, None, :]
+    scale = k.shape[-1] ** -0.5 if scale is None else scale
+    return o, causal_attention(q, k, g_cumulative.expand(q.shape[0], -1, -1), scale)
+
+
+# --- GSA -------------------------------------------------------------------------------------------
+
+def _gsa(op_name, q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens, options, reverse=False):
+    """GSA as fla runs it: g=None takes the additive gate from s (vanilla ABC); q may have a multiple
+    of k's heads (GQA), the key/value-side tensors and states repeated per group."""
+    check_varlen(op_name, q, initial_state, cu_seqlens)
     if g is None:
-        _unsupported("g=None", "pass the slot forget gate g [B, T, H, M]")
-    return _OPS["gsa"](q=q, k=k, v=v, s=s, g=g, initial_state=initial_state, output_final_state=output_final_state,
-                      cu_seqlens=cu_seqlens, scalar_params=_params(scale), **_options("chunk_gsa", kwargs))
+        s, g = additive_gate(s, cu_seqlens)
+        s = s.to(k.dtype)
+    else:
+        check_log_gate(op_name, "g", g)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    groups = query_groups(op_name, q, k)
+    k, v, s, g = repeat_heads(groups, k, v, s, g)
+    if initial_state is not None:
+        initial_state = repeat_heads(groups, *initial_state, dim=1)
+    o, final = _run("gsa", q, dict(q=q, k=k, v=v, s=s, g=g), initial_state, output_final_state, cu_seqlens, scale,
+                    options, reverse=reverse)
+    if groups > 1 and final is not None and final[0] is not None:
+        final = tuple(x[:, ::groups].contiguous() for x in final)
+    return o, final
+
+
+def chunk_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False, checkpoint_level=2,
+              cu_seqlens=None, cu_seqlens_cpu=None, **kwargs):
+    """o, (Hk, Hv) = chunk_gsa(q, k, v, s, g): gated slot attention with M = s.shape[-1] slots.
+    checkpoint_level (0, 1, 2) is fla's memory/recompute trade-off; lina's derived backward saves
+    only the inputs and recomputes the chunk states, at least the saving of fla's level 2."""
+    options, _ = fla_keywords("chunk_gsa", kwargs, takes_extra=True)
+    if checkpoint_level not in (0, 1, 2):
+        raise _lina.LinaError(f"chunk_gsa: checkpoint_level: expected 0, 1 or 2; got {checkpoint_level!r}")
+    return _gsa("chunk_gsa", q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens, options)
 
 
 def fused_recurrent_gsa(q, k, v, s, g=None, scale=None, initial_state=None, output_final_state=False,
                         reverse=False, cu_seqlens=None):
-    call = lambda q, k, v, s, g: chunk_gsa(q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens,
-                                           strategy="recurrent")
-    return _run_reversed(call, (q, k, v, s, g), cu_seqlens) if reverse else call(q, k, v, s, g)
+    return _gsa("fused_recurrent_gsa", q, k, v, s, g, scale, initial_state, output_final_state, cu_seqlens,
+                _RECURRENT, reverse)
 
+
+# --- RWKV6 -----------------------------------------------------------------------------------------
 
 def chunk_rwkv6(r, k, v, w, u, scale=None, initial_state=None, output_final_state=False, cu_seqlens=None,
-                **kwargs):
+                cu_seqlens_cpu=None, **kwargs):
     """o, final_state = chunk_rwkv6(r, k, v, w, u): o_t = scale * (r_t^T S_{t-1} + (r_t . (u * k_t)) v_t),
     S_t = diag(exp(w_t)) S_{t-1} + k_t v_t^T; w [B, T, H, K] log decays, u [H, K] the bonus;
     scale defaults to K^-0.5 as in fla (RWKV6's layer passes 1)."""
-    if scale is None:
-        scale = r.shape[-1] ** -0.5
-    return _OPS["rwkv6"](r=r, k=k, v=v, w=w, vector_params={"u": u}, initial_state=initial_state,
-                        output_final_state=output_final_state, cu_seqlens=cu_seqlens, scalar_params=_params(scale),
-                        **_options("chunk_rwkv6", kwargs))
+    options, _ = fla_keywords("chunk_rwkv6", kwargs, takes_extra=True)
+    check_varlen("chunk_rwkv6", r, initial_state, cu_seqlens)
+    check_log_gate("chunk_rwkv6", "w", w)
+    scale = r.shape[-1] ** -0.5 if scale is None else scale
+    return _run("rwkv6", r, dict(r=r, k=k, v=v, w=w), initial_state, output_final_state, cu_seqlens, scale, options,
+                vector_params={"u": u})
 
 
 def fused_recurrent_rwkv6(r, k, v, w, u, scale=None, initial_state=None, output_final_state=False, reverse=False,
                           cu_seqlens=None):
-    call = lambda r, k, v, w: chunk_rwkv6(r, k, v, w, u, scale, initial_state, output_final_state, cu_seqlens,
-                                          strategy="recurrent")
-    return _run_reversed(call, (r, k, v, w), cu_seqlens) if reverse else call(r, k, v, w)
+    check_varlen("fused_recurrent_rwkv6", r, initial_state, cu_seqlens)
+    check_log_gate("fused_recurrent_rwkv6", "w", w)
+    scale = r.shape[-1] ** -0.5 if scale is None else scale
+    return _run("rwkv6", r, dict(r=r, k=k, v=v, w=w), initial_state, output_final_state, cu_seqlens, scale,
+                _RECURRENT, reverse=reverse, vector_params={"u": u})
 
 
-__all__ = ["chunk_gla", "fused_recurrent_gla", "chunk_simple_gla", "fused_recurrent_simple_gla", "chunk_retention",
-           "fused_recurrent_retention", "chunk_gsa", "fused_recurrent_gsa", "chunk_rwkv6", "fused_recurrent_rwkv6"]
+# fla.ops' families and their public ops, as fla 0.6.0 exports them (patch_fla and the parity test use this).
+FLA_FAMILIES = {
+    "gla": ["chunk_gla", "fused_chunk_gla", "fused_recurrent_gla"],
+    "simple_gla": ["chunk_simple_gla", "fused_chunk_simple_gla", "fused_recurrent_simple_gla", "parallel_simple_gla"],
+    "retention": ["chunk_retention", "fused_chunk_retention", "fused_recurrent_retention", "parallel_retention"],
+    "gsa": ["chunk_gsa", "fused_recurrent_gsa"],
+    "rwkv6": ["chunk_rwkv6", "fused_recurrent_rwkv6"],
+}
+
+__all__ = [name for names in FLA_FAMILIES.values() for name in names] + ["check_gates"]

@@ -1,5 +1,7 @@
 #include "dsl/source_manager.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -27,7 +29,7 @@ uint32_t SourceManager::addBuffer(std::string name, std::string text) {
 uint32_t SourceManager::addFile(const std::string& path, std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    error = "cannot open '" + path + "'";
+    error = "cannot open '" + path + "': " + std::strerror(errno) + "; expected a readable .lina or .rir file";
     return 0;
   }
   std::ostringstream text;

@@ -5,9 +5,6 @@ import os
 
 from . import _lina
 
-# Keywords lina's chunk ops take beyond fla's named arguments: lina's forward strategy and chunk.
-_LINA_KEYWORDS = ("strategy", "chunk_size")
-
 _gate_check = os.environ.get("LINA_GATE_CHECK", "1") != "0"
 
 

@@ -107,8 +107,21 @@ class Op:
         (outputs..., final_state or None). Registered with torch.library: torch.compile and CUDA
         graphs see one custom op."""
         from .torch_ops import run_op
+        _check_strategy(strategy, chunk)
         return run_op(self, inputs, initial_state, output_final_state, cu_seqlens, scalar_params or {},
                       vector_params or {}, strategy, chunk)
+
+
+STRATEGIES = ("auto", "fused", "split", "recurrent")
+
+
+def _check_strategy(strategy, chunk):
+    """The forward strategy and chunk of a call, checked on every device (the CPU reference
+    interpreter does not use them, so a typo would otherwise pass unnoticed there)."""
+    if strategy not in STRATEGIES:
+        raise _lina.LinaError(f"strategy: expected one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    if not isinstance(chunk, int) or chunk < 0 or (chunk and (chunk & (chunk - 1) or not 16 <= chunk <= 256)):
+        raise _lina.LinaError(f"chunk: expected 0 (the tuner's choice) or a power of two from 16 to 256; got {chunk!r}")
 
 
 def _leading_shape(inputs, names):

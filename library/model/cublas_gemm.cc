@@ -1,6 +1,6 @@
 #include "library/model/cublas_gemm.h"
 
-#include <cublas_v2.h>
+#include "library/model/cublas_abi.h"
 
 #include <cstdlib>
 #include <vector>
@@ -13,18 +13,15 @@ namespace lina::model {
 
 namespace {
 
-// cublasGemmEx is overloaded in C++ (a 64-bit variant), so its type is spelled out.
-using GemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                                    const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                                    cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+namespace abi = cublas_abi;
 
 struct Cublas {
-  decltype(&::cublasCreate_v2) create = nullptr;
-  decltype(&::cublasDestroy_v2) destroy = nullptr;
-  decltype(&::cublasSetStream_v2) setStream = nullptr;
-  decltype(&::cublasSetWorkspace_v2) setWorkspace = nullptr;
-  GemmExFn gemmEx = nullptr;
-  decltype(&::cublasGetStatusString) statusString = nullptr;
+  abi::CreateFn create = nullptr;
+  abi::DestroyFn destroy = nullptr;
+  abi::SetStreamFn setStream = nullptr;
+  abi::SetWorkspaceFn setWorkspace = nullptr;
+  abi::GemmExFn gemmEx = nullptr;
+  abi::StatusStringFn statusString = nullptr;
   std::string path, why;
 };
 
@@ -58,8 +55,8 @@ const Cublas& cublas() {
   return loaded;
 }
 
-void checkCublas(cublasStatus_t status, const char* call, const std::string& context = "") {
-  if (status == CUBLAS_STATUS_SUCCESS) return;
+void checkCublas(abi::Status status, const char* call, const std::string& context = "") {
+  if (status == abi::kSuccess) return;
   throw Error(std::string(call) + " failed: " + cublas().statusString(status) + (context.empty() ? "" : " (" + context + ")"));
 }
 
@@ -69,17 +66,17 @@ constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLAS's recommendation for Ho
 
 CublasGemm::CublasGemm(CUstream stream) {
   const Cublas& c = cublas();
-  cublasHandle_t h = nullptr;
+  abi::Handle h = nullptr;
   checkCublas(c.create(&h), "cublasCreate");
   handle_ = h;
-  checkCublas(c.setStream(h, reinterpret_cast<cudaStream_t>(stream)), "cublasSetStream");
+  checkCublas(c.setStream(h, stream), "cublasSetStream");
   const cuda::Driver* d = cuda::driver();
   cuda::check(d->cuMemAlloc(&workspace_, kWorkspaceBytes), "cuMemAlloc", "cuBLAS workspace");
   checkCublas(c.setWorkspace(h, reinterpret_cast<void*>(workspace_), kWorkspaceBytes), "cublasSetWorkspace");
 }
 
 CublasGemm::~CublasGemm() {
-  if (handle_) cublas().destroy(static_cast<cublasHandle_t>(handle_));
+  if (handle_) cublas().destroy(static_cast<abi::Handle>(handle_));
   if (workspace_) cuda::driver()->cuMemFree(workspace_);
 }
 
@@ -89,12 +86,12 @@ void CublasGemm::linear(const void* W, const void* x, void* y, int64_t rows, int
                         int64_t ldy) const {
   // Column-major view: W [n][k] row-major is W^T (k x n, ld k); x [rows][k] is k x rows (ld k);
   // y [rows][n] is n x rows (ld n). So y = op_T(W^T) x = W x per row.
-  const cudaDataType t = type == GemmType::BF16 ? CUDA_R_16BF : type == GemmType::F16 ? CUDA_R_16F : CUDA_R_32F;
+  const abi::DataType t = type == GemmType::BF16 ? abi::kR16BF : type == GemmType::F16 ? abi::kR16F : abi::kR32F;
   const float alpha = 1.f;
-  checkCublas(cublas().gemmEx(static_cast<cublasHandle_t>(handle_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+  checkCublas(cublas().gemmEx(static_cast<abi::Handle>(handle_), abi::kOpT, abi::kOpN, static_cast<int>(n),
                               static_cast<int>(rows), static_cast<int>(k), &alpha, W, t, static_cast<int>(k), x, t,
-                              static_cast<int>(k), &beta, y, t, static_cast<int>(ldy ? ldy : n), CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
+                              static_cast<int>(k), &beta, y, t, static_cast<int>(ldy ? ldy : n), abi::kCompute32F,
+                              abi::kGemmDefault),
               "cublasGemmEx", std::to_string(rows) + "x" + std::to_string(k) + " by " + std::to_string(n) + "x" + std::to_string(k));
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "runtime/versions.h"
 #include "compiler/reference/backward.h"
 #include "compiler/reference/interpreter.h"
 #include "compiler/rir/printer.h"
@@ -157,6 +158,15 @@ PYBIND11_MODULE(_lina, m) {
     std::vector<std::string> names;
     for (const library::Program& p : library::programs()) names.emplace_back(p.name);
     return names;
+  });
+  m.attr("__version__") = runtime::linaVersion();
+  m.def("versions", [] {
+    const runtime::Versions v = runtime::versions();
+    py::dict d;
+    d["lina"] = v.lina;
+    d["nvrtc"] = v.nvrtc;
+    d["cuda_driver"] = v.driver;
+    return d;
   });
   m.def("cuda_available", [] {
     std::string why;

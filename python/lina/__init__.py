@@ -32,7 +32,7 @@ def _nvrtc_search_path():
 _os.environ["LINA_NVRTC_SEARCH_PATH"] = ":".join(
     [p for p in _os.environ.get("LINA_NVRTC_SEARCH_PATH", "").split(":") if p] + _nvrtc_search_path())
 
-from ._lina import DeviceArray, LinaError, Program, library_programs
+from ._lina import DeviceArray, LinaError, Program, __version__, library_programs, versions
 from ._lina import cuda_available as _cuda_available
 
 
@@ -53,4 +53,4 @@ from .runner import Runner, init_checkpoint
 from . import convert
 from .fla_patch import patch_fla
 
-__all__ = ["patch_fla", "DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "convert", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]
+__all__ = ["__version__", "versions", "patch_fla", "DeviceArray", "LinaError", "Op", "Program", "Runner", "compile", "convert", "init_checkpoint", "cuda_available", "library", "library_programs", "tune"]

@@ -200,3 +200,12 @@ def test_lina_ops_rwkv6_is_the_tested_program():
         body = f.read()
     program = body[body.index("recurrence rwkv6"):]
     assert ops._RWKV6.strip() == program.strip()
+
+
+def test_versions_and_the_lina_command():
+    import subprocess
+    import sys
+    v = lina.versions()
+    assert v["lina"] == lina.__version__ and set(v) == {"lina", "nvrtc", "cuda_driver"}
+    out = subprocess.run([sys.executable, "-m", "lina", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith(f"lina {lina.__version__} (NVRTC "), out

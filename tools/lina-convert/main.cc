@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "--version") {
+    std::cout << "lina-convert " << LINA_VERSION << "\n";
+    return 0;
+  }
   try {
     const std::string command = args[0];
     if (command == "rwkv6")

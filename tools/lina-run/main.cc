@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/versions.h"
 #include "library/model/checkpoint.h"
 #include "library/model/cpu_model.h"
 #include "library/model/gpu_model.h"
@@ -46,7 +47,8 @@ const char* kUsage =
     "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]\n"
     "                [--graphs 1|0] [--gemv 1|0] [--max-batch N] [--max-prefill-tokens N] [--stop-at-eos 1|0] [--stop TEXT] [--dump-logits FILE]\n"
     "                [--warmup N (GPU: untimed runs first, default 1; 0: time a cold start)]\n"
-    "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n";
+    "       lina-run --init CONFIG.json --out DIR [--seed S] [--dtype bf16|fp16|fp32]\n"
+    "       lina-run --version | --help\n";
 
 int64_t parseInt(const std::string& flag, const std::string& text, int64_t min) {
   size_t used = 0;
@@ -91,6 +93,10 @@ int run(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << runtime::versionLine("lina-run") << "\n";
       return 0;
     }
     if (std::find(known.begin(), known.end(), a) == known.end()) {

@@ -1,7 +1,7 @@
 // linac: the command line, parsed once (options.cc) and dispatched to one file per subcommand.
 #include "tools/linac/driver.h"
 
-#include "runtime/nvrtc_compiler.h"
+#include "runtime/versions.h"
 
 #include "compiler/pipeline/pipeline.h"
 #include "tools/linac/commands.h"
@@ -26,13 +26,7 @@ bool handleInfo(const std::vector<std::string>& args, std::ostream& out) {
       return true;
     }
     if (a == "--version") {
-      std::string nvrtc;
-      try {
-        nvrtc = "NVRTC " + runtime::nvrtcVersion();
-      } catch (const Error& e) {  // the compiler's CPU side works without NVRTC; say what is missing
-        nvrtc = std::string("no NVRTC: ") + e.what();
-      }
-      out << "linac " << LINA_VERSION << " (" << nvrtc << ")\n";
+      out << runtime::versionLine("linac") << "\n";
       return true;
     }
     if (a == "--list-passes") {

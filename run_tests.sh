@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: lit + FileCheck and GoogleTest in the release build,
-# then the same suites under AddressSanitizer + UndefinedBehaviorSanitizer. GPU tests (label
-# `gpu`) skip cleanly on a machine without one.
+# Sets up, builds and runs every test: lit + FileCheck, GoogleTest and pytest in the release build,
+# then the same suites under AddressSanitizer + UndefinedBehaviorSanitizer, a wheel installed into
+# a fresh venv, and a short fuzz run. GPU tests (label `gpu`) skip cleanly on a machine without one.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
@@ -16,6 +16,10 @@ for preset in default asan; do
   echo "== $preset tests"
   ctest --preset "$preset" -j "$jobs"
 done
+# The install a user does: `pip wheel .` without a CUDA toolkit, into a fresh venv, imported with no
+# CUDA folder in the loader path, the console tools and the CPU tests against the installed package.
+echo "== pip install"
+scripts/check_pip_install.sh
 # A short, deterministic libFuzzer run of the fuzz targets (clang; fixed seed and input count).
 echo "== fuzz"
 LINA_FUZZ_SEED=1 scripts/fuzz.sh -runs=20000

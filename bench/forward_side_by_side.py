@@ -35,6 +35,11 @@ WARM = slice_autotuners()
 if not WARM:
     import lina
     from lina import ops as lina_ops
+    # fla checks nothing about its gates; lina.ops checks their sign by default (one reduction and
+    # host sync per call). The kernels are compared without it unless LINA_BENCH_GATE_CHECK=1;
+    # each row records which (lina_gate_check).
+    GATE_CHECK = os.environ.get("LINA_BENCH_GATE_CHECK", "0") == "1"
+    lina_ops.check_gates(GATE_CHECK)
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     linear_attention = lina.compile(os.path.join(ROOT, "tests", "programs", "linear_attention.lina"))
 
@@ -120,10 +125,8 @@ for label, B, T, H, D, lens in SHAPES:
         if WARM:
             continue
         lina_out, lina_first, lina_ms = first_and_median(lina_calls[op])
-        # lina_gate_check: whether lina.ops checked the log-gates' sign (one reduction and host sync
-        # per call; fla checks nothing; LINA_GATE_CHECK=0 turns it off).
         row = dict(op=op, shape=label, lina_ms=round(lina_ms, 4), lina_first_call_ms=round(lina_first, 1),
-                   lina_gate_check=os.environ.get("LINA_GATE_CHECK", "1") != "0",
+                   lina_gate_check=GATE_CHECK,
                    roofline_ms=round(bytes_moved[op] / PEAK_BYTES_PER_S * 1e3, 4),
                    roofline_fraction=round(bytes_moved[op] / PEAK_BYTES_PER_S * 1e3 / lina_ms, 3))
         if fla_ms is not None:

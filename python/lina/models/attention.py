@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
+from ..fla_args import trusted_gates
 from .layers import FusedRMSNormGated, RMSNorm, ShortConvolution, positions, rotate_half_rope
 
 _ACTIVATIONS = {
@@ -102,8 +103,9 @@ class GatedLinearAttention(_OutputGate):
             gk = torch.clamp_min(gk, self.clamp_min)
         if self.feature_map is not None:
             q, k = self.feature_map(q), self.feature_map(k)
-        o, final = ops.chunk_gla(q, k, v, gk, initial_state=state.get("recurrent_state"), output_final_state=use_cache,
-                                 cu_seqlens=cu_seqlens)
+        with trusted_gates():  # gates <= 0 by construction: no sign check, no sync
+            o, final = ops.chunk_gla(q, k, v, gk, initial_state=state.get("recurrent_state"),
+                                     output_final_state=use_cache, cu_seqlens=cu_seqlens)
         new_state = None
         if use_cache:
             new_state = {"recurrent_state": final, "conv_state": conv}
@@ -136,8 +138,9 @@ class MultiScaleRetention(_OutputGate):
                 pos = pos + seen[seq].unsqueeze(0)
         q, k = rotate_half_rope(q, pos), rotate_half_rope(k, pos)
         k, v = _repeat_groups(k, self.groups), _repeat_groups(v, self.groups)
-        o, final = ops.chunk_retention(q, k, v, initial_state=state.get("recurrent_state"), output_final_state=use_cache,
-                                       cu_seqlens=cu_seqlens)
+        with trusted_gates():  # gates <= 0 by construction: no sign check, no sync
+            o, final = ops.chunk_retention(q, k, v, initial_state=state.get("recurrent_state"),
+                                           output_final_state=use_cache, cu_seqlens=cu_seqlens)
         new_state = None
         if use_cache:
             lengths = (torch.full((x.shape[0],), x.shape[1], device=x.device) if cu_seqlens is None
@@ -178,8 +181,9 @@ class GatedSlotAttention(nn.Module):
         f = F.logsigmoid(f) / self.normalizer
         s = (1 - f.exp()).to(f.dtype)
         k, v, f, s = (_repeat_groups(t, self.groups) for t in (k, v, f, s))
-        o, final = ops.chunk_gsa(q, k, v, s, f, scale=1.0, initial_state=state.get("recurrent_state"),
-                                 output_final_state=use_cache, cu_seqlens=cu_seqlens)
+        with trusted_gates():  # gates <= 0 by construction: no sign check, no sync
+            o, final = ops.chunk_gsa(q, k, v, s, f, scale=1.0, initial_state=state.get("recurrent_state"),
+                                     output_final_state=use_cache, cu_seqlens=cu_seqlens)
         o = self.g_norm(F.silu(o.flatten(-2)))
         new_state = None
         if use_cache:

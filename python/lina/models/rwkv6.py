@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
+from ..fla_args import trusted_gates
 from .layers import _f32, GroupNorm, LayerNorm, token_shift
 
 
@@ -74,8 +75,9 @@ class RWKV6Attention(nn.Module):
         k = self.k_proj(x, k, delta).unflatten(-1, (-1, self.head_k))
         v = self.v_proj(x, v, delta).unflatten(-1, (-1, self.head_v))
         g = self.g_proj(x, g, delta)
-        o, final = ops.chunk_rwkv6(r, k, v, w, self.bonus, scale=1.0, initial_state=state.get("recurrent_state"),
-                                   output_final_state=use_cache, cu_seqlens=cu_seqlens)
+        with trusted_gates():  # gates <= 0 by construction: no sign check, no sync
+            o, final = ops.chunk_rwkv6(r, k, v, w, self.bonus, scale=1.0, initial_state=state.get("recurrent_state"),
+                                       output_final_state=use_cache, cu_seqlens=cu_seqlens)
         o = self.o_proj(self.g_norm(o.flatten(-2)) * F.silu(g))
         new_state = None
         if use_cache:

@@ -115,11 +115,11 @@ TensorData initialisedTensor(const ExpectedTensor& e, double range, DType dtype,
   TensorData t{e.name, dtype, e.shape, {}};
   int64_t n = 1;
   for (int64_t s : e.shape) n *= s;
-  const bool norm = e.name.find("norm") != std::string::npos;  // RMSNorm weights: ones
-  const bool bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
+  const bool bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;  // zeros
+  const bool norm = !bias && e.name.find("norm") != std::string::npos;  // norm weights: ones
   t.bytes.resize(static_cast<size_t>(n) * dtypeBytes(dtype));
   for (int64_t i = 0; i < n; ++i) {
-    const float x = norm ? 1.f : bias ? 0.f : normal(rng);
+    const float x = bias ? 0.f : norm ? 1.f : normal(rng);
     unsigned char* at = t.bytes.data() + i * dtypeBytes(dtype);
     if (dtype == DType::F32) {
       std::memcpy(at, &x, 4);

@@ -101,6 +101,7 @@ const char* modelTypeName(ModelType t) {
     case ModelType::GLA: return "gla";
     case ModelType::RetNet: return "retnet";
     case ModelType::GSA: return "gsa";
+    case ModelType::RWKV6: return "rwkv6";
   }
   return "?";
 }
@@ -110,7 +111,8 @@ int64_t ModelConfig::valueDim() const { return static_cast<int64_t>(static_cast<
 
 int64_t ModelConfig::mlpSize() const {
   if (intermediateSize) return intermediateSize;
-  const int64_t i = static_cast<int64_t>(static_cast<double>(hiddenSize) * static_cast<double>(hiddenRatio) * 2.0 / 3.0);
+  if (type == ModelType::RWKV6) return (static_cast<int64_t>(static_cast<double>(hiddenSize) * hiddenRatio) + 31) / 32 * 32;
+  const int64_t i = static_cast<int64_t>(static_cast<double>(hiddenSize) * hiddenRatio * 2.0 / 3.0);
   return (i + 255) / 256 * 256;
 }
 
@@ -125,21 +127,23 @@ ModelConfig parseConfig(const std::string& text, const std::string& file) {
   Reader r{j, file, {}};
   ModelConfig c;
   const json* type = r.find("model_type");
-  if (!type) throw Error("config '" + file + "': key 'model_type' is missing; expected 'gla', 'retnet' or 'gsa'");
+  if (!type) throw Error("config '" + file + "': key 'model_type' is missing; expected 'gla', 'retnet', 'gsa' or 'rwkv6'");
   if (*type == "gla") c.type = ModelType::GLA;
   else if (*type == "retnet") c.type = ModelType::RetNet;
   else if (*type == "gsa") c.type = ModelType::GSA;
-  else r.fail("model_type", "'gla', 'retnet' or 'gsa' (the model types lina runs)", *type);
+  else if (*type == "rwkv6") c.type = ModelType::RWKV6;
+  else r.fail("model_type", "'gla', 'retnet', 'gsa' or 'rwkv6' (the model types lina runs)", *type);
 
   // fla's class defaults (research/fla-spec.md §5.3-5.5).
   if (c.type == ModelType::RetNet) c.expandK = 1, c.expandV = 2, c.hiddenRatio = 2, c.numHeads = 8;
   if (c.type == ModelType::GSA) c.expandK = 1, c.expandV = 1, c.gateLogitNormalizer = 8, c.featureMap = "swish", c.useOutputGate = false;
+  if (c.type == ModelType::RWKV6) c.hiddenRatio = 3.5, c.normEps = 1e-5;
 
   r.integer("hidden_size", c.hiddenSize);
   r.integer("num_hidden_layers", c.numLayers);
   r.integer("num_heads", c.numHeads);
   r.integer("num_kv_heads", c.numKvHeads);
-  r.integer("hidden_ratio", c.hiddenRatio);
+  r.number("hidden_ratio", c.hiddenRatio);
   r.integer("intermediate_size", c.intermediateSize);
   r.integer("vocab_size", c.vocabSize);
   r.number("norm_eps", c.normEps);
@@ -153,11 +157,20 @@ ModelConfig parseConfig(const std::string& text, const std::string& file) {
   r.optionalInteger("eos_token_id", eos);
   if (eos) c.eosTokenId = *eos;
   r.optionalInteger("pad_token_id", c.padTokenId);
-  std::string act = "swish";
-  r.oneOf("hidden_act", act, {"swish"}, false);
+  std::string act = c.type == ModelType::RWKV6 ? "sqrelu" : "swish";
+  r.oneOf("hidden_act", act, {c.type == ModelType::RWKV6 ? "sqrelu" : "swish"}, false);
   r.mustBeNull("attn", "hybrid softmax-attention layers");
   r.mustBeNull("attnres_block_size", "the attention-residual variant");
-  if (c.type == ModelType::GSA) {
+  if (c.type == ModelType::RWKV6) {
+    r.number("expand_k", c.expandK);
+    r.number("expand_v", c.expandV);
+    r.integer("proj_low_rank_dim", c.projLowRankDim);
+    r.integer("gate_low_rank_dim", c.gateLowRankDim);
+    r.boolean("norm_first", c.normFirst);
+    r.boolean("norm_bias", c.normBias);
+    if (c.numKvHeads && c.numKvHeads != c.numHeads)
+      r.fail("num_kv_heads", "null (RWKV6 has no grouped heads)", j["num_kv_heads"]);
+  } else if (c.type == ModelType::GSA) {
     r.number("expand_k", c.expandK);
     r.number("expand_v", c.expandV);
     r.number("exapnd_k", c.expandK);  // fla's constructor spelling
@@ -225,7 +238,8 @@ std::string configJson(const ModelConfig& c) {
   j["num_kv_heads"] = c.numKvHeads ? json(c.numKvHeads) : json(nullptr);
   j["expand_k"] = c.expandK;
   j["expand_v"] = c.expandV;
-  j["hidden_ratio"] = c.hiddenRatio;
+  if (c.hiddenRatio == std::floor(c.hiddenRatio)) j["hidden_ratio"] = static_cast<int64_t>(c.hiddenRatio);
+  else j["hidden_ratio"] = c.hiddenRatio;
   j["intermediate_size"] = c.intermediateSize ? json(c.intermediateSize) : json(nullptr);
   j["vocab_size"] = c.vocabSize;
   j["norm_eps"] = c.normEps;
@@ -236,8 +250,13 @@ std::string configJson(const ModelConfig& c) {
   j["max_position_embeddings"] = c.maxPositionEmbeddings;
   j["bos_token_id"] = c.bosTokenId;
   j["eos_token_id"] = c.eosTokenId;
-  j["hidden_act"] = "swish";
-  if (c.type == ModelType::GSA) {
+  j["hidden_act"] = c.type == ModelType::RWKV6 ? "sqrelu" : "swish";
+  if (c.type == ModelType::RWKV6) {
+    j["proj_low_rank_dim"] = c.projLowRankDim;
+    j["gate_low_rank_dim"] = c.gateLowRankDim;
+    j["norm_first"] = c.normFirst;
+    j["norm_bias"] = c.normBias;
+  } else if (c.type == ModelType::GSA) {
     j["num_slots"] = c.numSlots;
     j["gate_logit_normalizer"] = c.gateLogitNormalizer;
     j["feature_map"] = c.featureMap;
@@ -255,9 +274,58 @@ std::string configJson(const ModelConfig& c) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// fla's RWKV6 block (fla/layers/rwkv6.py): LayerNorms with biases, the five token-shift mixes
+// (x_proj, x_bias), the r/w/k/v/g projections (w through the decay LoRA), the bonus, the per-head
+// GroupNorm, and the channel mix.
+void rwkv6Tensors(const ModelConfig& c, std::vector<ExpectedTensor>& t) {
+  const int64_t D = c.hiddenSize, kd = c.keyDim(), vd = c.valueDim(), I = c.mlpSize(), R = c.projLowRankDim;
+  auto norm = [&](const std::string& name, int64_t n) {
+    t.push_back({name + ".weight", {n}});
+    if (c.normBias) t.push_back({name + ".bias", {n}});
+  };
+  for (int64_t i = 0; i < c.numLayers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    if (c.normFirst && i == 0) norm(p + "pre_norm", D);
+    norm(p + "attn_norm", D);
+    t.push_back({p + "attn.x_bias", {5, D}});
+    t.push_back({p + "attn.bonus", {c.numHeads, c.headK()}});
+    t.push_back({p + "attn.x_proj.0.mu", {D}});
+    t.push_back({p + "attn.x_proj.0.linear.weight", {R * 5, D}});
+    t.push_back({p + "attn.x_proj.2.weight", {D, R * 5}});
+    t.push_back({p + "attn.r_proj.linear.weight", {kd, D}});
+    t.push_back({p + "attn.w_proj.linear.lora.0.weight", {c.gateLowRankDim, D}});
+    t.push_back({p + "attn.w_proj.linear.lora.2.weight", {kd, c.gateLowRankDim}});
+    t.push_back({p + "attn.w_proj.linear.lora.2.bias", {kd}});
+    t.push_back({p + "attn.k_proj.linear.weight", {kd, D}});
+    t.push_back({p + "attn.v_proj.linear.weight", {vd, D}});
+    t.push_back({p + "attn.g_proj.linear.weight", {vd, D}});
+    if (c.elementwiseAffine) {
+      t.push_back({p + "attn.g_norm.weight", {vd}});
+      t.push_back({p + "attn.g_norm.bias", {vd}});
+    }
+    t.push_back({p + "attn.o_proj.weight", {D, vd}});
+    norm(p + "ffn_norm", D);
+    t.push_back({p + "ffn.key.mu", {D}});
+    t.push_back({p + "ffn.key.linear.weight", {I, D}});
+    t.push_back({p + "ffn.value.weight", {D, I}});
+    t.push_back({p + "ffn.receptance.mu", {D}});
+    t.push_back({p + "ffn.receptance.linear.weight", {D, D}});
+  }
+  norm("model.norm", D);
+}
+
+}  // namespace
+
 std::vector<ExpectedTensor> expectedTensors(const ModelConfig& c) {
   const int64_t D = c.hiddenSize, kd = c.keyDim(), vd = c.valueDim(), g = c.kvGroups(), I = c.mlpSize();
   std::vector<ExpectedTensor> t = {{"model.embeddings.weight", {c.vocabSize, D}}};
+  if (c.type == ModelType::RWKV6) {
+    rwkv6Tensors(c, t);
+    if (!c.tieWordEmbeddings) t.push_back({"lm_head.weight", {c.vocabSize, D}});
+    return t;
+  }
   for (int64_t i = 0; i < c.numLayers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     t.push_back({p + "attn_norm.weight", {D}});

@@ -1,4 +1,4 @@
-// A model's config.json (fla's GLA, RetNet and GSA configs, research/fla-spec.md §5): the keys
+// A model's config.json (fla's GLA, RetNet, GSA and RWKV6 configs, research/fla-spec.md §5): the keys
 // that change the math, their defaults, the sizes derived from them, and the tensors a checkpoint
 // of that config holds (fla's parameter names and shapes). Keys that fla itself ignores or that
 // only matter for training are accepted; a key lina does not know, or a value it does not run
@@ -13,14 +13,15 @@
 
 namespace lina::model {
 
-enum class ModelType { GLA, RetNet, GSA };
-const char* modelTypeName(ModelType t);  // "gla", "retnet", "gsa"
+enum class ModelType { GLA, RetNet, GSA, RWKV6 };
+const char* modelTypeName(ModelType t);  // "gla", "retnet", "gsa", "rwkv6"
 
 struct ModelConfig {
   ModelType type = ModelType::GLA;
   int64_t hiddenSize = 2048, numLayers = 24, numHeads = 4, numKvHeads = 0;  // 0: = numHeads
   double expandK = 0.5, expandV = 1.0;
-  int64_t hiddenRatio = 4, intermediateSize = 0;  // 0: derived (fla's GatedMLP rule)
+  double hiddenRatio = 4;            // RWKV6: 3.5
+  int64_t intermediateSize = 0;      // 0: derived (fla's GatedMLP rule, or RWKV6's)
   int64_t vocabSize = 32000;
   double normEps = 1e-6;
   bool tieWordEmbeddings = false;
@@ -33,6 +34,8 @@ struct ModelConfig {
   std::optional<double> clampMin;  // GLA's gate clamp
   double gateLogitNormalizer = 16;  // GLA: fixed 16 (not a config key); GSA: the config's (default 8)
   int64_t numSlots = 64;            // GSA
+  int64_t projLowRankDim = 32, gateLowRankDim = 64;  // RWKV6: the token-shift mix and decay LoRA ranks
+  bool normFirst = true, normBias = true;            // RWKV6: layer 0's pre_norm; LayerNorm biases
   int64_t bosTokenId = 1, eosTokenId = 2;
   std::optional<int64_t> padTokenId;
   double initializerRange = 0.02;
@@ -45,7 +48,8 @@ struct ModelConfig {
   int64_t headK() const { return keyDim() / numHeads; }
   int64_t headV() const { return valueDim() / numHeads; }
   int64_t kvGroups() const { return numHeads / kvHeads(); }
-  int64_t mlpSize() const;    // intermediate_size, or int(D * ratio * 2/3) rounded up to 256
+  // intermediate_size, or int(D * ratio * 2/3) rounded up to 256 (RWKV6: int(D * ratio) up to 32)
+  int64_t mlpSize() const;
 };
 
 // Parses config.json text (`file` names it in errors). Throws lina::Error.

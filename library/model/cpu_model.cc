@@ -4,35 +4,15 @@
 #include <cmath>
 #include <cstring>
 
+#include "library/model/cpu_math.h"
 #include "library/model/float_convert.h"
 #include "support/error.h"
 
 namespace lina::model {
 
+using namespace cpu;
+
 namespace {
-
-// y[out] = W[out][in] x
-void matvec(const std::vector<float>& W, const std::vector<float>& x, std::vector<float>& y) {
-  const size_t in = x.size(), out = W.size() / in;
-  y.assign(out, 0.f);
-  for (size_t o = 0; o < out; ++o) {
-    const float* w = W.data() + o * in;
-    float acc = 0.f;
-    for (size_t i = 0; i < in; ++i) acc += w[i] * x[i];
-    y[o] = acc;
-  }
-}
-
-void rmsnorm(float* x, size_t n, const float* w, double eps) {
-  double ss = 0;
-  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (size_t i = 0; i < n; ++i) x[i] = x[i] * r * (w ? w[i] : 1.f);
-}
-
-float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-float silu(float x) { return x * sigmoid(x); }
-float logsigmoid(float x) { return std::min(x, 0.f) - std::log1p(std::exp(-std::fabs(x))); }
 
 float featureMap(const std::string& f, float x) {
   if (f.empty()) return x;
@@ -69,6 +49,10 @@ CpuModel::CpuModel(const Checkpoint& c) : config_(c.config()) {
   embed_ = load(c, "model.embeddings.weight");
   norm_ = load(c, "model.norm.weight");
   lmHead_ = load(c, "lm_head.weight");
+  if (cfg.type == ModelType::RWKV6) {
+    loadRwkv6(c);
+    return;
+  }
   for (int64_t i = 0; i < cfg.numLayers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Layer L;
@@ -110,6 +94,12 @@ CpuModel::State CpuModel::newState() const {
   const size_t H = static_cast<size_t>(c.numHeads), K = static_cast<size_t>(c.headK()), V = static_cast<size_t>(c.headV());
   const size_t M = static_cast<size_t>(c.numSlots);
   for (int64_t i = 0; i < c.numLayers; ++i) {
+    if (c.type == ModelType::RWKV6) {
+      s.s1.emplace_back(H * K * V, 0.f);
+      s.s2.emplace_back();
+      s.conv.emplace_back(2 * static_cast<size_t>(c.hiddenSize), 0.f);
+      continue;
+    }
     if (c.type == ModelType::GSA) {
       s.s1.emplace_back(H * K * M, 0.f);
       s.s2.emplace_back(H * M * V, 0.f);
@@ -242,6 +232,13 @@ std::vector<float> CpuModel::step(int64_t token, State& st) const {
     throw Error("token id " + std::to_string(token) + ": expected 0 to " + std::to_string(c.vocabSize - 1) + " (vocab_size)");
   const size_t D = static_cast<size_t>(c.hiddenSize);
   Tensor h(embed_.begin() + token * c.hiddenSize, embed_.begin() + (token + 1) * c.hiddenSize), x, a, gt, up, y;
+  if (c.type == ModelType::RWKV6) {
+    rwkv6Blocks(h, st);
+    Tensor logits;
+    matvec(lmHead_, h, logits);
+    ++st.position;
+    return logits;
+  }
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
     x = h;

@@ -467,6 +467,9 @@ GpuModel::GpuModel(const Checkpoint& c, const GpuModelOptions& options) : impl_(
   m.cfg = c.config();
   m.opt = options;
   const ModelConfig& cfg = m.cfg;
+  if (cfg.type == ModelType::RWKV6)
+    throw Error("model_type 'rwkv6': the GPU runner covers gla, retnet and gsa; RWKV6 runs on the CPU engine "
+                "(lina-run --device cpu, lina.Runner(device='cpu')) or in PyTorch (lina.models)");
   if (options.dtype == "bf16") {
     m.gemmType = GemmType::BF16;
   } else if (options.dtype == "fp16") {

@@ -37,6 +37,16 @@ def _device_of(device):
     raise _lina.LinaError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
 
 
+def _model_type(model_dir):
+    import json
+    import os
+    try:
+        with open(os.path.join(os.fspath(model_dir), "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # the engine reports what is wrong with the folder
+
+
 class Runner:
     def __init__(self, model_dir, device="auto", dtype="bf16", max_batch=64, graphs=True):
         """`device`: 'auto' (the GPU engine when a GPU is usable, else the CPU one), 'cpu', 'cuda'
@@ -46,6 +56,8 @@ class Runner:
             raise _lina.LinaError("lina.Runner: this build has no model runner (it needs nlohmann-json at build time; "
                                   "scripts/setup.sh installs it)")
         where = _device_of(device)
+        if device == "auto" and where != "cpu" and _model_type(model_dir) == "rwkv6":
+            where = "cpu"  # RWKV6 has no GPU runner yet
         if where == "cpu":
             self._engine = _lina.CpuRunner(str(model_dir))
             self.device = "cpu"

@@ -148,7 +148,7 @@ def test_config_errors_name_the_key():
         model(torch.zeros(2, 4, dtype=torch.long), cu_seqlens=torch.tensor([0, 4], dtype=torch.int32))
 
 
-@pytest.mark.parametrize("family", ["gla", "retnet", "gsa"])
+@pytest.mark.parametrize("family", ["gla", "retnet", "gsa", "rwkv6"])
 def test_lina_run_checkpoints_generate_the_same_tokens(tmp_path, family):
     """A checkpoint lina-run --init writes (fla's names, bf16) loads here, and greedy decoding
     matches the C++ runner's CPU engine token for token."""

@@ -231,7 +231,9 @@ int run(int argc, char** argv) {
   };
 
   std::string why;
-  const bool gpu = deviceFlag == "cuda" || (deviceFlag == "auto" && cuda::available(&why));
+  // RWKV6 has no GPU runner yet: --device auto takes the CPU engine for it (cuda is an error).
+  const bool cpuOnly = checkpoint.config().type == ModelType::RWKV6;
+  const bool gpu = deviceFlag == "cuda" || (deviceFlag == "auto" && !cpuOnly && cuda::available(&why));
   if (gpu) {
     GpuModelOptions opt;
     opt.dtype = dtype;

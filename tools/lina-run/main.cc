@@ -1,4 +1,5 @@
-// lina-run: runs a GLA / RetNet / GSA checkpoint in fla's layout, or writes a random one.
+// lina-run: runs a GLA / RetNet / GSA / RWKV6 checkpoint in fla's layout, or writes a random one
+// (RWKV6 on the CPU engine only).
 //
 //   lina-run --model DIR (--token-ids 1,2,3 | --prompt TEXT | --prompts FILE) [--batch N] [--max-new-tokens N]
 //            [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cuda|cpu] [--dtype bf16|fp16|fp32]

@@ -49,6 +49,8 @@ VARLEN = [4096, 1024, 3517, 512, 2048, 4096, 777, 3000, 1500, 2600, 64, 5000, 17
 SHAPES = [("B4_T4096_H64_D128", 4, 4096, 64, 128, None), ("B8_T2048_H16_D128", 8, 2048, 16, 128, None),
           ("B2_T16384_H16_D128", 2, 16384, 16, 128, None), ("B8_T1024_H8_D64", 8, 1024, 8, 64, None),
           ("varlen14_T31958_H16_D128", 1, sum(VARLEN), 16, 128, VARLEN)]
+if os.environ.get("LINA_BENCH_SHAPES"):  # only these shapes (labels as above), e.g. to finish a table
+    SHAPES = [s for s in SHAPES if s[0] in os.environ["LINA_BENCH_SHAPES"].split(",")]
 OPS = sys.argv[1].split(",") if len(sys.argv) > 1 else ["gla", "simple_gla", "retention", "gsa", "linear_attn", "sdpa"]
 M = 64  # GSA slots
 dev = torch.device("cuda")

@@ -3,11 +3,12 @@
 # PyTorch SDPA on the same tensors and the same GPU. First compiles fla's autotuned kernels into
 # Triton's cache with LINA_FLA_WARM_JOBS processes side by side (default 12), so the timed run
 # autotunes without compiling; lina starts from an empty kernel cache (its first_call_ms is cold).
-# Usage: bench/run_side_by_side.sh BUILD OUTDIR [OPS]
+# Usage: bench/run_side_by_side.sh BUILD OUTDIR [OPS]   (LINA_BENCH_SHAPES=label,...: only those shapes)
 set -uo pipefail
 build=${1:-build-device}
 out=${2:-.}
 ops=${3:-}
+mkdir -p "$out"
 export PYTHONPATH="$PWD/$build/python${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export LINA_CACHE_DIR=$(mktemp -d)
 jobs=${LINA_FLA_WARM_JOBS:-12}

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "library/convert/checkpoint_io.h"
 #include "library/model/checkpoint.h"
 #include "library/model/safetensors.h"
 #include "support/error.h"
@@ -24,29 +25,6 @@ using model::ExpectedTensor;
 using model::SafetensorsFile;
 using model::TensorData;
 using model::TensorView;
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0;
-}
-
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("'" + path + "': cannot open");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void writeText(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw Error("'" + tmp + "': cannot write");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error("'" + path + "': cannot write");
-}
 
 // The source's config.json, Llama or Mistral.
 struct SourceConfig {
@@ -115,52 +93,6 @@ SourceConfig readSourceConfig(const std::string& dir) {
         "'" + path +
         "': attention_bias: expected false (fla's GLA and GSA projections have no bias); got true");
   return c;
-}
-
-// The source tensors: model.safetensors, or the shards model.safetensors.index.json names.
-struct SourceTensors {
-  std::vector<std::unique_ptr<SafetensorsFile>> files;
-  std::map<std::string, const TensorView*> byName;
-};
-
-SourceTensors openSource(const std::string& dir) {
-  SourceTensors s;
-  std::vector<std::string> names;
-  const std::string index = dir + "/model.safetensors.index.json";
-  if (exists(index)) {
-    json j;
-    try {
-      j = json::parse(readText(index));
-    } catch (const json::exception& e) {
-      throw Error("'" + index + "': not JSON: " + e.what());
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object())
-      throw Error("'" + index + "': weight_map: expected an object {tensor: file}; it is missing");
-    std::set<std::string> unique;
-    for (auto& [tensor, file] : j["weight_map"].items()) {
-      if (!file.is_string())
-        throw Error("'" + index + "': weight_map." + tensor + ": expected a file name; got " +
-                    file.dump());
-      unique.insert(file.get<std::string>());
-    }
-    names.assign(unique.begin(), unique.end());
-  } else if (exists(dir + "/model.safetensors")) {
-    names = {"model.safetensors"};
-  } else {
-    throw Error(
-        "source '" + dir +
-        "': no model.safetensors or model.safetensors.index.json (pytorch_model.bin is not read; "
-        "re-save with safe_serialization=True)");
-  }
-  for (const std::string& name : names) {
-    s.files.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(dir + "/" + name)));
-    for (const auto& [tensor, view] : s.files.back()->tensors()) {
-      if (s.byName.count(tensor))
-        throw Error("source '" + dir + "': tensor " + tensor + " is in two files");
-      s.byName[tensor] = &view;
-    }
-  }
-  return s;
 }
 
 // The Llama key an fla tensor is copied from ("" for the parameters the target adds).
@@ -291,51 +223,15 @@ ConversionReport convertLlama(const LlamaConversion& c) {
       ++report.dropped;
     }
 
-  // Shards of at most maxShardBytes (a tensor larger than that gets a shard of its own).
   ::mkdir(c.destination.c_str(), 0755);
-  std::vector<std::vector<size_t>> shards(1);
-  int64_t inShard = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const int64_t b = static_cast<int64_t>(out[i].bytes.size());
-    if (!shards.back().empty() && inShard + b > c.maxShardBytes) shards.emplace_back(), inShard = 0;
-    shards.back().push_back(i);
-    inShard += b;
-  }
-  json weightMap = json::object();
-  int64_t total = 0;
-  for (size_t s = 0; s < shards.size(); ++s) {
-    char name[64];
-    if (shards.size() == 1)
-      std::snprintf(name, sizeof name, "model.safetensors");
-    else
-      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-    std::vector<TensorData> part;
-    for (size_t i : shards[s]) {
-      weightMap[out[i].name] = name;
-      total += static_cast<int64_t>(out[i].bytes.size());
-      part.push_back(std::move(out[i]));
-    }
-    model::writeSafetensors(c.destination + "/" + name, part, {{"format", "pt"}});
-    report.files.push_back(name);
-  }
-  if (shards.size() > 1) {
-    json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weightMap}};
-    writeText(c.destination + "/model.safetensors.index.json", index.dump(2) + "\n");
-    report.files.push_back("model.safetensors.index.json");
-  }
+  report.files = writeShards(std::move(out), c.destination, c.maxShardBytes);
   writeText(c.destination + "/config.json", model::configJson(cfg));
   report.files.push_back("config.json");
   // The tokenizer travels with the weights.
-  for (const char* f :
-       {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
-    const std::string from = c.source + "/" + f;
-    if (!exists(from)) continue;
-    std::ifstream in(from, std::ios::binary);
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    writeText(c.destination + "/" + f, bytes.str());
+  for (const std::string& f : copyFiles(c.source, c.destination,
+                                        {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                                         "special_tokens_map.json"}))
     report.files.push_back(f);
-  }
   return report;
 }
 

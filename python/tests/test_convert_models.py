@@ -229,3 +229,63 @@ def test_the_command_line_converts_and_reports(tmp_path, capsys):
     assert "--max-shard-size: expected a positive size" in capsys.readouterr().err
     assert convert.main(["llama-to-gla", str(tmp_path / "nothing"), str(tmp_path / "y")]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_the_cpp_rwkv6_conversion_writes_what_the_python_one_writes(tmp_path):
+    """lina-convert rwkv6 (C++, no torch) and lina.convert.rwkv6_to_fla agree byte for byte, on
+    both source layouts, and lina-run's CPU engine runs the result as lina.models does."""
+    import os
+    import subprocess
+    build = os.path.join(os.path.dirname(lina.__file__), "..", "..")
+    tool = os.path.join(build, "tools", "lina-convert", "lina-convert")
+    if not os.path.exists(tool):
+        pytest.skip("lina-convert is not built here")
+    source, tensors = _rwkv6_source(tmp_path)
+    lina.convert.rwkv6_to_fla(source, tmp_path / "py")
+    for dtype in (torch.float32, torch.bfloat16):
+        from safetensors.torch import save_file
+        src = tmp_path / f"src-{dtype}"
+        src.mkdir()
+        save_file({k: v.to(dtype) for k, v in tensors.items()}, src / "model.safetensors")
+        (src / "config.json").write_text((source / "config.json").read_text())
+        done = subprocess.run([tool, "rwkv6", str(src), str(tmp_path / f"cpp-{dtype}"), "--max-shard-size", "20K"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "copied  model.layers.0.attn.x_bias [5, 32]  <- rwkv.blocks.0.attention.time_maa_{r,w,k,v,g}" in done.stdout
+        ours = {}
+        index = json.loads((tmp_path / f"cpp-{dtype}" / "model.safetensors.index.json").read_text())
+        for shard in set(index["weight_map"].values()):
+            ours.update(load_file(tmp_path / f"cpp-{dtype}" / shard))
+        theirs = load_file(tmp_path / "py" / "model.safetensors")
+        assert ours.keys() == theirs.keys()
+        for k in theirs:
+            assert ours[k].dtype == dtype and torch.equal(ours[k], theirs[k].to(dtype)), k
+        py_cfg = json.loads((tmp_path / "py" / "config.json").read_text())
+        cpp_cfg = json.loads((tmp_path / f"cpp-{dtype}" / "config.json").read_text())
+        for key in ("hidden_size", "num_heads", "num_hidden_layers", "proj_low_rank_dim", "gate_low_rank_dim",
+                    "intermediate_size", "vocab_size", "norm_eps", "expand_k", "expand_v", "tie_word_embeddings"):
+            assert cpp_cfg[key] == py_cfg[key], key
+    # The converted model on lina-run's CPU engine and in lina.models: the same logits.
+    if hasattr(lina._lina, "CpuRunner"):
+        ids = [1, 5, 9, 40, 2]
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / "cpp-torch.float32", dtype=torch.float64)
+        mine = model(torch.tensor([ids])).logits[0, -1]
+        cpp = torch.tensor(lina.Runner(tmp_path / "cpp-torch.float32", device="cpu").logits(ids), dtype=torch.float64)
+        assert (mine - cpp).abs().max() <= 1e-4 * cpp.abs().max()
+    # BlinkDL's original names give the same checkpoint.
+    import re
+    original = {}
+    for k, v in tensors.items():
+        k = k.replace("rwkv.embeddings.", "emb.").replace("rwkv.blocks.0.pre_ln.", "rwkv.blocks.0.ln0.")
+        original[re.sub(r"^rwkv\.", "", k.replace(".attention.", ".att.").replace(".feed_forward.", ".ffn."))] = v
+    (tmp_path / "orig").mkdir()
+    save_file(original, tmp_path / "orig" / "model.safetensors")
+    done = subprocess.run([tool, "rwkv6", str(tmp_path / "orig"), str(tmp_path / "cpp-orig")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    again = load_file(tmp_path / "cpp-orig" / "model.safetensors")
+    assert again.keys() == theirs.keys() and all(torch.equal(again[k], theirs[k].float()) for k in theirs)
+    # A tensor with no counterpart is an error naming it.
+    save_file(dict(tensors, **{"rwkv.blocks.0.attention.time_state": torch.zeros(1)}), source / "model.safetensors")
+    done = subprocess.run([tool, "rwkv6", str(source), str(tmp_path / "bad")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "tensor 'rwkv.blocks.0.attention.time_state' has no counterpart" in done.stderr

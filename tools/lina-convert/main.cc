@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "library/convert/llama_to_fla.h"
+#include "library/convert/rwkv6_to_fla.h"
 #include "support/error.h"
 
 namespace {
@@ -22,7 +23,9 @@ const char* kUsage =
     "usage: lina-convert llama-to-gla SRC DST [--config KEY=VALUE ...] [--max-shard-size "
     "BYTES[K|M|G]] [--seed S]\n"
     "       lina-convert llama-to-gsa SRC DST [--config KEY=VALUE ...] [--max-shard-size "
-    "BYTES[K|M|G]] [--seed S]\n";
+    "BYTES[K|M|G]] [--seed S]\n"
+    "       lina-convert rwkv6 SRC DST [--config KEY=VALUE ...] [--max-shard-size BYTES[K|M|G]]\n"
+    "       lina-convert --version | --help\n";
 
 int64_t parseSize(const std::string& flag, std::string text) {
   int64_t scale = 1;
@@ -61,11 +64,7 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string command = args[0];
-    if (command == "rwkv6")
-      throw lina::Error(
-          "rwkv6: this conversion reorders and transposes tensors with torch and lives in the "
-          "Python package: python -m lina.convert rwkv6 SRC DST (pip install torch safetensors)");
-    if (command != "llama-to-gla" && command != "llama-to-gsa")
+    if (command != "llama-to-gla" && command != "llama-to-gsa" && command != "rwkv6")
       throw lina::Error("command: expected llama-to-gla, llama-to-gsa or rwkv6; got '" + command +
                         "'");
     lina::convert::LlamaConversion c;
@@ -102,6 +101,12 @@ int main(int argc, char** argv) {
     if (c.source == c.destination)
       throw lina::Error("DST: expected a directory other than SRC; got '" + c.destination +
                         "' for both");
+    if (command == "rwkv6") {
+      if (c.seed != 0) throw lina::Error("--seed: rwkv6 initialises nothing, so it takes no seed");
+      lina::convert::Rwkv6Conversion r6{c.source, c.destination, c.configOverrides, c.maxShardBytes};
+      std::cout << lina::convert::convertRwkv6(r6).text();
+      return 0;
+    }
     const lina::convert::ConversionReport r = lina::convert::convertLlama(c);
     std::cout << r.text();
     return 0;

@@ -77,7 +77,7 @@ TEST(ModelConfig, BadConfigsNameTheKey) {
   const std::string f = "config.json";
   expectError([&] { (void)parseConfig("{", f); }, {"config.json", "not valid JSON"});
   expectError([&] { (void)parseConfig("{}", f); }, {"'model_type' is missing"});
-  expectError([&] { (void)parseConfig(R"({"model_type": "llama"})", f); }, {"'model_type'", "'gla', 'retnet' or 'gsa'", "\"llama\""});
+  expectError([&] { (void)parseConfig(R"({"model_type": "llama"})", f); }, {"'model_type'", "'gla', 'retnet', 'gsa' or 'rwkv6'", "\"llama\""});
   expectError([&] { (void)parseConfig(R"({"model_type": "gla", "attn": {"layers": [1]}})", f); },
               {"'attn'", "hybrid softmax-attention", "not supported"});
   expectError([&] { (void)parseConfig(R"({"model_type": "gla", "hidden_size": -4})", f); }, {"'hidden_size'", "integer >= 1", "-4"});
@@ -95,6 +95,17 @@ TEST(ModelConfig, BadConfigsNameTheKey) {
   const ModelConfig back = parseConfig(configJson(gla), "round trip");
   EXPECT_EQ(parameterCount(back), parameterCount(gla));
   EXPECT_EQ(expectedTensors(back).size(), expectedTensors(gla).size());
+  // RWKV6: its own keys and defaults (hidden_ratio 3.5, the FFN rounded up to 32, sqrelu).
+  expectError([&] { (void)parseConfig(R"({"model_type": "rwkv6", "hidden_act": "swish"})", f); }, {"'hidden_act'", "'sqrelu'"});
+  expectError([&] { (void)parseConfig(R"({"model_type": "rwkv6", "num_heads": 4, "num_kv_heads": 2})", f); },
+              {"'num_kv_heads'", "RWKV6 has no grouped heads"});
+  const ModelConfig rwkv = loadConfig(kModels + "rwkv6-tiny.json");
+  EXPECT_EQ(rwkv.type, ModelType::RWKV6);
+  EXPECT_EQ(rwkv.mlpSize(), 224);  // int(64 * 3.5) = 224, a multiple of 32
+  const ModelConfig rwkvBack = parseConfig(configJson(rwkv), "round trip");
+  EXPECT_EQ(parameterCount(rwkvBack), parameterCount(rwkv));
+  EXPECT_EQ(rwkvBack.projLowRankDim, 8);
+  EXPECT_EQ(rwkvBack.hiddenRatio, 3.5);
 }
 
 TEST(Safetensors, WritesAndReadsBack) {

@@ -50,7 +50,7 @@ CLI = {  # name: (argv, message)
     "linac without a file": (["linac"], r"linac: error: no input file"),
     "linac missing file": (["linac", "/nonexistent.lina"],
                            r"cannot open '/nonexistent.lina': No such file or directory; expected a readable .lina"),
-    "linac --emit": (["linac", RWKV6, "--emit=foo"], r"--emit expects ast, rir, cir, kir or cuda; got 'foo'"),
+    "linac --emit": (["linac", RWKV6, "--emit=foo"], r"--emit expects ast, rir, cir, kir, cuda or llvm; got 'foo'"),
     "linac --dims": (["linac", RWKV6, "--dims", "K=abc"], r"--dims expects NAME=SIZE pairs with 1 <= SIZE <= 4096.*got 'K=abc'"),
     "linac --shape": (["linac", RWKV6, "--shape", "1,2"], r"--shape expects B,T,H with B >= 1, T >= 0, H >= 1; got '1,2'"),
     "linac unknown option": (["linac", RWKV6, "--bogus"], r"unknown option '--bogus'"),

@@ -16,3 +16,7 @@ config.substitutions.append(("%library", os.path.join(config.lina_src_root, "lib
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
 config.environment["PATH"] = os.pathsep.join(
     [config.linac_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+
+# The LLVM CPU backend's tests (tests/lit/llvm) need a build with LLVM.
+if getattr(config, "lina_cpu_backend", False):
+    config.available_features.add("llvm-backend")

@@ -19,9 +19,10 @@ const char* kUsage =
     "       linac --list-passes | --version | --help\n"
     "\n"
     "print options (linac FILE):\n"
-    "  --emit=ast|rir|cir|kir|cuda what to print (default rir, after the whole pipeline); cir, kir and\n"
+    "  --emit=ast|rir|cir|kir|cuda|llvm what to print (default rir, after the whole pipeline); cir, kir and\n"
     "                          cuda show the kernels the runtime would launch for this request on --arch\n"
-    "                          (kir: the register-tile kernel, or why the request has none)\n"
+    "                          (kir: the register-tile kernel, or why the request has none); llvm: the\n"
+    "                          CPU backend's module (fused at --chunk, default 16, or recurrent) after O3\n"
     "  --kernels=auto|register|simt  the kernel level: register tiles where they apply (auto), only\n"
     "                          them, or the CIR kernels with values in shared memory\n"
     "  --strategy=auto|fused|split|recurrent, --chunk=N, --tile=N, --warps=N, --stages=1|2 (2: prefetch\n"
@@ -103,8 +104,8 @@ bool parseOptions(const std::vector<std::string>& args, Options& o, std::ostream
     int m;
     if ((m = value(a, "--emit", o.emit))) {
       if (m < 0) return false;
-      if (o.emit != "ast" && o.emit != "rir" && o.emit != "cir" && o.emit != "kir" && o.emit != "cuda")
-        return usageError(err, "--emit expects ast, rir, cir, kir or cuda; got '" + o.emit + "'");
+      if (o.emit != "ast" && o.emit != "rir" && o.emit != "cir" && o.emit != "kir" && o.emit != "cuda" && o.emit != "llvm")
+        return usageError(err, "--emit expects ast, rir, cir, kir, cuda or llvm; got '" + o.emit + "'");
     } else if ((m = value(a, "--dtype", o.dtype))) {
       if (m < 0) return false;
       if (o.dtype != "bf16" && o.dtype != "fp16" && o.dtype != "fp32")

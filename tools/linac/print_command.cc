@@ -4,9 +4,13 @@
 #include <string>
 
 #include "codegen/cuda/emit_cuda.h"
+#include "compiler/cir/lower.h"
 #include "compiler/cir/parser.h"
 #include "compiler/cir/printer.h"
 #include "compiler/cir/verify.h"
+#if LINA_HAVE_LLVM
+#include "runtime/cpu/llvm_backend.h"
+#endif
 #include "compiler/passes/derive_backward.h"
 #include "compiler/pipeline/pipeline.h"
 #include "compiler/rir/parser.h"
@@ -177,6 +181,42 @@ int compileCir(const Options& o, SourceManager& sources, uint32_t file, std::ost
   return 0;
 }
 
+// --emit=llvm: the CPU backend's module for each recurrence (fused at --chunk, default 16, or
+// recurrent), after LLVM's O3 for this host.
+int emitLlvm(const Options& o, const rir::Module& m, std::ostream& out, std::ostream& err) {
+#if LINA_HAVE_LLVM
+  for (const rir::Recurrence& rec : m.recurrences) {
+    if (!o.name.empty() && rec.name != o.name) continue;
+    const bool recurrent = o.strategy == "recurrent";
+    if (o.strategy == "split") {
+      err << "linac: error: --strategy split: the CPU backend runs fused or recurrent kernels\n";
+      return 2;
+    }
+    SourceManager sources;
+    DiagnosticEngine diags(sources);
+    std::optional<cir::Kernel> k = cir::lowerRirToCir(rec, recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused,
+                                                      recurrent ? 1 : (o.chunk ? o.chunk : 16), diags);
+    if (!k) {
+      diags.print(err);
+      return 1;
+    }
+    try {
+      out << "; @" << rec.name << ": " << cir::strategyName(k->strategy) << " chunk " << k->chunk << ", for " << cpu::hostCpu()
+          << "\n"
+          << cpu::llvmModuleText(*k, dimsFor(rec, o, 64), true);
+    } catch (const Error& e) {
+      err << "linac: error: " << e.what() << '\n';
+      return 2;
+    }
+  }
+  return 0;
+#else
+  (void)o, (void)m, (void)out;
+  err << "linac: error: --emit=llvm: this build has no LLVM backend (install llvm-14-dev and reconfigure)\n";
+  return 2;
+#endif
+}
+
 int printCommand(const Options& o, SourceManager& sources, uint32_t file, std::ostream& out, std::ostream& err) {
   bool isCir = o.input.empty() ? (o.file.size() > 4 && o.file.substr(o.file.size() - 4) == ".cir") : o.input == "cir";
   if (isCir) return compileCir(o, sources, file, out, err);
@@ -204,6 +244,11 @@ int printCommand(const Options& o, SourceManager& sources, uint32_t file, std::o
             for (const passes::SignatureEntry& e : *entries)
               out << "// signature @" << pass->name << ' ' << e.tensor << ": " << passes::tensorRoleName(e.role) << " of "
                   << e.of << '\n';
+    }
+    if (m && o.emit == "llvm") {
+      code = emitLlvm(o, *m, out, err);
+      diags.print(err);
+      return diags.hasErrors() ? 1 : code;
     }
     const bool printingStages = !o.printAfter.empty() || o.timePasses;
     const StageInfo* stage = findStage(o.printAfter);

@@ -1,0 +1,244 @@
+#include "runtime/cpu/llvm_backend.h"
+
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/Host.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "codegen/llvm/emit_llvm.h"
+#include "compiler/cir/printer.h"
+#include "support/error.h"
+
+namespace lina::cpu {
+
+namespace {
+
+using KernelFn = void (*)(void**);
+
+struct Compiled {
+  KernelFn fn = nullptr;
+  codegen::LlvmKernelLayout layout;
+};
+
+std::string errorText(llvm::Error e) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << e;
+  return os.str();
+}
+
+// The host's target machine, and one LLJIT for the process (kernels get unique symbol names).
+class Jit {
+ public:
+  static Jit& get() {
+    static Jit jit;
+    return jit;
+  }
+
+  // Sets the module's target and runs the O3 pipeline for the host CPU.
+  void optimise(llvm::Module& m) {
+    m.setDataLayout(machine_->createDataLayout());
+    m.setTargetTriple(machine_->getTargetTriple().str());
+    for (llvm::Function& f : m) {
+      f.addFnAttr("target-cpu", machine_->getTargetCPU());
+      f.addFnAttr("target-features", machine_->getTargetFeatureString());
+    }
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(machine_.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
+  }
+
+  KernelFn add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx, const std::string& symbol) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (llvm::Error e = jit_->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+      throw Error("LLVM backend: cannot add kernel " + symbol + ": " + errorText(std::move(e)));
+    auto address = jit_->lookup(symbol);
+    if (!address) throw Error("LLVM backend: kernel " + symbol + " not found after compiling: " + errorText(address.takeError()));
+    return reinterpret_cast<KernelFn>(address->getAddress());
+  }
+
+  const std::string& cpu() const { return cpu_; }
+
+ private:
+  Jit() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+    auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+    if (!jtmb) throw Error("LLVM backend: cannot describe the host CPU: " + errorText(jtmb.takeError()));
+    jtmb->setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
+    auto machine = jtmb->createTargetMachine();
+    if (!machine) throw Error("LLVM backend: no target machine for the host: " + errorText(machine.takeError()));
+    machine_ = std::move(*machine);
+    cpu_ = machine_->getTargetCPU().str();
+    auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+    if (!jit) throw Error("LLVM backend: cannot start ORC LLJIT: " + errorText(jit.takeError()));
+    jit_ = std::move(*jit);
+    // libm's expf / logf / powf for the intrinsics the optimiser leaves as calls.
+    auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit_->getDataLayout().getGlobalPrefix());
+    if (!process) throw Error("LLVM backend: cannot resolve the process's symbols: " + errorText(process.takeError()));
+    jit_->getMainJITDylib().addGenerator(std::move(*process));
+  }
+
+  std::unique_ptr<llvm::TargetMachine> machine_;
+  std::unique_ptr<llvm::orc::LLJIT> jit_;
+  std::string cpu_;
+  std::mutex mutex_;
+};
+
+std::string cacheKey(const cir::Kernel& kernel, const std::map<std::string, int64_t>& dims) {
+  std::ostringstream os;
+  cir::print(os, kernel);
+  for (const auto& [d, n] : dims) os << d << "=" << n << ";";
+  return os.str();
+}
+
+const Compiled& compile(const cir::Kernel& kernel, const std::map<std::string, int64_t>& dims) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<Compiled>> cache;
+  const std::string key = cacheKey(kernel, dims);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  cir::Kernel named = kernel;
+  named.name = kernel.name + "_cpu" + std::to_string(cache.size());  // unique in the process's JIT
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto compiled = std::make_unique<Compiled>();
+  std::unique_ptr<llvm::Module> m = codegen::emitLlvmKernel(named, dims, *ctx, compiled->layout);
+  Jit::get().optimise(*m);
+  compiled->fn = Jit::get().add(std::move(m), std::move(ctx), named.name);
+  return *(cache[key] = std::move(compiled));
+}
+
+std::vector<float> toFloat(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+}  // namespace
+
+bool llvmAvailable() { return true; }
+
+std::string hostCpu() { return Jit::get().cpu(); }
+
+std::string llvmModuleText(const cir::Kernel& kernel, const std::map<std::string, int64_t>& dims, bool optimised) {
+  llvm::LLVMContext ctx;
+  codegen::LlvmKernelLayout layout;
+  std::unique_ptr<llvm::Module> m = codegen::emitLlvmKernel(kernel, dims, ctx, layout);
+  if (optimised) Jit::get().optimise(*m);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  m->print(os, nullptr);
+  return os.str();
+}
+
+reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem& p, int threads) {
+  const Compiled& c = compile(kernel, p.dims);
+  const codegen::LlvmKernelLayout& L = c.layout;
+  const int64_t N = reference::sequenceCount(p);
+  if (!p.cuSeqlens.empty() && (p.batch != 1 || p.cuSeqlens.front() != 0 || p.cuSeqlens.back() != p.time))
+    throw Error("cu_seqlens: expected batch 1 and offsets from 0 to T = " + std::to_string(p.time));
+  for (size_t i = 1; i < p.cuSeqlens.size(); ++i)
+    if (p.cuSeqlens[i] < p.cuSeqlens[i - 1])
+      throw Error("cu_seqlens must be non-decreasing; cu_seqlens[" + std::to_string(i) + "] = " + std::to_string(p.cuSeqlens[i]) +
+                  " < " + std::to_string(p.cuSeqlens[i - 1]));
+  std::vector<std::vector<float>> inputs, outputs, initial, finals, vparams;
+  for (int i = 0; i < L.inputs; ++i) {
+    auto it = p.inputs.find(L.inputNames[i]);
+    const int64_t want = p.batch * p.time * p.heads * L.inputWidths[i];
+    if (it == p.inputs.end()) throw Error("input '" + L.inputNames[i] + "' is missing");
+    if (it->second.numel() != want)
+      throw Error("input '" + L.inputNames[i] + "': expected " + std::to_string(want) + " elements [B, T, H, " +
+                  std::to_string(L.inputWidths[i]) + "]; got " + std::to_string(it->second.numel()));
+    inputs.push_back(toFloat(it->second.data));
+  }
+  for (int i = 0; i < L.outputs; ++i)
+    outputs.emplace_back(static_cast<size_t>(p.batch * p.time * p.heads * L.outputWidths[i]), 0.f);
+  for (int i = 0; i < L.states; ++i) {
+    const size_t n = static_cast<size_t>(N * p.heads * L.stateRows[i] * L.stateCols[i]);
+    auto it = p.initialStates.find(L.stateNames[i]);
+    if (it != p.initialStates.end() && it->second.data.size() != n)
+      throw Error("initial_state '" + L.stateNames[i] + "': expected " + std::to_string(n) + " elements; got " +
+                  std::to_string(it->second.data.size()));
+    initial.push_back(it == p.initialStates.end() ? std::vector<float>() : toFloat(it->second.data));
+    finals.emplace_back(n, 0.f);
+  }
+  for (int i = 0; i < L.vectorParams; ++i) {
+    auto it = p.vectorParams.find(L.vectorParamNames[i]);
+    const int64_t want = p.heads * L.vectorParamWidths[i];
+    if (it == p.vectorParams.end() || it->second.numel() != want)
+      throw Error("vector_params '" + L.vectorParamNames[i] + "': expected an [H, " + std::to_string(L.vectorParamWidths[i]) +
+                  "] array");
+    vparams.push_back(toFloat(it->second.data));
+  }
+  std::vector<float> scalars;
+  std::vector<uint8_t> given;
+  for (const std::string& name : L.scalarParamNames) {
+    auto it = p.scalarParams.find(name);
+    scalars.push_back(it == p.scalarParams.end() ? 0.f : static_cast<float>(it->second));
+    given.push_back(it != p.scalarParams.end());
+  }
+  for (const auto& [name, value] : p.scalarParams)
+    if (std::find(L.scalarParamNames.begin(), L.scalarParamNames.end(), name) == L.scalarParamNames.end())
+      throw Error("scalar_params '" + name + "': the kernel has no such scalar param");
+
+  const int64_t items = N * p.heads;
+  int workers = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  workers = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(workers, items)));
+  auto work = [&](int64_t begin, int64_t end) {
+    std::vector<float> workspace(static_cast<size_t>(std::max<int64_t>(L.workspaceFloats, 1)));
+    int64_t shape[5] = {p.batch, p.time, p.heads, begin, end};
+    std::vector<void*> args = {shape, p.cuSeqlens.empty() ? nullptr : const_cast<int64_t*>(p.cuSeqlens.data()),
+                               workspace.data()};
+    for (auto& v : inputs) args.push_back(v.data());
+    for (auto& v : outputs) args.push_back(v.data());
+    for (int i = 0; i < L.states; ++i) {
+      args.push_back(initial[i].empty() ? nullptr : initial[i].data());
+      args.push_back(finals[i].data());
+    }
+    for (auto& v : vparams) args.push_back(v.data());
+    args.push_back(scalars.data());
+    args.push_back(given.data());
+    c.fn(args.data());
+  };
+  if (items > 0) {
+    std::vector<std::thread> pool;
+    for (int w = 1; w < workers; ++w) pool.emplace_back(work, items * w / workers, items * (w + 1) / workers);
+    work(0, items / workers);
+    for (std::thread& t : pool) t.join();
+  }
+  reference::Result result;
+  for (int i = 0; i < L.outputs; ++i) {
+    std::vector<int64_t> s = {p.batch, p.time, p.heads};
+    if (L.outputWidths[i] > 1 || !kernel.outputs[static_cast<size_t>(i)].shape.empty()) s.push_back(L.outputWidths[i]);
+    reference::Tensor t(s);
+    std::copy(outputs[i].begin(), outputs[i].end(), t.data.begin());
+    result.outputs[L.outputNames[i]] = std::move(t);
+  }
+  for (int i = 0; i < L.states; ++i) {
+    reference::Tensor t({N, p.heads, L.stateRows[i], L.stateCols[i]});
+    std::copy(finals[i].begin(), finals[i].end(), t.data.begin());
+    result.finalStates[L.stateNames[i]] = std::move(t);
+  }
+  return result;
+}
+
+}  // namespace lina::cpu

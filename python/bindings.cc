@@ -10,6 +10,9 @@
 #include <sstream>
 
 #include "runtime/versions.h"
+#if LINA_HAVE_LLVM
+#include "runtime/cpu/llvm_backend.h"
+#endif
 #include "compiler/reference/backward.h"
 #include "compiler/reference/interpreter.h"
 #include "compiler/rir/printer.h"
@@ -168,6 +171,7 @@ PYBIND11_MODULE(_lina, m) {
     d["cuda_driver"] = v.driver;
     return d;
   });
+  m.def("llvm_available", [] { return LINA_HAVE_LLVM != 0; });
   m.def("cuda_available", [] {
     std::string why;
     bool ok = cuda::available(&why);
@@ -235,6 +239,33 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("initial_states") = std::map<std::string, Array>{},
           py::arg("scalar_params") = std::map<std::string, double>{},
           py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{})
+#if LINA_HAVE_LLVM
+      .def(
+          "run_llvm",
+          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
+             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
+             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
+             const std::vector<int64_t>& cuSeqlens, const std::string& strategy, int chunk, int threads) {
+            reference::Problem problem =
+                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
+            if (strategy != "auto" && strategy != "fused" && strategy != "recurrent")
+              throw Error("strategy: the CPU backend runs 'auto', 'fused' or 'recurrent' kernels; got '" + strategy + "'");
+            const bool recurrent = strategy == "recurrent";
+            cir::Kernel kernel = p.kernel(recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused,
+                                          recurrent ? 1 : (chunk > 0 ? chunk : 16));
+            reference::Result r;
+            {
+              py::gil_scoped_release release;
+              r = cpu::runKernel(kernel, problem, threads);
+            }
+            return py::make_tuple(toArrays(r.outputs), toArrays(r.finalStates));
+          },
+          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states") = std::map<std::string, Array>{},
+          py::arg("scalar_params") = std::map<std::string, double>{},
+          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
+          py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
+#endif
       .def(
           "reference_backward",
           [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,

@@ -112,7 +112,7 @@ class Op:
                       vector_params or {}, strategy, chunk)
 
 
-STRATEGIES = ("auto", "fused", "split", "recurrent")
+STRATEGIES = ("auto", "fused", "split", "recurrent", "reference")
 
 
 def _check_strategy(strategy, chunk):

@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from . import _lina
+
 _PROGRAMS = {}  # registry key -> Op (lina.program.Op); filled when an Op is created, outside any trace
 
 
@@ -92,6 +94,8 @@ def forward(program: str, config: str, inputs: list[torch.Tensor], initial_state
     op = _PROGRAMS[program]
     cfg = parse_config(config)
     if inputs[0].device.type == "cpu":
+        if _llvm_path(inputs, cfg):
+            return _llvm_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
         return _reference_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
     results = [torch.empty(shape, dtype=dtype, device=inputs[0].device)
                for shape, dtype in _output_specs(op, cfg, inputs, cu_seqlens)]
@@ -130,6 +134,22 @@ def _reference_problem(op, cfg, inputs, initial_states, vector_params, cu_seqlen
 def _reference_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens):
     outputs, finals = op.program.run_reference(
         **_reference_problem(op, cfg, inputs, initial_states, vector_params, cu_seqlens))
+    results = [torch.from_numpy(outputs[n]).to(inputs[0].dtype) for n in op.output_shapes]
+    if cfg["final"]:
+        results += [torch.from_numpy(finals[n]).to(state_dtype(inputs[0].dtype)) for n in op.state_shapes]
+    return results
+
+
+def _llvm_path(inputs, cfg):
+    """CPU tensors in fp32/bf16/fp16 run the LLVM backend's compiled chunked kernels (fp32 math);
+    float64, strategy="reference" and builds without LLVM run the reference interpreter."""
+    return (inputs[0].dtype != torch.float64 and cfg["strategy"] != "reference" and _lina.llvm_available())
+
+
+def _llvm_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens):
+    strategy = "auto" if cfg["strategy"] == "split" else cfg["strategy"]
+    outputs, finals = op.program.run_llvm(**_reference_problem(op, cfg, inputs, initial_states, vector_params,
+                                                               cu_seqlens), strategy=strategy, chunk=cfg["chunk"])
     results = [torch.from_numpy(outputs[n]).to(inputs[0].dtype) for n in op.output_shapes]
     if cfg["final"]:
         results += [torch.from_numpy(finals[n]).to(state_dtype(inputs[0].dtype)) for n in op.state_shapes]

@@ -99,7 +99,7 @@ def python_cases():
         "checkpoint_level": (lambda: ops.chunk_gsa(q, q, q, q, g, checkpoint_level=5),
                              r"checkpoint_level: expected 0, 1 or 2; got 5"),
         "strategy": (lambda: ops.chunk_gla(q, q, q, g, strategy="fastest"),
-                     r"strategy: expected one of auto, fused, split, recurrent; got 'fastest'"),
+                     r"strategy: expected one of auto, fused, split, recurrent, reference; got 'fastest'"),
         "missing vector param": (lambda: lina.compile(RWKV6)(r=q, k=q, v=q, w=g), r"vector_params 'u': missing"),
         "unknown scalar param": (lambda: lina.library("gla")(q=q, k=q, v=q, g=g, scalar_params={"gamma": 1.0}),
                                  r"scalar_params 'gamma': @gla has no such scalar param"),

@@ -265,6 +265,34 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("scalar_params") = std::map<std::string, double>{},
           py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
           py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
+      .def(
+          "llvm_backward",
+          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
+             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
+             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
+             const std::vector<int64_t>& cuSeqlens, const std::map<std::string, Array>& outputGrads,
+             const std::map<std::string, Array>& finalStateGrads, int chunk, int threads) {
+            reference::Problem problem =
+                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
+            reference::Cotangents ct;
+            for (const auto& [n, a] : outputGrads) ct.outputs[n] = toTensor(a);
+            for (const auto& [n, a] : finalStateGrads) ct.finalStates[n] = toTensor(a);
+            std::string error;
+            std::optional<reference::Gradients> g;
+            {
+              py::gil_scoped_release release;
+              g = cpu::runDerivedBackward(p.recurrence(), problem, ct, error, chunk > 0 ? chunk : 16, threads);
+            }
+            if (!g) throw Error("@" + p.recurrence().name + " LLVM backward: " + error);
+            return py::make_tuple(toArrays(g->inputs), toArrays(g->initialStates), toArrays(g->vectorParams),
+                                  g->scalarParams);
+          },
+          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
+          py::arg("initial_states") = std::map<std::string, Array>{},
+          py::arg("scalar_params") = std::map<std::string, double>{},
+          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
+          py::arg("output_grads") = std::map<std::string, Array>{},
+          py::arg("final_state_grads") = std::map<std::string, Array>{}, py::arg("chunk") = 0, py::arg("threads") = 0)
 #endif
       .def(
           "reference_backward",

@@ -36,7 +36,10 @@ void addOverSteps(Tensor& perHead, const Tensor& perStep) {
 }  // namespace
 
 std::optional<Gradients> runDerivedBackward(const rir::Recurrence& f, const Problem& problem, const Cotangents& ct,
-                                            std::string& error) {
+                                            std::string& error, const RecurrenceRunner& runner) {
+  auto run = [&](const rir::Recurrence& r, const Problem& p, std::string& e) {
+    return runner ? runner(r, p, e) : reference::run(r, p, e);
+  };
   SourceManager sources;
   DiagnosticEngine diags(sources);
   std::optional<passes::DerivedBackward> derived = passes::deriveBackward(f, diags);

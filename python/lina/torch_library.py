@@ -207,10 +207,15 @@ def _(program, config, inputs, initial_states, vector_params, cu_seqlens, final_
 
 
 def _reference_backward(op, cfg, inputs, initial_states, vector_params, cu_seqlens, output_grads, final_grads):
+    """On CPU tensors: the derived backward's two passes on the LLVM backend (fp32/bf16 inputs), or
+    the reference's exact reverse mode (float64, strategy='reference', no LLVM)."""
     problem = _reference_problem(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
-    gi, gs, gv, _ = op.program.reference_backward(
-        **problem, output_grads={n: _numpy(g) for n, g in zip(cfg["out_grads"], output_grads)},
-        final_state_grads={n: _numpy(g) for n, g in zip(cfg["final_grads"], final_grads)})
+    grads = dict(output_grads={n: _numpy(g) for n, g in zip(cfg["out_grads"], output_grads)},
+                 final_state_grads={n: _numpy(g) for n, g in zip(cfg["final_grads"], final_grads)})
+    if _llvm_path(inputs, cfg):
+        gi, gs, gv, _ = op.program.llvm_backward(**problem, **grads, chunk=cfg["chunk"])
+    else:
+        gi, gs, gv, _ = op.program.reference_backward(**problem, **grads)
     found = {"input": gi, "state": gs, "vparam": gv}
     return [torch.from_numpy(found[k][n]).to(t.dtype) for k, n, t in _needed(cfg, inputs, initial_states,
                                                                                vector_params)]

@@ -203,3 +203,27 @@ def test_gradcheck_float64_reverse_and_both_gates():
     gk, gv = leaf(1, 5, 2, 3, gate=True), leaf(1, 5, 2, 3, gate=True)
     f = lambda q, k, v, gk, gv: ops.fused_recurrent_gla(q, k, v, gk=gk, gv=gv, reverse=True)[0]
     assert gradcheck(f, (q, k, v, gk, gv))
+
+
+@pytest.mark.skipif(not lina._lina.llvm_available(), reason="this build has no LLVM CPU backend")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fp32_and_bf16_cpu_tensors_run_the_llvm_backend_forward_and_derived_backward(dtype):
+    """fp32/bf16 CPU tensors take the LLVM backend's compiled kernels (forward, and the derived
+    backward's two passes); float64 the reference. They agree within the dtype's precision, and
+    strategy='reference' forces the interpreter."""
+    base = [leaf(1, 37, 2, 8).detach() for _ in range(3)] + [leaf(1, 37, 2, 8, gate=True).detach()]
+    h0 = leaf(1, 2, 8, 8).detach()
+
+    def run(dt, **kw):
+        xs = [x.detach().to(dt).clone().requires_grad_() for x in base]
+        s0 = h0.detach().to(torch.float32 if dt != torch.float64 else dt).clone().requires_grad_()
+        o, ht = ops.chunk_gla(*xs, initial_state=s0, output_final_state=True, **kw)
+        (o.double().square().sum() + ht.double().sum()).backward()
+        return [o.detach().double(), ht.detach().double()] + [x.grad.double() for x in xs + [s0]]
+
+    ours, ref = run(dtype), run(torch.float64)
+    bound = 1e-5 if dtype == torch.float32 else 3e-2
+    for a, b in zip(ours, ref):
+        assert (a - b).abs().max() <= bound * b.abs().max(), (a - b).abs().max()
+    forced = run(torch.float32, strategy="reference")
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(forced, ref))

@@ -19,7 +19,9 @@
 #include <thread>
 
 #include "codegen/llvm/emit_llvm.h"
+#include "compiler/cir/lower.h"
 #include "compiler/cir/printer.h"
+#include "compiler/reference/derived_backward.h"
 #include "support/error.h"
 
 namespace lina::cpu {
@@ -239,6 +241,35 @@ reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem&
     result.finalStates[L.stateNames[i]] = std::move(t);
   }
   return result;
+}
+
+std::optional<reference::Result> runRecurrence(const rir::Recurrence& recurrence, const reference::Problem& problem,
+                                               std::string& error, int chunk, int threads) {
+  SourceManager sources;
+  DiagnosticEngine diags(sources);
+  std::optional<cir::Kernel> k =
+      cir::lowerRirToCir(recurrence, chunk <= 1 ? cir::Strategy::Recurrent : cir::Strategy::Fused, std::max(chunk, 1), diags);
+  if (!k) {
+    std::ostringstream os;
+    diags.print(os);
+    error = "@" + recurrence.name + ": lowering to CIR failed: " + os.str();
+    return std::nullopt;
+  }
+  try {
+    return runKernel(*k, problem, threads);
+  } catch (const Error& e) {
+    error = "@" + recurrence.name + ": " + e.what();
+    return std::nullopt;
+  }
+}
+
+std::optional<reference::Gradients> runDerivedBackward(const rir::Recurrence& recurrence, const reference::Problem& problem,
+                                                       const reference::Cotangents& cotangents, std::string& error, int chunk,
+                                                       int threads) {
+  return reference::runDerivedBackward(recurrence, problem, cotangents, error,
+                                       [&](const rir::Recurrence& r, const reference::Problem& p, std::string& e) {
+                                         return runRecurrence(r, p, e, chunk, threads);
+                                       });
 }
 
 }  // namespace lina::cpu

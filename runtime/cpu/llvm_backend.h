@@ -12,6 +12,7 @@
 #include <string>
 
 #include "compiler/cir/ir.h"
+#include "compiler/reference/backward.h"
 #include "compiler/reference/interpreter.h"
 
 namespace lina::cpu {
@@ -26,5 +27,16 @@ std::string llvmModuleText(const cir::Kernel& kernel, const std::map<std::string
 // Runs `kernel` (fused or recurrent, fp32 math) on `problem` (the reference's tensors, converted
 // to fp32 and back). `threads` 0: the hardware's. Throws lina::Error on bad input.
 reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem& problem, int threads = 0);
+
+// A recurrence lowered to CIR (fused at `chunk`, or recurrent when chunk is 1) and run as above;
+// nullopt with `error` set on bad input. The runner of reference::runDerivedBackward.
+std::optional<reference::Result> runRecurrence(const rir::Recurrence& recurrence, const reference::Problem& problem,
+                                               std::string& error, int chunk = 16, int threads = 0);
+
+// The derived backward (passes A and B) on the LLVM backend: gradients as reference::runBackward
+// returns them.
+std::optional<reference::Gradients> runDerivedBackward(const rir::Recurrence& recurrence, const reference::Problem& problem,
+                                                       const reference::Cotangents& cotangents, std::string& error,
+                                                       int chunk = 16, int threads = 0);
 
 }  // namespace lina::cpu

@@ -71,7 +71,7 @@ def main():
                                                          strategy="reference")[0], 0)
     scale = ref.abs().max().item()
     rows = [dict(impl="lina reference interpreter (float64)", ms=round(ref_ms, 2), first_ms=round(ref_first, 2))]
-    for strategy, chunk in (("fused", 16), ("fused", 32), ("fused", 64), ("recurrent", 0)):
+    for strategy, chunk in (("auto", 0), ("fused", 16), ("fused", 32), ("fused", 64), ("recurrent", 0)):
         out, first, ms = timed(lambda: ops.chunk_gla(q, k, v, g, strategy=strategy, chunk_size=chunk or None)[0], args.reps)
         rows.append(dict(impl=f"lina LLVM {strategy}" + (f" chunk {chunk}" if chunk else ""), ms=round(ms, 2),
                          first_ms=round(first, 2), max_diff_vs_reference=float(f"{(out.double() - ref).abs().max() / scale:.3g}")))

@@ -266,6 +266,33 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
           py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
       .def(
+          "run_llvm_fp32",
+          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
+             const std::map<std::string, uintptr_t>& inputs, const std::map<std::string, uintptr_t>& outputs,
+             const std::map<std::string, uintptr_t>& initialStates, const std::map<std::string, uintptr_t>& finalStates,
+             const std::map<std::string, uintptr_t>& vectorParams, const std::map<std::string, double>& scalarParams,
+             const std::vector<int64_t>& cuSeqlens, const std::string& strategy, int chunk, int threads) {
+            if (strategy != "auto" && strategy != "fused" && strategy != "recurrent")
+              throw Error("strategy: the CPU backend runs 'auto', 'fused' or 'recurrent' kernels; got '" + strategy + "'");
+            // auto: the recurrent kernel, the fastest on CPUs (bench/cpu_forward_llvm.py: the chunked
+            // form's intra-chunk exps cost more than it saves without tensor cores).
+            const bool recurrent = strategy == "recurrent" || (strategy == "auto" && chunk <= 0);
+            cir::Kernel kernel = p.kernel(recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused,
+                                          recurrent ? 1 : (chunk > 0 ? chunk : 16));
+            cpu::Fp32Problem f;
+            f.batch = batch, f.time = time, f.heads = heads, f.dims = dims, f.cuSeqlens = cuSeqlens, f.scalarParams = scalarParams;
+            for (const auto& [n, a] : inputs) f.inputs[n] = reinterpret_cast<const float*>(a);
+            for (const auto& [n, a] : initialStates) f.initialStates[n] = reinterpret_cast<const float*>(a);
+            for (const auto& [n, a] : vectorParams) f.vectorParams[n] = reinterpret_cast<const float*>(a);
+            for (const auto& [n, a] : outputs) f.outputs[n] = reinterpret_cast<float*>(a);
+            for (const auto& [n, a] : finalStates) f.finalStates[n] = reinterpret_cast<float*>(a);
+            py::gil_scoped_release release;
+            cpu::runKernelFp32(kernel, f, threads);
+          },
+          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"), py::arg("outputs"),
+          py::arg("initial_states"), py::arg("final_states"), py::arg("vector_params"), py::arg("scalar_params"),
+          py::arg("cu_seqlens"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
+      .def(
           "llvm_backward",
           [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
              const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
@@ -281,7 +308,7 @@ PYBIND11_MODULE(_lina, m) {
             std::optional<reference::Gradients> g;
             {
               py::gil_scoped_release release;
-              g = cpu::runDerivedBackward(p.recurrence(), problem, ct, error, chunk > 0 ? chunk : 16, threads);
+              g = cpu::runDerivedBackward(p.recurrence(), problem, ct, error, chunk > 0 ? chunk : 1, threads);
             }
             if (!g) throw Error("@" + p.recurrence().name + " LLVM backward: " + error);
             return py::make_tuple(toArrays(g->inputs), toArrays(g->initialStates), toArrays(g->vectorParams),

@@ -337,12 +337,11 @@ class Emitter {
       case cir::OpKind::Uniform: return;
       case cir::OpKind::Load: {
         Value* in = ptr_.at("in:" + op.symbol);
-        forRange(i64(0), i64(C), [&](Value* t) {
-          forRange(i64(0), i64(E), [&](Value* e) {
-            ifThenElse(
-                b_.CreateICmpSLT(t, L_), [&] { wsStore(load(in, inputIndex(t, E, e)), op.result, bufIndex(t, e)); },
-                [&] { wsStore(f32(0.0), op.result, bufIndex(t, e)); });
-          });
+        forRange(i64(0), L_, [&](Value* t) {
+          forRange(i64(0), i64(E), [&](Value* e) { wsStore(load(in, inputIndex(t, E, e)), op.result, bufIndex(t, e)); });
+        });
+        forRange(L_, i64(C), [&](Value* t) {
+          forRange(i64(0), i64(E), [&](Value* e) { wsStore(f32(0.0), op.result, bufIndex(t, e)); });
         });
         return;
       }
@@ -431,6 +430,8 @@ class Emitter {
   // out[t][n] = sum_r x(t, r) decay_r(t, r) S(r, n) decay_n(t, n)
   //           + sum_{s <= t (or < t)} score(t, s) val(s, n) decay_n(t, n) / decay_n(s, n),
   // score(t, s) = sum_r x(t, r) key(s, r) decay_r(t, r) / decay_r(s, r), computed once per chunk.
+  // The innermost loops run along contiguous memory (the state's rows, the value rows), so the
+  // optimiser vectorises them.
   void emitAttend(const cir::Op& op) {
     const rir::Decl& s = state(op.symbol);
     const bool overRows = op.dim == s.shape[0];
@@ -445,6 +446,7 @@ class Emitter {
     auto Sat = [&](Value* r, Value* n) {
       return overRows ? wsLoad(S, b_.CreateAdd(b_.CreateMul(r, i64(cols)), n)) : wsLoad(S, b_.CreateAdd(b_.CreateMul(n, i64(cols)), r));
     };
+    auto outIndex = [&](Value* t, Value* n) { return b_.CreateAdd(b_.CreateMul(t, i64(N)), n); };
     const std::string& x = op.operands[0];
     forRange(i64(0), L_, [&](Value* t) {
       Value* last = op.afterUpdate ? b_.CreateAdd(t, i64(1)) : t;  // s < last
@@ -459,51 +461,71 @@ class Emitter {
         });
         wsStore(b_.CreateLoad(f32_, acc), score, b_.CreateAdd(b_.CreateMul(t, i64(C)), sIdx));
       });
-      forRange(i64(0), i64(N), [&](Value* n) {
-        Value* inter = slot();
-        b_.CreateStore(f32(0.0), inter);
+      // The inter-chunk part, x^T S (or S x).
+      if (overRows) {  // rows of S contiguous: r outer, n inner
+        forRange(i64(0), i64(N), [&](Value* n) { wsStore(f32(0.0), op.result, outIndex(t, n)); });
         forRange(i64(0), i64(R), [&](Value* r) {
-          Value* term = b_.CreateFMul(b_.CreateFMul(value(x, t, r), decay(gate(rg, q(rg), t, r))), Sat(r, n));
-          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, inter), term), inter);
+          Value* a = b_.CreateFMul(value(x, t, r), decay(gate(rg, q(rg), t, r)));
+          forRange(i64(0), i64(N), [&](Value* n) {
+            wsStore(b_.CreateFAdd(wsLoad(op.result, outIndex(t, n)), b_.CreateFMul(a, Sat(r, n))), op.result, outIndex(t, n));
+          });
         });
-        Value* gn = gate(ng, q(ng), t, n);
-        Value* total = slot();
-        b_.CreateStore(b_.CreateFMul(b_.CreateLoad(f32_, inter), decay(gn)), total);
-        forRange(i64(0), last, [&](Value* sIdx) {
-          Value* term = b_.CreateFMul(wsLoad(score, b_.CreateAdd(b_.CreateMul(t, i64(C)), sIdx)), value(val, sIdx, n));
+      } else {  // the contracted dim is contiguous: n outer, r inner
+        forRange(i64(0), i64(N), [&](Value* n) {
+          Value* acc = slot();
+          b_.CreateStore(f32(0.0), acc);
+          forRange(i64(0), i64(R), [&](Value* r) {
+            Value* term = b_.CreateFMul(b_.CreateFMul(value(x, t, r), decay(gate(rg, q(rg), t, r))), Sat(r, n));
+            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), term), acc);
+          });
+          wsStore(b_.CreateLoad(f32_, acc), op.result, outIndex(t, n));
+        });
+      }
+      if (ng.kind != cir::GateKind::None)
+        forRange(i64(0), i64(N), [&](Value* n) {
+          wsStore(b_.CreateFMul(wsLoad(op.result, outIndex(t, n)), decay(gate(ng, q(ng), t, n))), op.result, outIndex(t, n));
+        });
+      // The intra-chunk part: s outer, n inner (value rows contiguous).
+      forRange(i64(0), last, [&](Value* sIdx) {
+        Value* sc = wsLoad(score, b_.CreateAdd(b_.CreateMul(t, i64(C)), sIdx));
+        forRange(i64(0), i64(N), [&](Value* n) {
+          Value* term = b_.CreateFMul(sc, value(val, sIdx, n));
+          Value* gn = gate(ng, q(ng), t, n);
           if (gn) term = b_.CreateFMul(term, decay(gn, gate(ng, ng.inclusive, sIdx, n)));
-          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, total), term), total);
+          wsStore(b_.CreateFAdd(wsLoad(op.result, outIndex(t, n)), term), op.result, outIndex(t, n));
         });
-        wsStore(b_.CreateLoad(f32_, total), op.result, b_.CreateAdd(b_.CreateMul(t, i64(N)), n));
       });
     });
     forRange(L_, i64(C), [&](Value* t) {
-      forRange(i64(0), i64(N), [&](Value* n) { wsStore(f32(0.0), op.result, b_.CreateAdd(b_.CreateMul(t, i64(N)), n)); });
+      forRange(i64(0), i64(N), [&](Value* n) { wsStore(f32(0.0), op.result, outIndex(t, n)); });
     });
   }
 
   // S(r, c) = decay_r(L-1, r) decay_c(L-1, c) S(r, c)
-  //         + sum_t u(t, r) w(t, c) decay_r(L-1, r) / decay_r(t, r) decay_c(L-1, c) / decay_c(t, c)
+  //         + sum_t u(t, r) w(t, c) decay_r(L-1, r) / decay_r(t, r) decay_c(L-1, c) / decay_c(t, c),
+  // with c innermost (a state row is contiguous).
   void emitCarry(const cir::Op& op) {
     const rir::Decl& s = state(op.symbol);
     const int64_t rows = size(s.shape[0]), cols = size(s.shape[1]);
     const std::string S = "state:" + op.symbol;
     Value* last = b_.CreateSub(L_, i64(1));
+    auto at = [&](Value* r, Value* c) { return b_.CreateAdd(b_.CreateMul(r, i64(cols)), c); };
     forRange(i64(0), i64(rows), [&](Value* r) {
       Value* gr = gate(op.rows, op.rows.inclusive, last, r);
       forRange(i64(0), i64(cols), [&](Value* c) {
         Value* gc = gate(op.cols, op.cols.inclusive, last, c);
-        Value* index = b_.CreateAdd(b_.CreateMul(r, i64(cols)), c);
         Value* g = gr && gc ? b_.CreateFAdd(gr, gc) : gr ? gr : gc;
-        Value* acc = slot();
-        b_.CreateStore(b_.CreateFMul(decay(g), wsLoad(S, index)), acc);
-        forRange(i64(0), L_, [&](Value* t) {
-          Value* term = b_.CreateFMul(value(op.u, t, r), value(op.w, t, c));
-          if (gr) term = b_.CreateFMul(term, decay(gr, gate(op.rows, op.rows.inclusive, t, r)));
-          if (gc) term = b_.CreateFMul(term, decay(gc, gate(op.cols, op.cols.inclusive, t, c)));
-          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), term), acc);
+        wsStore(b_.CreateFMul(decay(g), wsLoad(S, at(r, c))), S, at(r, c));
+      });
+      forRange(i64(0), L_, [&](Value* t) {
+        Value* coef = value(op.u, t, r);
+        if (gr) coef = b_.CreateFMul(coef, decay(gr, gate(op.rows, op.rows.inclusive, t, r)));
+        forRange(i64(0), i64(cols), [&](Value* c) {
+          Value* term = b_.CreateFMul(coef, value(op.w, t, c));
+          Value* gcl = gate(op.cols, op.cols.inclusive, last, c);
+          if (gcl) term = b_.CreateFMul(term, decay(gcl, gate(op.cols, op.cols.inclusive, t, c)));
+          wsStore(b_.CreateFAdd(wsLoad(S, at(r, c)), term), S, at(r, c));
         });
-        wsStore(b_.CreateLoad(f32_, acc), S, index);
       });
     });
   }

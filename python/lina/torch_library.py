@@ -147,13 +147,26 @@ def _llvm_path(inputs, cfg):
 
 
 def _llvm_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens):
+    """The compiled kernels on the tensors' own fp32 memory (bf16/fp16 inputs are widened once):
+    no copies for fp32 inputs; outputs allocated here and written in place."""
+    B, T, H, N, dims = _shapes(op, cfg, inputs, cu_seqlens)
+    f32 = lambda t: t.detach().to(torch.float32).contiguous()
+    ins, init, vps = [f32(t) for t in inputs], [f32(t) for t in initial_states], [f32(t) for t in vector_params]
+    specs = _output_specs(op, cfg, inputs, cu_seqlens)
+    n_out = len(op.output_shapes)
+    results = [torch.empty(shape, dtype=torch.float32) for shape, _ in specs]
+    finals = results[n_out:] if cfg["final"] else [torch.empty((N, H, dims[r], dims[c]), dtype=torch.float32)
+                                                    for r, c in op.state_shapes.values()]
+    ptrs = lambda names, ts: {n: t.data_ptr() for n, t in zip(names, ts)}
     strategy = "auto" if cfg["strategy"] == "split" else cfg["strategy"]
-    outputs, finals = op.program.run_llvm(**_reference_problem(op, cfg, inputs, initial_states, vector_params,
-                                                               cu_seqlens), strategy=strategy, chunk=cfg["chunk"])
-    results = [torch.from_numpy(outputs[n]).to(inputs[0].dtype) for n in op.output_shapes]
-    if cfg["final"]:
-        results += [torch.from_numpy(finals[n]).to(state_dtype(inputs[0].dtype)) for n in op.state_shapes]
-    return results
+    op.program.run_llvm_fp32(
+        batch=int(B), time=int(T), heads=int(H), dims={k: int(v) for k, v in dims.items()},
+        inputs=ptrs(cfg["inputs"], ins), outputs=ptrs(op.output_shapes, results[:n_out]),
+        initial_states=ptrs(cfg["states"], init), final_states=ptrs(op.state_shapes, finals),
+        vector_params=ptrs(cfg["vparams"], vps), scalar_params=cfg["scalars"],
+        cu_seqlens=[] if cu_seqlens is None else [int(x) for x in cu_seqlens.tolist()], strategy=strategy,
+        chunk=cfg["chunk"])
+    return [r if r.dtype == dtype else r.to(dtype) for r, (_, dtype) in zip(results, specs)]
 
 
 # --- lina::backward --------------------------------------------------------------------------------

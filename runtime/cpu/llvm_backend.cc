@@ -152,45 +152,30 @@ std::string llvmModuleText(const cir::Kernel& kernel, const std::map<std::string
   return os.str();
 }
 
-reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem& p, int threads) {
+void runKernelFp32(const cir::Kernel& kernel, const Fp32Problem& p, int threads) {
   const Compiled& c = compile(kernel, p.dims);
   const codegen::LlvmKernelLayout& L = c.layout;
-  const int64_t N = reference::sequenceCount(p);
+  const int64_t N = p.cuSeqlens.empty() ? p.batch : static_cast<int64_t>(p.cuSeqlens.size()) - 1;
   if (!p.cuSeqlens.empty() && (p.batch != 1 || p.cuSeqlens.front() != 0 || p.cuSeqlens.back() != p.time))
     throw Error("cu_seqlens: expected batch 1 and offsets from 0 to T = " + std::to_string(p.time));
   for (size_t i = 1; i < p.cuSeqlens.size(); ++i)
     if (p.cuSeqlens[i] < p.cuSeqlens[i - 1])
       throw Error("cu_seqlens must be non-decreasing; cu_seqlens[" + std::to_string(i) + "] = " + std::to_string(p.cuSeqlens[i]) +
                   " < " + std::to_string(p.cuSeqlens[i - 1]));
-  std::vector<std::vector<float>> inputs, outputs, initial, finals, vparams;
-  for (int i = 0; i < L.inputs; ++i) {
-    auto it = p.inputs.find(L.inputNames[i]);
-    const int64_t want = p.batch * p.time * p.heads * L.inputWidths[i];
-    if (it == p.inputs.end()) throw Error("input '" + L.inputNames[i] + "' is missing");
-    if (it->second.numel() != want)
-      throw Error("input '" + L.inputNames[i] + "': expected " + std::to_string(want) + " elements [B, T, H, " +
-                  std::to_string(L.inputWidths[i]) + "]; got " + std::to_string(it->second.numel()));
-    inputs.push_back(toFloat(it->second.data));
+  auto need = [](const auto& map, const std::string& name, const char* what) {
+    auto it = map.find(name);
+    if (it == map.end() || !it->second) throw Error(std::string(what) + " '" + name + "' is missing");
+    return it->second;
+  };
+  std::vector<void*> fixed;
+  for (const std::string& n : L.inputNames) fixed.push_back(const_cast<float*>(need(p.inputs, n, "input")));
+  for (const std::string& n : L.outputNames) fixed.push_back(need(p.outputs, n, "output"));
+  for (const std::string& n : L.stateNames) {
+    auto it = p.initialStates.find(n);
+    fixed.push_back(it == p.initialStates.end() ? nullptr : const_cast<float*>(it->second));
+    fixed.push_back(need(p.finalStates, n, "final state"));
   }
-  for (int i = 0; i < L.outputs; ++i)
-    outputs.emplace_back(static_cast<size_t>(p.batch * p.time * p.heads * L.outputWidths[i]), 0.f);
-  for (int i = 0; i < L.states; ++i) {
-    const size_t n = static_cast<size_t>(N * p.heads * L.stateRows[i] * L.stateCols[i]);
-    auto it = p.initialStates.find(L.stateNames[i]);
-    if (it != p.initialStates.end() && it->second.data.size() != n)
-      throw Error("initial_state '" + L.stateNames[i] + "': expected " + std::to_string(n) + " elements; got " +
-                  std::to_string(it->second.data.size()));
-    initial.push_back(it == p.initialStates.end() ? std::vector<float>() : toFloat(it->second.data));
-    finals.emplace_back(n, 0.f);
-  }
-  for (int i = 0; i < L.vectorParams; ++i) {
-    auto it = p.vectorParams.find(L.vectorParamNames[i]);
-    const int64_t want = p.heads * L.vectorParamWidths[i];
-    if (it == p.vectorParams.end() || it->second.numel() != want)
-      throw Error("vector_params '" + L.vectorParamNames[i] + "': expected an [H, " + std::to_string(L.vectorParamWidths[i]) +
-                  "] array");
-    vparams.push_back(toFloat(it->second.data));
-  }
+  for (const std::string& n : L.vectorParamNames) fixed.push_back(const_cast<float*>(need(p.vectorParams, n, "vector_params")));
   std::vector<float> scalars;
   std::vector<uint8_t> given;
   for (const std::string& name : L.scalarParamNames) {
@@ -201,7 +186,6 @@ reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem&
   for (const auto& [name, value] : p.scalarParams)
     if (std::find(L.scalarParamNames.begin(), L.scalarParamNames.end(), name) == L.scalarParamNames.end())
       throw Error("scalar_params '" + name + "': the kernel has no such scalar param");
-
   const int64_t items = N * p.heads;
   int workers = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   workers = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(workers, items)));
@@ -210,13 +194,7 @@ reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem&
     int64_t shape[5] = {p.batch, p.time, p.heads, begin, end};
     std::vector<void*> args = {shape, p.cuSeqlens.empty() ? nullptr : const_cast<int64_t*>(p.cuSeqlens.data()),
                                workspace.data()};
-    for (auto& v : inputs) args.push_back(v.data());
-    for (auto& v : outputs) args.push_back(v.data());
-    for (int i = 0; i < L.states; ++i) {
-      args.push_back(initial[i].empty() ? nullptr : initial[i].data());
-      args.push_back(finals[i].data());
-    }
-    for (auto& v : vparams) args.push_back(v.data());
+    args.insert(args.end(), fixed.begin(), fixed.end());
     args.push_back(scalars.data());
     args.push_back(given.data());
     c.fn(args.data());
@@ -227,17 +205,59 @@ reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem&
     work(0, items / workers);
     for (std::thread& t : pool) t.join();
   }
+}
+
+reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem& p, int threads) {
+  const Compiled& c = compile(kernel, p.dims);
+  const codegen::LlvmKernelLayout& L = c.layout;
+  const int64_t N = reference::sequenceCount(p);
+  std::map<std::string, std::vector<float>> buffers;
+  Fp32Problem f{p.batch, p.time, p.heads, p.dims, p.cuSeqlens, {}, {}, {}, {}, {}, p.scalarParams};
+  for (int i = 0; i < L.inputs; ++i) {
+    auto it = p.inputs.find(L.inputNames[i]);
+    const int64_t want = p.batch * p.time * p.heads * L.inputWidths[i];
+    if (it == p.inputs.end()) throw Error("input '" + L.inputNames[i] + "' is missing");
+    if (it->second.numel() != want)
+      throw Error("input '" + L.inputNames[i] + "': expected " + std::to_string(want) + " elements [B, T, H, " +
+                  std::to_string(L.inputWidths[i]) + "]; got " + std::to_string(it->second.numel()));
+    f.inputs[L.inputNames[i]] = (buffers["in:" + L.inputNames[i]] = toFloat(it->second.data)).data();
+  }
+  for (int i = 0; i < L.outputs; ++i)
+    f.outputs[L.outputNames[i]] =
+        (buffers["out:" + L.outputNames[i]] = std::vector<float>(static_cast<size_t>(p.batch * p.time * p.heads * L.outputWidths[i]))).data();
+  for (int i = 0; i < L.states; ++i) {
+    const size_t n = static_cast<size_t>(N * p.heads * L.stateRows[i] * L.stateCols[i]);
+    auto it = p.initialStates.find(L.stateNames[i]);
+    if (it != p.initialStates.end()) {
+      if (it->second.data.size() != n)
+        throw Error("initial_state '" + L.stateNames[i] + "': expected " + std::to_string(n) + " elements; got " +
+                    std::to_string(it->second.data.size()));
+      f.initialStates[L.stateNames[i]] = (buffers["init:" + L.stateNames[i]] = toFloat(it->second.data)).data();
+    }
+    f.finalStates[L.stateNames[i]] = (buffers["final:" + L.stateNames[i]] = std::vector<float>(n)).data();
+  }
+  for (int i = 0; i < L.vectorParams; ++i) {
+    auto it = p.vectorParams.find(L.vectorParamNames[i]);
+    const int64_t want = p.heads * L.vectorParamWidths[i];
+    if (it == p.vectorParams.end() || it->second.numel() != want)
+      throw Error("vector_params '" + L.vectorParamNames[i] + "': expected an [H, " + std::to_string(L.vectorParamWidths[i]) +
+                  "] array");
+    f.vectorParams[L.vectorParamNames[i]] = (buffers["vp:" + L.vectorParamNames[i]] = toFloat(it->second.data)).data();
+  }
+  runKernelFp32(kernel, f, threads);
   reference::Result result;
   for (int i = 0; i < L.outputs; ++i) {
     std::vector<int64_t> s = {p.batch, p.time, p.heads};
-    if (L.outputWidths[i] > 1 || !kernel.outputs[static_cast<size_t>(i)].shape.empty()) s.push_back(L.outputWidths[i]);
+    if (!kernel.outputs[static_cast<size_t>(i)].shape.empty()) s.push_back(L.outputWidths[i]);
     reference::Tensor t(s);
-    std::copy(outputs[i].begin(), outputs[i].end(), t.data.begin());
+    const std::vector<float>& out = buffers["out:" + L.outputNames[i]];
+    std::copy(out.begin(), out.end(), t.data.begin());
     result.outputs[L.outputNames[i]] = std::move(t);
   }
   for (int i = 0; i < L.states; ++i) {
     reference::Tensor t({N, p.heads, L.stateRows[i], L.stateCols[i]});
-    std::copy(finals[i].begin(), finals[i].end(), t.data.begin());
+    const std::vector<float>& fs = buffers["final:" + L.stateNames[i]];
+    std::copy(fs.begin(), fs.end(), t.data.begin());
     result.finalStates[L.stateNames[i]] = std::move(t);
   }
   return result;

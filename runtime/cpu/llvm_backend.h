@@ -28,6 +28,19 @@ std::string llvmModuleText(const cir::Kernel& kernel, const std::map<std::string
 // to fp32 and back). `threads` 0: the hardware's. Throws lina::Error on bad input.
 reference::Result runKernel(const cir::Kernel& kernel, const reference::Problem& problem, int threads = 0);
 
+// The same on fp32 buffers in place (no copies): per-step tensors [B, T, H, E], states
+// [N, H, R, C] (an absent initial state is zeros), vector params [H, E], by name; every output and
+// final state must be given. The path lina.ops takes for CPU tensors.
+struct Fp32Problem {
+  int64_t batch = 1, time = 1, heads = 1;
+  std::map<std::string, int64_t> dims;
+  std::vector<int64_t> cuSeqlens;
+  std::map<std::string, const float*> inputs, initialStates, vectorParams;
+  std::map<std::string, float*> outputs, finalStates;
+  std::map<std::string, double> scalarParams;
+};
+void runKernelFp32(const cir::Kernel& kernel, const Fp32Problem& problem, int threads = 0);
+
 // A recurrence lowered to CIR (fused at `chunk`, or recurrent when chunk is 1) and run as above;
 // nullopt with `error` set on bad input. The runner of reference::runDerivedBackward.
 std::optional<reference::Result> runRecurrence(const rir::Recurrence& recurrence, const reference::Problem& problem,

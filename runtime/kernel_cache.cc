@@ -69,9 +69,9 @@ CacheStats KernelCache::stats() const {
   return stats_;
 }
 
-bool KernelCache::readEntry(const std::string& key, std::vector<char>& out) {
+bool KernelCache::readEntry(const std::string& file, std::vector<char>& out) {
   if (directory_ == "-") return false;
-  std::ifstream in(directory_ + "/" + key + ".cubin", std::ios::binary);
+  std::ifstream in(directory_ + "/" + file, std::ios::binary);
   if (!in) return false;
   // Layout: magic[8] | payload size (8 bytes) | checksum (32 hex chars) | payload.
   char magic[8];
@@ -91,12 +91,13 @@ bool KernelCache::readEntry(const std::string& key, std::vector<char>& out) {
   return ok;
 }
 
-void KernelCache::writeEntry(const std::string& key, const std::vector<char>& cubin) {
+void KernelCache::writeEntry(const std::string& file, const std::vector<char>& bytes) {
+  const std::vector<char>& cubin = bytes;
   if (directory_ == "-") return;
   std::error_code ec;
   std::filesystem::create_directories(directory_, ec);
   if (ec) return;  // an unwritable cache only costs a recompile next time
-  std::string final = directory_ + "/" + key + ".cubin";
+  std::string final = directory_ + "/" + file;
   std::string temp = final + uniqueSuffix();
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
@@ -136,11 +137,11 @@ void KernelCache::evict(const std::string& keep) {
     std::error_code e2;
     const fs::file_time_type t = fs::last_write_time(p, e2);
     if (e2) continue;
-    if (name.find(".cubin.tmp.") != std::string::npos) {  // a writer that died before its rename
+    if (name.find(".cubin.tmp.") != std::string::npos || name.find(".o.tmp.") != std::string::npos) {  // a writer that died before its rename
       if (now - t > std::chrono::hours(1)) fs::remove(p, e2);
       continue;
     }
-    if (p.extension() != ".cubin" || !it->is_regular_file(e2)) continue;
+    if ((p.extension() != ".cubin" && p.extension() != ".o") || !it->is_regular_file(e2)) continue;
     const uintmax_t bytes = fs::file_size(p, e2);
     if (e2) continue;
     total += bytes;
@@ -169,7 +170,7 @@ std::vector<char> KernelCache::cubin(const std::string& source, const std::strin
       return it->second;
     }
     std::vector<char> fromDisk;
-    if (readEntry(k, fromDisk)) {
+    if (readEntry(k + ".cubin", fromDisk)) {
       ++stats_.diskHits;
       std::error_code ec;  // recently used: the eviction keeps it longer
       std::filesystem::last_write_time(directory_ + "/" + k + ".cubin", std::filesystem::file_time_type::clock::now(), ec);
@@ -181,9 +182,35 @@ std::vector<char> KernelCache::cubin(const std::string& source, const std::strin
   std::lock_guard<std::mutex> lock(mutex_);
   ++stats_.compiles;
   stats_.compileMilliseconds += compiled.milliseconds;
-  writeEntry(k, compiled.cubin);
+  writeEntry(k + ".cubin", compiled.cubin);
   memory_[k] = compiled.cubin;
   return compiled.cubin;
+}
+
+std::vector<char> KernelCache::artifact(const std::string& key, const std::function<std::vector<char>()>& make) {
+  const std::string file = key + ".o";
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = memory_.find(file);
+    if (it != memory_.end()) {
+      ++stats_.memoryHits;
+      return it->second;
+    }
+    std::vector<char> fromDisk;
+    if (readEntry(file, fromDisk)) {
+      ++stats_.diskHits;
+      std::error_code ec;
+      std::filesystem::last_write_time(directory_ + "/" + file, std::filesystem::file_time_type::clock::now(), ec);
+      memory_[file] = fromDisk;
+      return fromDisk;
+    }
+  }
+  std::vector<char> made = make();  // outside the lock: slow
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.compiles;
+  writeEntry(file, made);
+  memory_[file] = made;
+  return made;
 }
 
 }  // namespace lina::runtime

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -32,6 +33,9 @@ class KernelCache {
 
   // The CUBIN for `source` on `arch`, compiled with NVRTC only when no cache level has it.
   std::vector<char> cubin(const std::string& source, const std::string& sourceName, const std::string& arch);
+  // Any other compiled artifact under the same rules (the LLVM CPU backend's object files,
+  // `<key>.o`): `make` runs only when neither level has `key` (or the disk entry is corrupt).
+  std::vector<char> artifact(const std::string& key, const std::function<std::vector<char>()>& make);
 
   std::string key(const std::string& source, const std::string& arch) const;
   const std::string& directory() const { return directory_; }
@@ -41,8 +45,8 @@ class KernelCache {
   static KernelCache& global();
 
  private:
-  bool readEntry(const std::string& key, std::vector<char>& out);
-  void writeEntry(const std::string& key, const std::vector<char>& cubin);
+  bool readEntry(const std::string& file, std::vector<char>& out);
+  void writeEntry(const std::string& file, const std::vector<char>& bytes);
   void evict(const std::string& keep);
 
   std::string directory_;

@@ -227,3 +227,28 @@ def test_fp32_and_bf16_cpu_tensors_run_the_llvm_backend_forward_and_derived_back
         assert (a - b).abs().max() <= bound * b.abs().max(), (a - b).abs().max()
     forced = run(torch.float32, strategy="reference")
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(forced, ref))
+
+
+@pytest.mark.skipif(not lina._lina.llvm_available(), reason="this build has no LLVM CPU backend")
+def test_the_cpu_backends_disk_cache_survives_corrupt_and_truncated_entries(tmp_path):
+    """The LLVM backend's object files live in $LINA_CACHE_DIR as cpu-<hash>.o: a second process
+    loads them instead of compiling; garbage or a truncated entry is rebuilt, never loaded."""
+    import subprocess
+    import sys
+    script = ("import torch, torch.nn.functional as F\nfrom lina import ops\ntorch.manual_seed(0)\n"
+              "q = torch.randn(1, 33, 2, 8); g = F.logsigmoid(torch.randn(1, 33, 2, 8))\n"
+              "print(float(ops.chunk_gla(q, q, q, g)[0].double().square().sum()))\n")
+    path = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+    env = dict(os.environ, LINA_CACHE_DIR=str(tmp_path), PYTHONPATH=path)
+    run = lambda: subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    entries = sorted(tmp_path.glob("cpu-*.o"))
+    assert entries, "the object file was cached"
+    good = {e: e.read_bytes() for e in entries}
+    for damage in (lambda b: b"not an object file", lambda b: b[: len(b) // 2]):
+        for e in entries:
+            e.write_bytes(damage(e.read_bytes()))
+        again = run()
+        assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+        assert all(e.read_bytes() == good[e] for e in entries)  # rebuilt and rewritten whole

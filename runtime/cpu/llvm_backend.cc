@@ -5,6 +5,9 @@
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/Config/llvm-config.h>
+#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/Host.h>
@@ -22,7 +25,9 @@
 #include "compiler/cir/lower.h"
 #include "compiler/cir/printer.h"
 #include "compiler/reference/derived_backward.h"
+#include "runtime/kernel_cache.h"
 #include "support/error.h"
+#include "support/hash.h"
 
 namespace lina::cpu {
 
@@ -71,6 +76,29 @@ class Jit {
     pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(m, mam);
   }
 
+  // The optimised module as an object file for the host (what the disk cache stores).
+  std::vector<char> objectFile(llvm::Module& m) {
+    llvm::SmallVector<char, 0> buffer;
+    llvm::raw_svector_ostream os(buffer);
+    llvm::legacy::PassManager pm;
+    if (machine_->addPassesToEmitFile(pm, os, nullptr, llvm::CGFT_ObjectFile))
+      throw Error("LLVM backend: the host's target machine cannot emit object files");
+    pm.run(m);
+    return std::vector<char>(buffer.begin(), buffer.end());
+  }
+
+  KernelFn addObject(const std::vector<char>& object, const std::string& symbol) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto buffer = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(object.data(), object.size()), symbol);
+    if (llvm::Error e = jit_->addObjectFile(std::move(buffer)))
+      throw Error("LLVM backend: cannot load kernel " + symbol + ": " + errorText(std::move(e)));
+    auto address = jit_->lookup(symbol);
+    if (!address) throw Error("LLVM backend: kernel " + symbol + " not found in its object: " + errorText(address.takeError()));
+    return reinterpret_cast<KernelFn>(address->getAddress());
+  }
+
+  std::string features() const { return machine_->getTargetFeatureString().str(); }
+
   KernelFn add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx, const std::string& symbol) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (llvm::Error e = jit_->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
@@ -116,21 +144,34 @@ std::string cacheKey(const cir::Kernel& kernel, const std::map<std::string, int6
   return os.str();
 }
 
+// A compiled kernel: from the process's table, else the disk cache's object file (key: the CIR
+// text, the dims, LLVM's version and the host CPU with its features), else emitted, optimised and
+// compiled now. A corrupt disk entry fails its checksum and is rebuilt (runtime/kernel_cache.h).
 const Compiled& compile(const cir::Kernel& kernel, const std::map<std::string, int64_t>& dims) {
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<Compiled>> cache;
-  const std::string key = cacheKey(kernel, dims);
+  const std::string text = cacheKey(kernel, dims);
   std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
+  auto it = cache.find(text);
   if (it != cache.end()) return *it->second;
+  Jit& jit = Jit::get();
+  const std::string hash = Hasher().add(text).add(LLVM_VERSION_STRING).add(jit.cpu()).add(jit.features()).add("cpu-backend-1").hex();
   cir::Kernel named = kernel;
-  named.name = kernel.name + "_cpu" + std::to_string(cache.size());  // unique in the process's JIT
-  auto ctx = std::make_unique<llvm::LLVMContext>();
+  named.name = "lina_cpu_" + hash;  // stable: the cached object defines this symbol
   auto compiled = std::make_unique<Compiled>();
-  std::unique_ptr<llvm::Module> m = codegen::emitLlvmKernel(named, dims, *ctx, compiled->layout);
-  Jit::get().optimise(*m);
-  compiled->fn = Jit::get().add(std::move(m), std::move(ctx), named.name);
-  return *(cache[key] = std::move(compiled));
+  {
+    llvm::LLVMContext layoutOnly;  // the argument layout, without optimising (cheap)
+    (void)codegen::emitLlvmKernel(named, dims, layoutOnly, compiled->layout);
+  }
+  std::vector<char> object = runtime::KernelCache::global().artifact("cpu-" + hash, [&] {
+    llvm::LLVMContext ctx;
+    codegen::LlvmKernelLayout layout;
+    std::unique_ptr<llvm::Module> m = codegen::emitLlvmKernel(named, dims, ctx, layout);
+    jit.optimise(*m);
+    return jit.objectFile(*m);
+  });
+  compiled->fn = jit.addObject(object, named.name);
+  return *(cache[text] = std::move(compiled));
 }
 
 std::vector<float> toFloat(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }

@@ -28,18 +28,33 @@ for op in gla simple_gla retention gsa; do
   fi
 done
 # A model from a shipped config: a random GLA checkpoint in fla's layout, then greedy generation
-# on the CPU (lina-run; the GPU engine is not built yet).
+# on the CPU (lina-run; on a GPU machine `--device cuda` runs the GPU engine).
 echo "==================== lina-run (library/models/gla-tiny.json)"
 model=$(mktemp -d)
 build/tools/lina-run/lina-run --init library/models/gla-tiny.json --out "$model" --seed 1
 build/tools/lina-run/lina-run --model "$model" --token-ids 1,17,42,99 --max-new-tokens 16
 rm -rf "$model"
+# RWKV6 from its shipped config on the same CPU engine.
+echo "==================== lina-run (library/models/rwkv6-tiny.json)"
+model=$(mktemp -d)
+build/tools/lina-run/lina-run --init library/models/rwkv6-tiny.json --out "$model" --seed 1
+build/tools/lina-run/lina-run --model "$model" --token-ids 1,17,42,99 --max-new-tokens 16 --device cpu
+rm -rf "$model"
+# The LLVM CPU backend (where llvm-14-dev is installed): GLA's fused kernel compiled for this CPU.
+if "$linac" library/ops/gla.lina --emit=llvm --dims K=64,V=64 > /tmp/lina-demo-gla.ll 2>/dev/null; then
+  echo "==================== linac --emit=llvm (GLA, fused chunk 16, for this CPU)"
+  head -1 /tmp/lina-demo-gla.ll
+  echo "$(grep -c '<8 x float>' /tmp/lina-demo-gla.ll) vectorised <8 x float> instructions"
+fi
 # lina.models on torch: a Llama-layout checkpoint (a tiny random Mistral) converted to GLA,
 # fine-tuned on packed documents, and generated from (.venv-torch from PyPI; LINA_SKIP_TORCH=1 skips).
 scripts/setup_torch.sh || echo "setup_torch: failed; skipping the torch example"
 if [ -x .venv-torch/bin/python ]; then
   echo "==================== convert, fine-tune, generate (examples/convert_and_finetune.sh)"
   LINA_EXAMPLE_DIR=$(mktemp -d) examples/convert_and_finetune.sh "" 20
+  # fla's own GLA layer run on lina's kernels (lina.patch_fla; the CPU tensors take the LLVM backend).
+  echo "==================== fla's GatedLinearAttention through lina.patch_fla()"
+  PYTHONPATH=build/python .venv-torch/bin/python examples/patch_fla_layer.py || echo "(fla not importable here: skipped)"
 fi
-if [ "$gpu" = 1 ]; then echo "demo: the standard library compiled, ran on the GPU and matched the reference; a GLA model generated on the CPU"
-else echo "demo: no GPU here: the standard library compiled (RIR, CUDA, NVRTC cubins) and ran on the CPU reference; a GLA model generated on the CPU"; fi
+if [ "$gpu" = 1 ]; then echo "demo: the standard library compiled, ran on the GPU and matched the reference; GLA and RWKV6 models generated on the CPU"
+else echo "demo: no GPU here: the standard library compiled (RIR, CUDA, NVRTC cubins) and ran on the CPU reference; GLA and RWKV6 models generated on the CPU"; fi

@@ -97,6 +97,9 @@ def forward(program: str, config: str, inputs: list[torch.Tensor], initial_state
         if _llvm_path(inputs, cfg):
             return _llvm_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
         return _reference_forward(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
+    if cfg["strategy"] == "reference":
+        raise _lina.LinaError("strategy='reference' runs the reference interpreter on CPU tensors; these are on "
+                              f"{inputs[0].device}: move them to the CPU (x.cpu()) or pick auto, fused, split or recurrent")
     results = [torch.empty(shape, dtype=dtype, device=inputs[0].device)
                for shape, dtype in _output_specs(op, cfg, inputs, cu_seqlens)]
     n_out = len(op.output_shapes)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what lina needs to build and test, only what is missing (idempotent):
 # a C++20 compiler (and clang for the libFuzzer run), CMake, Ninja, Bison, Flex, GoogleTest, LLVM 14 (lit, FileCheck, and the
-# libraries of the CPU backend), nlohmann-json,
+# libraries of the CPU backend), OpenBLAS (the CPU model engine's projections), nlohmann-json,
 # sentencepiece (the C++ runner's tokenizer and its test), and for
 # the Python package Debian's Python 3 with headers, pybind11, numpy and pytest.
 set -euo pipefail
 
-packages=(g++ clang cmake ninja-build bison flex libgtest-dev llvm-14-tools llvm-14-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
+packages=(g++ clang cmake ninja-build bison flex libgtest-dev llvm-14-tools llvm-14-dev libopenblas-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
           python3 python3-dev pybind11-dev python3-numpy
           python3-pytest)
 missing=()

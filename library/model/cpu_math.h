@@ -7,12 +7,22 @@
 #include <cstddef>
 #include <vector>
 
+#if LINA_HAVE_BLAS
+#include <cblas.h>
+#endif
+
 namespace lina::model::cpu {
 
-// y[out] = W[out][in] x
+// y[out] = W[out][in] x: BLAS's sgemv where the build has one (Debian's libblas, OpenBLAS when
+// installed: vectorised and threaded), else a plain loop.
 inline void matvec(const std::vector<float>& W, const std::vector<float>& x, std::vector<float>& y) {
   const size_t in = x.size(), out = W.size() / in;
   y.assign(out, 0.f);
+#if LINA_HAVE_BLAS
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.f, W.data(), static_cast<int>(in),
+              x.data(), 1, 0.f, y.data(), 1);
+  return;
+#endif
   for (size_t o = 0; o < out; ++o) {
     const float* w = W.data() + o * in;
     float acc = 0.f;

@@ -248,8 +248,8 @@ def _gsa(op_name, q, k, v, s, g, scale, initial_state, output_final_state, cu_se
     of k's heads (GQA), the key/value-side tensors and states repeated per group."""
     check_varlen(op_name, q, initial_state, cu_seqlens)
     if g is None:
-        s, g = additive_gate(s, cu_seqlens)
-        s = s.to(k.dtype)
+        s, g = additive_gate(s, cu_seqlens)  # computed in fp32, handed on in the inputs' dtype
+        s, g = s.to(k.dtype), g.to(k.dtype)
     else:
         check_log_gate(op_name, "g", g)
     if scale is None:

@@ -9,17 +9,20 @@ scripts/setup_torch.sh || echo "setup_torch: failed; the tests that need torch w
 test_python=/usr/bin/python3
 .venv-torch/bin/python -c "import torch, pytest" 2>/dev/null && test_python=$PWD/.venv-torch/bin/python
 jobs=$(nproc)
+stage() { echo "== $1 (at ${SECONDS} s)"; }  # each stage's start, to see where CI's time goes
+stage setup-done
 for preset in default asan; do
-  echo "== $preset build"
+  stage "$preset build"
   cmake --preset "$preset" -DPython_EXECUTABLE=/usr/bin/python3 -DLINA_TEST_PYTHON="$test_python" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
-  echo "== $preset tests"
+  stage "$preset tests"
   ctest --preset "$preset" -j "$jobs"
 done
 # The install a user does: `pip wheel .` without a CUDA toolkit, into a fresh venv, imported with no
 # CUDA folder in the loader path, the console tools and the CPU tests against the installed package.
-echo "== pip install"
+stage "pip install"
 scripts/check_pip_install.sh
 # A short, deterministic libFuzzer run of the fuzz targets (clang; fixed seed and input count).
-echo "== fuzz"
+stage fuzz
 LINA_FUZZ_SEED=1 scripts/fuzz.sh -runs=20000
+stage done

@@ -67,6 +67,18 @@ std::string printed(const rir::Recurrence& r) {
   return os.str();
 }
 
+#if LINA_HAVE_LLVM
+// The CPU backend's kernel for a call: `auto` takes the recurrent kernel, the fastest on CPUs
+// (bench/cpu_forward_llvm.py: the chunked form's intra-chunk exps cost more than they save
+// without tensor cores), unless a chunk is asked for.
+cir::Kernel cpuKernel(const Program& p, const std::string& strategy, int chunk) {
+  if (strategy != "auto" && strategy != "fused" && strategy != "recurrent")
+    throw Error("strategy: the CPU backend runs 'auto', 'fused' or 'recurrent' kernels; got '" + strategy + "'");
+  const bool recurrent = strategy == "recurrent" || (strategy == "auto" && chunk <= 0);
+  return p.kernel(recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused, recurrent ? 1 : (chunk > 0 ? chunk : 16));
+}
+#endif
+
 reference::Problem problemFrom(const Program& p, int64_t batch, int64_t time, int64_t heads,
                                const std::map<std::string, int64_t>& dims, const std::map<std::string, Array>& inputs,
                                const std::map<std::string, Array>& initialStates,
@@ -241,44 +253,13 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{})
 #if LINA_HAVE_LLVM
       .def(
-          "run_llvm",
-          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
-             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
-             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
-             const std::vector<int64_t>& cuSeqlens, const std::string& strategy, int chunk, int threads) {
-            reference::Problem problem =
-                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
-            if (strategy != "auto" && strategy != "fused" && strategy != "recurrent")
-              throw Error("strategy: the CPU backend runs 'auto', 'fused' or 'recurrent' kernels; got '" + strategy + "'");
-            const bool recurrent = strategy == "recurrent";
-            cir::Kernel kernel = p.kernel(recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused,
-                                          recurrent ? 1 : (chunk > 0 ? chunk : 16));
-            reference::Result r;
-            {
-              py::gil_scoped_release release;
-              r = cpu::runKernel(kernel, problem, threads);
-            }
-            return py::make_tuple(toArrays(r.outputs), toArrays(r.finalStates));
-          },
-          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
-          py::arg("initial_states") = std::map<std::string, Array>{},
-          py::arg("scalar_params") = std::map<std::string, double>{},
-          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
-          py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
-      .def(
           "run_llvm_fp32",
           [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
              const std::map<std::string, uintptr_t>& inputs, const std::map<std::string, uintptr_t>& outputs,
              const std::map<std::string, uintptr_t>& initialStates, const std::map<std::string, uintptr_t>& finalStates,
              const std::map<std::string, uintptr_t>& vectorParams, const std::map<std::string, double>& scalarParams,
              const std::vector<int64_t>& cuSeqlens, const std::string& strategy, int chunk, int threads) {
-            if (strategy != "auto" && strategy != "fused" && strategy != "recurrent")
-              throw Error("strategy: the CPU backend runs 'auto', 'fused' or 'recurrent' kernels; got '" + strategy + "'");
-            // auto: the recurrent kernel, the fastest on CPUs (bench/cpu_forward_llvm.py: the chunked
-            // form's intra-chunk exps cost more than it saves without tensor cores).
-            const bool recurrent = strategy == "recurrent" || (strategy == "auto" && chunk <= 0);
-            cir::Kernel kernel = p.kernel(recurrent ? cir::Strategy::Recurrent : cir::Strategy::Fused,
-                                          recurrent ? 1 : (chunk > 0 ? chunk : 16));
+            const cir::Kernel kernel = cpuKernel(p, strategy, chunk);
             cpu::Fp32Problem f;
             f.batch = batch, f.time = time, f.heads = heads, f.dims = dims, f.cuSeqlens = cuSeqlens, f.scalarParams = scalarParams;
             for (const auto& [n, a] : inputs) f.inputs[n] = reinterpret_cast<const float*>(a);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <set>
 
+#include "codegen/llvm/loop_builder.h"
 #include "support/error.h"
 
 namespace lina::codegen {
@@ -18,10 +19,10 @@ namespace {
 
 using llvm::Value;
 
-class Emitter {
+class Emitter : LoopBuilder {
  public:
   Emitter(const cir::Kernel& k, const std::map<std::string, int64_t>& dims, llvm::LLVMContext& ctx, LlvmKernelLayout& layout)
-      : k_(k), dims_(dims), ctx_(ctx), b_(ctx), layout_(layout) {}
+      : LoopBuilder(ctx), k_(k), dims_(dims), layout_(layout) {}
 
   std::unique_ptr<llvm::Module> run() {
     if (k_.phase != cir::Phase::Whole)
@@ -30,8 +31,6 @@ class Emitter {
       if (!dims_.count(d)) throw Error("kernel " + k_.name + ": dim '" + d + "' has no size");
     auto module = std::make_unique<llvm::Module>(k_.name, ctx_);
     m_ = module.get();
-    f32_ = b_.getFloatTy();
-    i64_ = b_.getInt64Ty();
     layout_.function = k_.name;
     planWorkspace();
     auto* fnType = llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt8PtrTy()->getPointerTo()}, false);
@@ -51,8 +50,6 @@ class Emitter {
  private:
   int64_t size(const std::string& d) const { return dims_.at(d); }
   int64_t ext(const rir::Shape& s) const { return s.empty() ? 1 : size(s[0]); }
-  Value* i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
-  Value* f32(double v) { return llvm::ConstantFP::get(f32_, v); }
 
   // --- the workspace: every buffer at a constant offset ---------------------------------------
   int64_t allocate(const std::string& name, int64_t floats) {
@@ -107,46 +104,6 @@ class Emitter {
     layout_.scalarParams = static_cast<int>(layout_.scalarParamNames.size());
   }
 
-  // --- control flow ----------------------------------------------------------------------------
-  void forRange(Value* begin, Value* end, const std::function<void(Value*)>& body) {
-    llvm::BasicBlock* before = b_.GetInsertBlock();
-    auto* cond = llvm::BasicBlock::Create(ctx_, "loop", fn_);
-    auto* inside = llvm::BasicBlock::Create(ctx_, "body", fn_);
-    auto* after = llvm::BasicBlock::Create(ctx_, "after", fn_);
-    b_.CreateBr(cond);
-    b_.SetInsertPoint(cond);
-    llvm::PHINode* i = b_.CreatePHI(i64_, 2);
-    i->addIncoming(begin, before);
-    b_.CreateCondBr(b_.CreateICmpSLT(i, end), inside, after);
-    b_.SetInsertPoint(inside);
-    body(i);
-    i->addIncoming(b_.CreateAdd(i, i64(1)), b_.GetInsertBlock());
-    b_.CreateBr(cond);
-    b_.SetInsertPoint(after);
-  }
-  void ifThenElse(Value* condition, const std::function<void()>& then, const std::function<void()>& otherwise) {
-    auto* yes = llvm::BasicBlock::Create(ctx_, "then", fn_);
-    auto* no = llvm::BasicBlock::Create(ctx_, "else", fn_);
-    auto* join = llvm::BasicBlock::Create(ctx_, "join", fn_);
-    b_.CreateCondBr(condition, yes, no);
-    b_.SetInsertPoint(yes);
-    then();
-    b_.CreateBr(join);
-    b_.SetInsertPoint(no);
-    otherwise();
-    b_.CreateBr(join);
-    b_.SetInsertPoint(join);
-  }
-  // A float accumulator (an entry-block alloca, promoted to a register by the optimiser).
-  Value* slot() {
-    llvm::IRBuilder<> entry(entry_, entry_->begin());
-    return entry.CreateAlloca(f32_);
-  }
-
-  // --- memory ----------------------------------------------------------------------------------
-  Value* at(Value* base, Value* index) { return b_.CreateGEP(f32_, base, index); }
-  Value* load(Value* base, Value* index) { return b_.CreateLoad(f32_, at(base, index)); }
-  void store(Value* v, Value* base, Value* index) { b_.CreateStore(v, at(base, index)); }
   Value* ws(const std::string& name, Value* index) { return at(ws_, b_.CreateAdd(i64(offset_.at(name)), index)); }
   Value* wsLoad(const std::string& name, Value* index) { return b_.CreateLoad(f32_, ws(name, index)); }
   void wsStore(Value* v, const std::string& name, Value* index) { b_.CreateStore(v, ws(name, index)); }
@@ -532,14 +489,8 @@ class Emitter {
 
   const cir::Kernel& k_;
   const std::map<std::string, int64_t>& dims_;
-  llvm::LLVMContext& ctx_;
-  llvm::IRBuilder<> b_;
   LlvmKernelLayout& layout_;
   llvm::Module* m_ = nullptr;
-  llvm::Function* fn_ = nullptr;
-  llvm::BasicBlock* entry_ = nullptr;
-  llvm::Type* f32_ = nullptr;
-  llvm::IntegerType* i64_ = nullptr;
   std::map<std::string, int64_t> offset_, width_;
   std::set<std::string> uniform_;
   std::map<std::string, Value*> ptr_;

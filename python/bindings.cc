@@ -273,34 +273,6 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"), py::arg("outputs"),
           py::arg("initial_states"), py::arg("final_states"), py::arg("vector_params"), py::arg("scalar_params"),
           py::arg("cu_seqlens"), py::arg("strategy") = "auto", py::arg("chunk") = 0, py::arg("threads") = 0)
-      .def(
-          "llvm_backward",
-          [](const Program& p, int64_t batch, int64_t time, int64_t heads, const std::map<std::string, int64_t>& dims,
-             const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
-             const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
-             const std::vector<int64_t>& cuSeqlens, const std::map<std::string, Array>& outputGrads,
-             const std::map<std::string, Array>& finalStateGrads, int chunk, int threads) {
-            reference::Problem problem =
-                problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
-            reference::Cotangents ct;
-            for (const auto& [n, a] : outputGrads) ct.outputs[n] = toTensor(a);
-            for (const auto& [n, a] : finalStateGrads) ct.finalStates[n] = toTensor(a);
-            std::string error;
-            std::optional<reference::Gradients> g;
-            {
-              py::gil_scoped_release release;
-              g = cpu::runDerivedBackward(p.recurrence(), problem, ct, error, chunk > 0 ? chunk : 1, threads);
-            }
-            if (!g) throw Error("@" + p.recurrence().name + " LLVM backward: " + error);
-            return py::make_tuple(toArrays(g->inputs), toArrays(g->initialStates), toArrays(g->vectorParams),
-                                  g->scalarParams);
-          },
-          py::arg("batch"), py::arg("time"), py::arg("heads"), py::arg("dims"), py::arg("inputs"),
-          py::arg("initial_states") = std::map<std::string, Array>{},
-          py::arg("scalar_params") = std::map<std::string, double>{},
-          py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
-          py::arg("output_grads") = std::map<std::string, Array>{},
-          py::arg("final_state_grads") = std::map<std::string, Array>{}, py::arg("chunk") = 0, py::arg("threads") = 0)
 #endif
       .def(
           "reference_backward",
@@ -308,15 +280,28 @@ PYBIND11_MODULE(_lina, m) {
              const std::map<std::string, Array>& inputs, const std::map<std::string, Array>& initialStates,
              const std::map<std::string, double>& scalarParams, const std::map<std::string, Array>& vectorParams,
              const std::vector<int64_t>& cuSeqlens, const std::map<std::string, Array>& outputGrads,
-             const std::map<std::string, Array>& finalStateGrads) {
+             const std::map<std::string, Array>& finalStateGrads, const std::string& engine, int chunk) {
             reference::Problem problem =
                 problemFrom(p, batch, time, heads, dims, inputs, initialStates, scalarParams, vectorParams, cuSeqlens);
             reference::Cotangents ct;
             for (const auto& [n, a] : outputGrads) ct.outputs[n] = toTensor(a);
             for (const auto& [n, a] : finalStateGrads) ct.finalStates[n] = toTensor(a);
             std::string error;
-            std::optional<reference::Gradients> g = reference::runBackward(p.recurrence(), problem, ct, error);
-            if (!g) throw Error("@" + p.recurrence().name + " reference backward: " + error);
+            std::optional<reference::Gradients> g;
+            if (engine == "reference") {
+              g = reference::runBackward(p.recurrence(), problem, ct, error);
+            } else if (engine == "llvm") {
+#if LINA_HAVE_LLVM
+              py::gil_scoped_release release;
+              g = cpu::runDerivedBackward(p.recurrence(), problem, ct, error, chunk > 0 ? chunk : 1);
+#else
+              throw Error("engine 'llvm': this build has no LLVM backend (install llvm-14-dev and rebuild)");
+#endif
+            } else {
+              throw Error("engine: expected 'reference' (exact reverse mode) or 'llvm' (the derived backward's passes "
+                          "compiled for the CPU); got '" + engine + "'");
+            }
+            if (!g) throw Error("@" + p.recurrence().name + " " + engine + " backward: " + error);
             return py::make_tuple(toArrays(g->inputs), toArrays(g->initialStates), toArrays(g->vectorParams),
                                   g->scalarParams);
           },
@@ -325,7 +310,8 @@ PYBIND11_MODULE(_lina, m) {
           py::arg("scalar_params") = std::map<std::string, double>{},
           py::arg("vector_params") = std::map<std::string, Array>{}, py::arg("cu_seqlens") = std::vector<int64_t>{},
           py::arg("output_grads") = std::map<std::string, Array>{},
-          py::arg("final_state_grads") = std::map<std::string, Array>{})
+          py::arg("final_state_grads") = std::map<std::string, Array>{}, py::arg("engine") = "reference",
+          py::arg("chunk") = 0)
       .def(
           "forward",
           [](const Program& p, const std::string& dtype, int64_t batch, int64_t time, int64_t heads,

@@ -91,8 +91,7 @@ bool KernelCache::readEntry(const std::string& file, std::vector<char>& out) {
   return ok;
 }
 
-void KernelCache::writeEntry(const std::string& file, const std::vector<char>& bytes) {
-  const std::vector<char>& cubin = bytes;
+void KernelCache::writeEntry(const std::string& file, const std::vector<char>& cubin) {
   if (directory_ == "-") return;
   std::error_code ec;
   std::filesystem::create_directories(directory_, ec);
@@ -161,34 +160,19 @@ void KernelCache::evict(const std::string& keep) {
 }
 
 std::vector<char> KernelCache::cubin(const std::string& source, const std::string& sourceName, const std::string& arch) {
-  std::string k = key(source, arch);
-  {
+  return fetch(key(source, arch) + ".cubin", [&] {
+    CompileResult compiled = compileToCubin(source, sourceName, arch);
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = memory_.find(k);
-    if (it != memory_.end()) {
-      ++stats_.memoryHits;
-      return it->second;
-    }
-    std::vector<char> fromDisk;
-    if (readEntry(k + ".cubin", fromDisk)) {
-      ++stats_.diskHits;
-      std::error_code ec;  // recently used: the eviction keeps it longer
-      std::filesystem::last_write_time(directory_ + "/" + k + ".cubin", std::filesystem::file_time_type::clock::now(), ec);
-      memory_[k] = fromDisk;
-      return fromDisk;
-    }
-  }
-  CompileResult compiled = compileToCubin(source, sourceName, arch);  // outside the lock: slow
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++stats_.compiles;
-  stats_.compileMilliseconds += compiled.milliseconds;
-  writeEntry(k + ".cubin", compiled.cubin);
-  memory_[k] = compiled.cubin;
-  return compiled.cubin;
+    stats_.compileMilliseconds += compiled.milliseconds;
+    return compiled.cubin;
+  });
 }
 
 std::vector<char> KernelCache::artifact(const std::string& key, const std::function<std::vector<char>()>& make) {
-  const std::string file = key + ".o";
+  return fetch(key + ".o", make);
+}
+
+std::vector<char> KernelCache::fetch(const std::string& file, const std::function<std::vector<char>()>& make) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = memory_.find(file);
@@ -199,7 +183,7 @@ std::vector<char> KernelCache::artifact(const std::string& key, const std::funct
     std::vector<char> fromDisk;
     if (readEntry(file, fromDisk)) {
       ++stats_.diskHits;
-      std::error_code ec;
+      std::error_code ec;  // recently used: the eviction keeps it longer
       std::filesystem::last_write_time(directory_ + "/" + file, std::filesystem::file_time_type::clock::now(), ec);
       memory_[file] = fromDisk;
       return fromDisk;

@@ -45,8 +45,10 @@ class KernelCache {
   static KernelCache& global();
 
  private:
+  // Memory, then disk (`file` under the directory), else `make` (outside the lock) and both written.
+  std::vector<char> fetch(const std::string& file, const std::function<std::vector<char>()>& make);
   bool readEntry(const std::string& file, std::vector<char>& out);
-  void writeEntry(const std::string& file, const std::vector<char>& bytes);
+  void writeEntry(const std::string& file, const std::vector<char>& cubin);
   void evict(const std::string& keep);
 
   std::string directory_;

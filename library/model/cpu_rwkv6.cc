@@ -21,8 +21,9 @@ using namespace cpu;
 
 namespace {
 
-// LayerNorm over n values (fp32 statistics in double), with an optional bias.
-void layerNorm(const float* x, float* y, size_t n, const std::vector<float>& w, const std::vector<float>& b, double eps) {
+// LayerNorm over n values (statistics in double), with an optional weight and bias (nullptr: none);
+// in place when y == x. RWKV6's GroupNorm is this per head.
+void layerNorm(const float* x, float* y, size_t n, const float* w, const float* b, double eps) {
   double mean = 0, var = 0;
   for (size_t i = 0; i < n; ++i) mean += x[i];
   mean /= static_cast<double>(n);
@@ -30,11 +31,13 @@ void layerNorm(const float* x, float* y, size_t n, const std::vector<float>& w, 
   const double r = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
   for (size_t i = 0; i < n; ++i) {
     float v = static_cast<float>((x[i] - mean) * r);
-    if (!w.empty()) v *= w[i];
-    if (!b.empty()) v += b[i];
+    if (w) v *= w[i];
+    if (b) v += b[i];
     y[i] = v;
   }
 }
+
+const float* orNull(const std::vector<float>& v, size_t offset = 0) { return v.empty() ? nullptr : v.data() + offset; }
 
 // x + delta * mu, elementwise.
 std::vector<float> lerp(const std::vector<float>& x, const std::vector<float>& delta, const float* mu) {
@@ -134,16 +137,8 @@ void CpuModel::rwkv6Attention(const Rwkv6Layer& L, size_t layer, const Tensor& x
   // GroupNorm per head (eps norm_eps), then the output gate.
   for (int64_t h = 0; h < H; ++h) {
     float* oh = &o[h * V];
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < V; ++j) mean += oh[j];
-    mean /= static_cast<double>(V);
-    for (int64_t j = 0; j < V; ++j) var += (oh[j] - mean) * (oh[j] - mean);
-    const double inv = 1.0 / std::sqrt(var / static_cast<double>(V) + c.normEps);
-    for (int64_t j = 0; j < V; ++j) {
-      float y = static_cast<float>((oh[j] - mean) * inv);
-      if (!L.gNormW.empty()) y = y * L.gNormW[h * V + j] + L.gNormB[h * V + j];
-      oh[j] = y * silu(g[h * V + j]);
-    }
+    layerNorm(oh, oh, static_cast<size_t>(V), orNull(L.gNormW, h * V), orNull(L.gNormB, h * V), c.normEps);
+    for (int64_t j = 0; j < V; ++j) oh[j] *= silu(g[h * V + j]);
   }
   matvec(L.o, o, out);
 }
@@ -154,12 +149,12 @@ void CpuModel::rwkv6Blocks(Tensor& h, State& st) const {
   Tensor residual(D), x(D), a, y(D), key, rec, val;
   for (size_t l = 0; l < rwkv6_.size(); ++l) {
     const Rwkv6Layer& L = rwkv6_[l];
-    if (!L.preNormW.empty()) layerNorm(h.data(), residual.data(), D, L.preNormW, L.preNormB, c.normEps);
+    if (!L.preNormW.empty()) layerNorm(h.data(), residual.data(), D, orNull(L.preNormW), orNull(L.preNormB), c.normEps);
     else residual = h;
-    layerNorm(residual.data(), x.data(), D, L.attnNormW, L.attnNormB, c.normEps);
+    layerNorm(residual.data(), x.data(), D, orNull(L.attnNormW), orNull(L.attnNormB), c.normEps);
     rwkv6Attention(L, l, x, st, a);
     for (size_t i = 0; i < D; ++i) residual[i] += a[i];
-    layerNorm(residual.data(), y.data(), D, L.ffnNormW, L.ffnNormB, c.normEps);
+    layerNorm(residual.data(), y.data(), D, orNull(L.ffnNormW), orNull(L.ffnNormB), c.normEps);
     float* last = st.conv[l].data() + D;  // the previous token's channel-mix input
     Tensor delta(D);
     for (size_t i = 0; i < D; ++i) delta[i] = last[i] - y[i];
@@ -170,7 +165,7 @@ void CpuModel::rwkv6Blocks(Tensor& h, State& st) const {
     matvec(L.rec, lerp(y, delta, L.recMu.data()), rec);
     for (size_t i = 0; i < D; ++i) h[i] = residual[i] + sigmoid(rec[i]) * val[i];
   }
-  layerNorm(h.data(), h.data(), D, norm_, normBias_, c.normEps);
+  layerNorm(h.data(), h.data(), D, orNull(norm_), orNull(normBias_), c.normEps);
 }
 
 }  // namespace lina::model

@@ -228,10 +228,8 @@ def _reference_backward(op, cfg, inputs, initial_states, vector_params, cu_seqle
     problem = _reference_problem(op, cfg, inputs, initial_states, vector_params, cu_seqlens)
     grads = dict(output_grads={n: _numpy(g) for n, g in zip(cfg["out_grads"], output_grads)},
                  final_state_grads={n: _numpy(g) for n, g in zip(cfg["final_grads"], final_grads)})
-    if _llvm_path(inputs, cfg):
-        gi, gs, gv, _ = op.program.llvm_backward(**problem, **grads, chunk=cfg["chunk"])
-    else:
-        gi, gs, gv, _ = op.program.reference_backward(**problem, **grads)
+    engine = "llvm" if _llvm_path(inputs, cfg) else "reference"
+    gi, gs, gv, _ = op.program.reference_backward(**problem, **grads, engine=engine, chunk=cfg["chunk"])
     found = {"input": gi, "state": gs, "vparam": gv}
     return [torch.from_numpy(found[k][n]).to(t.dtype) for k, n, t in _needed(cfg, inputs, initial_states,
                                                                                vector_params)]

@@ -197,10 +197,13 @@ def test_cli(name):
     assert re.search(message, text), text
 
 
-@pytest.mark.parametrize("name", ["tensor of the wrong shape", "initial state of the wrong shape", "head_first",
-                                  "unknown keyword", "chunk_size", "positive log-gate", "batch > 1 with cu_seqlens",
-                                  "cu_seqlens not ending at T", "initial states per sequence", "GQA heads",
-                                  "checkpoint_level", "strategy", "missing vector param", "unknown scalar param"])
+PYTHON_CASES = ["tensor of the wrong shape", "initial state of the wrong shape", "head_first", "unknown keyword",
+                "chunk_size", "positive log-gate", "batch > 1 with cu_seqlens", "cu_seqlens not ending at T",
+                "initial states per sequence", "GQA heads", "checkpoint_level", "strategy", "missing vector param",
+                "unknown scalar param"]
+
+
+@pytest.mark.parametrize("name", PYTHON_CASES)
 def test_python(name):
     call, message = python_cases()[name]
     text = _error_of(call)
@@ -213,8 +216,9 @@ def test_checkpoints(tmp_path):
         assert re.search(message, text), f"{name}: {text}"
 
 
-def test_the_table_has_at_least_40_cases():
-    assert len(DSL) + len(CLI) + 14 + 8 >= 40
+def test_the_table_has_at_least_40_cases(tmp_path):
+    assert sorted(python_cases()) == sorted(PYTHON_CASES), "every Python case is parametrised"
+    assert len(DSL) + len(CLI) + len(python_cases()) + len(checkpoint_cases(str(tmp_path))) >= 40
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/Config/llvm-config.h>
@@ -98,15 +97,6 @@ class Jit {
   }
 
   std::string features() const { return machine_->getTargetFeatureString().str(); }
-
-  KernelFn add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx, const std::string& symbol) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (llvm::Error e = jit_->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
-      throw Error("LLVM backend: cannot add kernel " + symbol + ": " + errorText(std::move(e)));
-    auto address = jit_->lookup(symbol);
-    if (!address) throw Error("LLVM backend: kernel " + symbol + " not found after compiling: " + errorText(address.takeError()));
-    return reinterpret_cast<KernelFn>(address->getAddress());
-  }
 
   const std::string& cpu() const { return cpu_; }
 
